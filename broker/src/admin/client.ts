@@ -1,0 +1,174 @@
+/**
+ * Typed client of a broker's admin API (port 1992). Used by `lnc` online commands and by the operator, which may
+ * import ONLY this module of the broker (plus what it imports: ./schemas.ts and common/errors.ts). Every response
+ * is validated with zod; an error response becomes a LanceError carrying the server's code and message.
+ */
+import type { z } from 'zod';
+import { LanceError, type LanceErrorCode } from '../common/errors.ts';
+import {
+  ClusterViewSchema, CreateTopicRequestSchema, DeleteTopicResponseSchema, ErrorBodySchema, FetchResponseSchema, LiveSchema,
+  ProduceRequestSchema, ProduceResponseSchema, ReadySchema, TopicDetailSchema, TopicListSchema, TopicSummarySchema,
+  type ClusterView, type CreateTopicRequest, type Encoding, type FetchResponse, type ProduceRequest, type ProduceResponse,
+  type Ready, type TopicDetail, type TopicSummary,
+} from './schemas.ts';
+
+export * from './schemas.ts';
+
+export const DEFAULT_ADMIN_PORT = 1992;
+
+const KNOWN_CODES: ReadonlySet<string> = new Set<LanceErrorCode>([
+  'USAGE', 'IO', 'NOT_FOUND', 'CORRUPT', 'INVALID_CONFIG', 'INVALID_ARGUMENT', 'OFFSET_OUT_OF_RANGE', 'NOT_LEADER',
+  'READ_ONLY', 'FENCED', 'TIMEOUT', 'CONFLICT', 'UNSUPPORTED', 'INTERNAL',
+]);
+
+/**
+ * `--server` value → base URL: `host:port`, `host` (port 1992), `[::1]:1992`, or a full `http(s)://` URL.
+ * Throws USAGE naming the value when it cannot be one.
+ */
+export function parseServerAddress(server: string): string {
+  const s = server.trim();
+  if (/^https?:\/\//.test(s)) {
+    try {
+      const u = new URL(s);
+      return `${u.protocol}//${u.host}`;
+    } catch {
+      throw new LanceError('USAGE', `--server: not a valid URL: ${JSON.stringify(server)}`);
+    }
+  }
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+)(?::(\d{1,5}))?$/.exec(s);
+  if (!m) throw new LanceError('USAGE', `--server: expected host:port (e.g. localhost:1992), got ${JSON.stringify(server)}`);
+  const port = m[2] === undefined ? DEFAULT_ADMIN_PORT : Number(m[2]);
+  if (port < 1 || port > 65535) throw new LanceError('USAGE', `--server: port ${port} is out of range 1-65535`);
+  return `http://${m[1]}:${port}`;
+}
+
+export interface AdminClientOptions {
+  /** per-request timeout (ms) on top of any server-side wait; default 30 s */
+  timeoutMs?: number;
+}
+
+export interface FetchRecordsOptions {
+  offset?: number;
+  max?: number;
+  maxBytes?: number;
+  waitMs?: number;
+  encoding?: Encoding;
+}
+
+export class AdminClient {
+  readonly baseUrl: string;
+  private readonly timeoutMs: number;
+
+  /** `server`: anything parseServerAddress accepts (e.g. "localhost:1992" or "http://10.0.0.5:1992") */
+  constructor(server: string, opts: AdminClientOptions = {}) {
+    this.baseUrl = parseServerAddress(server);
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+  }
+
+  live(): Promise<{ status: 'ok' }> {
+    return this.request('GET', '/health/live', LiveSchema);
+  }
+
+  /** Never throws for "not ready" (503): returns the checks. */
+  async ready(): Promise<Ready> {
+    return this.request('GET', '/health/ready', ReadySchema, undefined, { acceptStatus: [503] });
+  }
+
+  async metricsText(): Promise<string> {
+    const res = await this.send('GET', '/metrics');
+    const text = await res.text();
+    if (!res.ok) throw this.errorFrom(res.status, text, '/metrics');
+    return text;
+  }
+
+  cluster(): Promise<ClusterView> {
+    return this.request('GET', '/v1/cluster', ClusterViewSchema);
+  }
+
+  listTopics(): Promise<TopicSummary[]> {
+    return this.request('GET', '/v1/topics', TopicListSchema);
+  }
+
+  getTopic(name: string): Promise<TopicDetail> {
+    return this.request('GET', `/v1/topics/${encodeURIComponent(name)}`, TopicDetailSchema);
+  }
+
+  createTopic(req: CreateTopicRequest): Promise<TopicSummary> {
+    return this.request('POST', '/v1/topics', TopicSummarySchema, CreateTopicRequestSchema.parse(req));
+  }
+
+  deleteTopic(name: string): Promise<{ deleted: string; id: number }> {
+    return this.request('DELETE', `/v1/topics/${encodeURIComponent(name)}`, DeleteTopicResponseSchema);
+  }
+
+  /** Appends records; resolves after they are durable (fsynced). */
+  produce(topic: string, req: ProduceRequest): Promise<ProduceResponse> {
+    return this.request('POST', `/v1/topics/${encodeURIComponent(topic)}/records`, ProduceResponseSchema, ProduceRequestSchema.parse(req));
+  }
+
+  fetchRecords(topic: string, partition: number, opts: FetchRecordsOptions = {}): Promise<FetchResponse> {
+    const q = new URLSearchParams();
+    if (opts.offset !== undefined) q.set('offset', String(opts.offset));
+    if (opts.max !== undefined) q.set('max', String(opts.max));
+    if (opts.maxBytes !== undefined) q.set('maxBytes', String(opts.maxBytes));
+    if (opts.waitMs !== undefined) q.set('waitMs', String(opts.waitMs));
+    if (opts.encoding !== undefined) q.set('encoding', opts.encoding);
+    const qs = q.toString();
+    const path = `/v1/topics/${encodeURIComponent(topic)}/partitions/${partition}/records${qs ? `?${qs}` : ''}`;
+    return this.request('GET', path, FetchResponseSchema, undefined, { extraTimeoutMs: opts.waitMs ?? 0 });
+  }
+
+  private async send(method: string, path: string, body?: unknown, extraTimeoutMs = 0): Promise<Response> {
+    const url = this.baseUrl + path;
+    try {
+      return await fetch(url, {
+        method,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.timeoutMs + extraTimeoutMs),
+      });
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      if (e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError')) {
+        throw new LanceError('TIMEOUT', `${method} ${url}: no answer within ${this.timeoutMs + extraTimeoutMs} ms`, { url });
+      }
+      const why = cause?.code ?? cause?.message ?? (e instanceof Error ? e.message : String(e));
+      throw new LanceError('IO', `${method} ${url}: cannot reach the admin API (${why})`, { url }, { cause: e });
+    }
+  }
+
+  private errorFrom(status: number, text: string, path: string): LanceError {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = undefined;
+    }
+    const body = ErrorBodySchema.safeParse(parsed);
+    if (body.success) {
+      const code = KNOWN_CODES.has(body.data.code) ? (body.data.code as LanceErrorCode) : 'INTERNAL';
+      return new LanceError(code, body.data.message, { ...body.data.details, status, path });
+    }
+    return new LanceError('IO', `${path}: HTTP ${status}: ${text.slice(0, 200)}`, { status, path });
+  }
+
+  private async request<S extends z.ZodType>(
+    method: string, path: string, schema: S, body?: unknown, opts: { acceptStatus?: number[]; extraTimeoutMs?: number } = {},
+  ): Promise<z.infer<S>> {
+    const res = await this.send(method, path, body, opts.extraTimeoutMs);
+    const text = await res.text();
+    if (!res.ok && !(opts.acceptStatus ?? []).includes(res.status)) throw this.errorFrom(res.status, text, path);
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new LanceError('IO', `${method} ${path}: response is not JSON: ${text.slice(0, 200)}`, { path });
+    }
+    const r = schema.safeParse(json);
+    if (!r.success) {
+      const issue = r.error.issues[0]!;
+      throw new LanceError('IO', `${method} ${path}: unexpected response: ${issue.path.join('.') || '(body)'}: ${issue.message}`, { path });
+    }
+    return r.data;
+  }
+}

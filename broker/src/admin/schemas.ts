@@ -1,0 +1,177 @@
+/**
+ * The admin API's wire types (port 1992), as zod schemas. Shared by the server (broker/src/admin/server.ts), the
+ * typed client (./client.ts, used by lnc and the operator) and tests. Imports nothing but zod.
+ */
+import { z } from 'zod';
+
+export const ErrorBodySchema = z.object({
+  code: z.string(),
+  message: z.string(),
+  details: z.record(z.string(), z.unknown()).optional(),
+});
+export type ErrorBody = z.infer<typeof ErrorBodySchema>;
+
+export const LiveSchema = z.object({ status: z.literal('ok') });
+
+export const ReadySchema = z.object({
+  status: z.enum(['ready', 'not-ready']),
+  checks: z.object({ storage: z.boolean(), kafka: z.boolean() }),
+});
+export type Ready = z.infer<typeof ReadySchema>;
+
+export const TopicConfigSchema = z.object({
+  /** 0 = unlimited */
+  retentionMs: z.number().int().nonnegative(),
+  /** per partition; 0 = unlimited */
+  retentionBytes: z.number().int().nonnegative(),
+  segmentBytes: z.number().int().positive(),
+});
+export type TopicConfig = z.infer<typeof TopicConfigSchema>;
+
+/** One element of `GET /v1/topics` (and of `lnc list-topics`: the runbook pipes it to `jq -r '.[] .id'`). */
+export const TopicSummarySchema = z.object({
+  /** small integer, the data dir's topic_<id> */
+  id: z.number().int().positive(),
+  name: z.string(),
+  partitions: z.number().int().positive(),
+  /** Kafka topic UUID */
+  topicId: z.string(),
+  config: TopicConfigSchema,
+});
+export type TopicSummary = z.infer<typeof TopicSummarySchema>;
+export const TopicListSchema = z.array(TopicSummarySchema);
+
+export const PartitionStateSchema = z.object({
+  partition: z.number().int().nonnegative(),
+  leader: z.number().int(),
+  logStartOffset: z.number().int().nonnegative(),
+  /** next offset to be written (includes not-yet-fsynced data) */
+  logEndOffset: z.number().int().nonnegative(),
+  /** consumers see offsets below this: the durable (fsynced) end in standalone mode */
+  highWatermark: z.number().int().nonnegative(),
+  sizeBytes: z.number().int().nonnegative(),
+  segments: z.number().int().nonnegative(),
+});
+export type PartitionState = z.infer<typeof PartitionStateSchema>;
+
+export const TopicDetailSchema = TopicSummarySchema.extend({
+  partitionStates: z.array(PartitionStateSchema),
+});
+export type TopicDetail = z.infer<typeof TopicDetailSchema>;
+
+const topicName = z.string()
+  .min(1, { error: 'topic name must not be empty' })
+  .max(249, { error: 'topic name must be at most 249 characters' })
+  .regex(/^[A-Za-z0-9._-]+$/, { error: 'topic name may contain only [A-Za-z0-9._-]' })
+  .refine((s) => s !== '.' && s !== '..', { error: 'topic name must not be "." or ".."' });
+
+export const CreateTopicRequestSchema = z.strictObject({
+  name: topicName,
+  /** default: the server's topics.defaultPartitions */
+  partitions: z.number().int().min(1).max(10_000).optional(),
+  config: TopicConfigSchema.partial().strict().optional(),
+});
+export type CreateTopicRequest = z.infer<typeof CreateTopicRequestSchema>;
+
+export const DeleteTopicResponseSchema = z.object({ deleted: z.string(), id: z.number().int().positive() });
+
+export const ENCODINGS = ['utf8', 'base64'] as const;
+export const EncodingSchema = z.enum(ENCODINGS);
+export type Encoding = z.infer<typeof EncodingSchema>;
+
+/** Limits that keep the record endpoints simple and bounded. */
+export const RECORD_LIMITS = {
+  maxRecordsPerProduce: 10_000,
+  maxBodyBytes: 16 * 1024 * 1024,
+  maxRecordsPerFetch: 10_000,
+  maxFetchBytes: 8 * 1024 * 1024,
+  maxWaitMs: 30_000,
+} as const;
+
+export const ProduceRecordSchema = z.strictObject({
+  /** default: murmur2(key) like Kafka's default partitioner, else round robin */
+  partition: z.number().int().nonnegative().optional(),
+  key: z.string().nullable().optional(),
+  value: z.string().nullable(),
+  headers: z.record(z.string(), z.string()).optional(),
+  /** ms since epoch; default: now */
+  timestamp: z.number().int().nonnegative().optional(),
+});
+export type ProduceRecord = z.infer<typeof ProduceRecordSchema>;
+
+export const ProduceRequestSchema = z.strictObject({
+  /** how key, value and header values are encoded in this JSON (default utf8) */
+  encoding: EncodingSchema.optional(),
+  records: z.array(ProduceRecordSchema).min(1, { error: 'records must not be empty' })
+    .max(RECORD_LIMITS.maxRecordsPerProduce, { error: `at most ${RECORD_LIMITS.maxRecordsPerProduce} records per request` }),
+});
+export type ProduceRequest = z.infer<typeof ProduceRequestSchema>;
+
+export const ProduceResponseSchema = z.object({
+  topic: z.string(),
+  /** one entry per partition written, with the offsets assigned; answered after fsync (acks=1 semantics) */
+  partitions: z.array(z.object({
+    partition: z.number().int().nonnegative(),
+    baseOffset: z.number().int().nonnegative(),
+    count: z.number().int().positive(),
+  })),
+});
+export type ProduceResponse = z.infer<typeof ProduceResponseSchema>;
+
+/** Query of `GET /v1/topics/:t/partitions/:p/records` (strings on the wire). */
+export const FetchQuerySchema = z.strictObject({
+  /** default: the log start offset */
+  offset: z.coerce.number().int().nonnegative().optional(),
+  max: z.coerce.number().int().min(1).max(RECORD_LIMITS.maxRecordsPerFetch).default(1000),
+  maxBytes: z.coerce.number().int().min(1).max(RECORD_LIMITS.maxFetchBytes).default(1024 * 1024),
+  /** wait up to this long for data at `offset` when there is none yet */
+  waitMs: z.coerce.number().int().min(0).max(RECORD_LIMITS.maxWaitMs).default(0),
+  encoding: EncodingSchema.default('utf8'),
+});
+export type FetchQuery = z.infer<typeof FetchQuerySchema>;
+
+export const ConsumedRecordSchema = z.object({
+  offset: z.number().int().nonnegative(),
+  timestamp: z.number().int(),
+  key: z.string().nullable(),
+  value: z.string().nullable(),
+  headers: z.record(z.string(), z.string()),
+});
+export type ConsumedRecord = z.infer<typeof ConsumedRecordSchema>;
+
+export const FetchResponseSchema = z.object({
+  topic: z.string(),
+  partition: z.number().int().nonnegative(),
+  encoding: EncodingSchema,
+  logStartOffset: z.number().int().nonnegative(),
+  highWatermark: z.number().int().nonnegative(),
+  /** where to continue reading */
+  nextOffset: z.number().int().nonnegative(),
+  records: z.array(ConsumedRecordSchema),
+});
+export type FetchResponse = z.infer<typeof FetchResponseSchema>;
+
+export const EndpointSchema = z.object({ host: z.string(), port: z.number().int().nonnegative() });
+
+/** `GET /v1/cluster`: this node's view. */
+export const ClusterViewSchema = z.object({
+  clusterId: z.string(),
+  nodeId: z.number().int().nonnegative(),
+  role: z.enum(['standalone', 'leader', 'follower', 'learner']),
+  readOnly: z.boolean(),
+  version: z.string(),
+  startedAt: z.string(),
+  listeners: z.object({
+    /** the advertised Kafka endpoint clients bootstrap from */
+    kafka: EndpointSchema,
+    admin: EndpointSchema,
+  }),
+  brokers: z.array(z.object({ nodeId: z.number().int().nonnegative(), host: z.string(), port: z.number().int().nonnegative() })),
+  topics: z.array(z.object({
+    id: z.number().int().positive(),
+    name: z.string(),
+    topicId: z.string(),
+    partitions: z.array(PartitionStateSchema),
+  })),
+});
+export type ClusterView = z.infer<typeof ClusterViewSchema>;

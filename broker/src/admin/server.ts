@@ -1,0 +1,227 @@
+/**
+ * The admin HTTP API on port 1992 (node:http, no framework): health, Prometheus metrics, and /v1 JSON endpoints.
+ * Routing, body limits, zod validation and error mapping live here; the domain work is the AdminService's.
+ * Errors are JSON `{code, message, details?}` with an HTTP status derived from the LanceError code.
+ */
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { isLanceError, LanceError, type LanceErrorCode } from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
+import {
+  CreateTopicRequestSchema, FetchQuerySchema, ProduceRequestSchema, RECORD_LIMITS,
+  type ClusterView, type CreateTopicRequest, type FetchQuery, type FetchResponse, type ProduceRequest, type ProduceResponse,
+  type Ready, type TopicDetail, type TopicSummary,
+} from './schemas.ts';
+
+export interface AdminService {
+  readiness(): Ready['checks'];
+  cluster(): ClusterView;
+  listTopics(): TopicSummary[];
+  /** throws NOT_FOUND */
+  getTopic(name: string): TopicDetail;
+  createTopic(req: CreateTopicRequest): Promise<TopicSummary>;
+  deleteTopic(name: string): Promise<{ deleted: string; id: number }>;
+  produce(topic: string, req: ProduceRequest): Promise<ProduceResponse>;
+  /** `signal` aborts a wait for data (client gone, server shutting down) */
+  fetch(topic: string, partition: number, q: FetchQuery, signal: AbortSignal): Promise<FetchResponse>;
+}
+
+export interface MetricsSource {
+  contentType: string;
+  metrics(): Promise<string>;
+}
+
+export interface AdminServerOptions {
+  host: string;
+  port: number;
+  service: AdminService;
+  metrics: MetricsSource;
+  logger: Logger;
+  /** called once per request with the route pattern and status (for lance_admin_requests_total) */
+  onRequest?: (route: string, status: number) => void;
+}
+
+export interface AdminServerHandle {
+  port: number;
+  /** stop accepting, abort waits, let in-flight requests finish, close idle keep-alive sockets */
+  close(): Promise<void>;
+}
+
+const STATUS: Record<LanceErrorCode, number> = {
+  USAGE: 400,
+  INVALID_ARGUMENT: 400,
+  INVALID_CONFIG: 400,
+  NOT_FOUND: 404,
+  OFFSET_OUT_OF_RANGE: 416,
+  CONFLICT: 409,
+  READ_ONLY: 409,
+  FENCED: 409,
+  NOT_LEADER: 503,
+  TIMEOUT: 504,
+  UNSUPPORTED: 501,
+  CORRUPT: 500,
+  IO: 500,
+  INTERNAL: 500,
+};
+
+export function httpStatusFor(code: LanceErrorCode): number {
+  return STATUS[code];
+}
+
+class HttpError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+async function readBody(req: http.IncomingMessage, limit: number): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new HttpError(413, 'INVALID_ARGUMENT', `request body exceeds ${limit} bytes`);
+    chunks.push(chunk);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') throw new HttpError(400, 'INVALID_ARGUMENT', 'request body: expected JSON, got nothing');
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new HttpError(400, 'INVALID_ARGUMENT', `request body: not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+  }
+}
+
+function validate<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: { path: PropertyKey[]; message: string; code: string; keys?: string[] }[] } } }, value: unknown, what: string): T {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  let field = issue.path.map(String).join('.');
+  let message = issue.message;
+  if (issue.code === 'unrecognized_keys' && issue.keys) {
+    field = [field, issue.keys[0]].filter(Boolean).join('.');
+    message = 'unknown field';
+  }
+  throw new LanceError('INVALID_ARGUMENT', `${what}: ${field || '(body)'}: ${message}`, { field: field || undefined });
+}
+
+type Handler = (ctx: { req: http.IncomingMessage; res: http.ServerResponse; params: string[]; url: URL; signal: AbortSignal }) => Promise<void>;
+
+export async function startAdminServer(opts: AdminServerOptions): Promise<AdminServerHandle> {
+  const { service, logger } = opts;
+  const shutdown = new AbortController();
+
+  const routes: Array<{ method: string; pattern: RegExp; name: string; handler: Handler }> = [
+    { method: 'GET', pattern: /^\/health\/live$/, name: '/health/live', handler: async ({ res }) => sendJson(res, 200, { status: 'ok' }) },
+    {
+      method: 'GET', pattern: /^\/health\/ready$/, name: '/health/ready', handler: async ({ res }) => {
+        const checks = service.readiness();
+        const ok = checks.storage && checks.kafka && !shutdown.signal.aborted;
+        sendJson(res, ok ? 200 : 503, { status: ok ? 'ready' : 'not-ready', checks });
+      },
+    },
+    {
+      method: 'GET', pattern: /^\/metrics$/, name: '/metrics', handler: async ({ res }) => {
+        const text = await opts.metrics.metrics();
+        res.writeHead(200, { 'content-type': opts.metrics.contentType, 'content-length': Buffer.byteLength(text) });
+        res.end(text);
+      },
+    },
+    { method: 'GET', pattern: /^\/v1\/cluster$/, name: '/v1/cluster', handler: async ({ res }) => sendJson(res, 200, service.cluster()) },
+    { method: 'GET', pattern: /^\/v1\/topics$/, name: '/v1/topics', handler: async ({ res }) => sendJson(res, 200, service.listTopics()) },
+    {
+      method: 'POST', pattern: /^\/v1\/topics$/, name: '/v1/topics', handler: async ({ req, res }) => {
+        const body = validate(CreateTopicRequestSchema, await readBody(req, 64 * 1024), 'create topic');
+        sendJson(res, 201, await service.createTopic(body));
+      },
+    },
+    { method: 'GET', pattern: /^\/v1\/topics\/([^/]+)$/, name: '/v1/topics/:name', handler: async ({ res, params }) => sendJson(res, 200, service.getTopic(params[0]!)) },
+    { method: 'DELETE', pattern: /^\/v1\/topics\/([^/]+)$/, name: '/v1/topics/:name', handler: async ({ res, params }) => sendJson(res, 200, await service.deleteTopic(params[0]!)) },
+    {
+      method: 'POST', pattern: /^\/v1\/topics\/([^/]+)\/records$/, name: '/v1/topics/:name/records', handler: async ({ req, res, params }) => {
+        const body = validate(ProduceRequestSchema, await readBody(req, RECORD_LIMITS.maxBodyBytes), 'produce');
+        sendJson(res, 200, await service.produce(params[0]!, body));
+      },
+    },
+    {
+      method: 'GET', pattern: /^\/v1\/topics\/([^/]+)\/partitions\/([^/]+)\/records$/, name: '/v1/topics/:name/partitions/:p/records',
+      handler: async ({ res, params, url, signal }) => {
+        const partition = Number(params[1]);
+        if (!Number.isInteger(partition) || partition < 0) throw new LanceError('INVALID_ARGUMENT', `partition: expected a non-negative integer, got ${JSON.stringify(params[1])}`, { field: 'partition' });
+        const q = validate(FetchQuerySchema, Object.fromEntries(url.searchParams), 'fetch query');
+        sendJson(res, 200, await service.fetch(params[0]!, partition, q, signal));
+      },
+    },
+  ];
+
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const clientGone = new AbortController();
+    res.on('close', () => clientGone.abort());
+    const signal = AbortSignal.any([clientGone.signal, shutdown.signal]);
+    let routeName = 'unmatched';
+    const run = async (): Promise<void> => {
+      const matching = routes.filter((r) => r.pattern.test(url.pathname));
+      if (matching.length === 0) throw new HttpError(404, 'NOT_FOUND', `no such endpoint: ${url.pathname}`);
+      const route = matching.find((r) => r.method === req.method);
+      if (!route) {
+        res.setHeader('allow', matching.map((r) => r.method).join(', '));
+        throw new HttpError(405, 'INVALID_ARGUMENT', `${req.method} not allowed on ${url.pathname}`);
+      }
+      routeName = route.name;
+      let params: string[];
+      try {
+        params = route.pattern.exec(url.pathname)!.slice(1).map((p) => decodeURIComponent(p));
+      } catch {
+        throw new HttpError(400, 'INVALID_ARGUMENT', `bad percent-encoding in ${url.pathname}`);
+      }
+      await route.handler({ req, res, params, url, signal });
+    };
+    run().catch((e: unknown) => {
+      let status: number;
+      let body: { code: string; message: string; details?: Record<string, unknown> };
+      if (e instanceof HttpError) {
+        status = e.status;
+        body = { code: e.code, message: e.message };
+      } else if (isLanceError(e)) {
+        status = httpStatusFor(e.code);
+        body = e.toJSON();
+      } else {
+        status = 500;
+        body = { code: 'INTERNAL', message: e instanceof Error ? e.message : String(e) };
+        logger.error({ err: e, path: url.pathname }, 'admin request failed');
+      }
+      if (status >= 500) logger.warn({ path: url.pathname, code: body.code, msg2: body.message }, 'admin request error');
+      if (res.headersSent) res.destroy();
+      else sendJson(res, status, body);
+    }).finally(() => {
+      opts.onRequest?.(routeName, res.statusCode);
+    });
+  });
+  server.keepAliveTimeout = 5_000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e) => reject(new LanceError('IO', `admin API: cannot listen on ${opts.host}:${opts.port}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, { host: opts.host, port: opts.port }, { cause: e })));
+    server.listen(opts.port, opts.host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  logger.info({ host: opts.host, port }, 'admin API listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    close(): Promise<void> {
+      closing ??= new Promise<void>((resolve) => {
+        shutdown.abort();
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      return closing;
+    },
+  };
+}
