@@ -167,7 +167,8 @@ export interface KafkaBackend {
   createPartitions(name: string, totalCount: number, validateOnly: boolean): Promise<void>;
 
   /**
-   * Appends already-validated batches (in order) to one partition.
+   * Appends already-validated batches (in order) to one partition. Calls are appended in CALL order (the Kafka
+   * layer calls produce synchronously in request order, so pipelined requests keep their order).
    * acks: 0 → resolve after the append is queued (the Kafka layer sends no response anyway);
    *       1 → after the leader's fsync; -1 → after the entry is committed (majority fsynced).
    * Throws NOT_FOUND (unknown topic/partition), NOT_LEADER, READ_ONLY, TIMEOUT (timeoutMs passed), IO.

@@ -1,0 +1,342 @@
+import net from 'node:net';
+import { LanceError } from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
+import type { KafkaBackend } from './backend.ts';
+import { KafkaError } from './errors.ts';
+import { ANSWERED_UNADVERTISED, KafkaHandlers, SUPPORTED_VERSIONS } from './handlers.ts';
+import { ApiKey, SPECS } from './protocol/messages.ts';
+import type {
+  AlterConfigsRequest,
+  CreatePartitionsRequest,
+  CreateTopicsRequest,
+  DeleteTopicsRequest,
+  DescribeConfigsRequest,
+  FetchRequest,
+  FindCoordinatorRequest,
+  ListOffsetsRequest,
+  MetadataRequest,
+  ProduceRequest,
+} from './protocol/messages.ts';
+import { decodeMessage, encodeMessage, inRange, type MessageSpec } from './protocol/schema.ts';
+import { Reader, Writer } from './protocol/wire.ts';
+
+export const DEFAULT_MAX_FRAME_BYTES = 100 * 1024 * 1024;
+/** requests decoded but not yet answered, per connection; reading pauses above this (backpressure) */
+const MAX_IN_FLIGHT = 64;
+
+export interface KafkaMetricsHooks {
+  /** called once per answered (or acks=0) request */
+  onRequest?(apiKey: number, apiVersion: number, durationMs: number, bytesIn: number, bytesOut: number): void;
+  /** a connection was closed because of bad input; reason is the logged text */
+  onProtocolError?(reason: string): void;
+  onConnectionOpened?(): void;
+  onConnectionClosed?(): void;
+}
+
+export interface KafkaServerOptions {
+  host: string;
+  /** 0 = pick a free port */
+  port: number;
+  backend: KafkaBackend;
+  logger: Logger;
+  maxFrameBytes?: number;
+  metrics?: KafkaMetricsHooks;
+}
+
+export interface KafkaServer {
+  /** the bound port */
+  port: number;
+  host: string;
+  /** number of open client connections */
+  connections(): number;
+  /** stops accepting, closes every connection, resolves when the listener is closed */
+  close(): Promise<void>;
+}
+
+interface Header {
+  apiKey: number;
+  apiVersion: number;
+  correlationId: number;
+  clientId: string | null;
+}
+
+/** The Kafka request header is v2 (tagged fields) when the API version is flexible; v1 otherwise. */
+function isFlexible(spec: MessageSpec, version: number): boolean {
+  return inRange(version, spec.flexible);
+}
+
+export function startKafkaServer(opts: KafkaServerOptions): Promise<KafkaServer> {
+  const maxFrame = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+  const handlers = new KafkaHandlers(opts.backend, opts.logger);
+  const sockets = new Set<net.Socket>();
+  let nextConnId = 1;
+
+  const server = net.createServer({ noDelay: true }, (socket) => {
+    sockets.add(socket);
+    opts.metrics?.onConnectionOpened?.();
+    const conn = new Connection(socket, nextConnId++, maxFrame, handlers, opts.logger, opts.metrics);
+    socket.on('close', () => {
+      sockets.delete(socket);
+      conn.abort.abort();
+      opts.metrics?.onConnectionClosed?.();
+    });
+  });
+
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', reject);
+      server.on('error', (err) => opts.logger.error({ err }, 'kafka listener error'));
+      const addr = server.address() as net.AddressInfo;
+      opts.logger.info({ host: opts.host, port: addr.port, maxFrameBytes: maxFrame }, 'kafka listener started');
+      resolve({
+        port: addr.port,
+        host: opts.host,
+        connections: () => sockets.size,
+        close: () =>
+          new Promise<void>((res) => {
+            server.close(() => res());
+            for (const s of sockets) s.destroy();
+          }),
+      });
+    });
+  });
+}
+
+/** One client connection: frame splitting, in-order responses for pipelined requests, backpressure. */
+class Connection {
+  readonly abort = new AbortController();
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private inFlight = 0;
+  /** responses in request order; each resolves to the encoded frame (or null when nothing is sent) */
+  private queue: Array<Promise<Buffer[] | null>> = [];
+  private draining = false;
+  private ending = false;
+  private closed = false;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly socket: net.Socket,
+    id: number,
+    private readonly maxFrame: number,
+    private readonly handlers: KafkaHandlers,
+    logger: Logger,
+    private readonly metrics: KafkaMetricsHooks | undefined,
+  ) {
+    this.log = logger.child({ conn: id, remote: `${socket.remoteAddress}:${socket.remotePort}` });
+    socket.on('data', (d: Buffer) => this.onData(d));
+    socket.on('error', (err) => this.log.debug({ err: err.message }, 'socket error'));
+    socket.on('end', () => {
+      // client half-closed: answer what is queued, then close
+      this.ending = true;
+      void this.flushQueue();
+    });
+  }
+
+  private fail(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.log.warn({ reason }, 'closing kafka connection');
+    this.metrics?.onProtocolError?.(reason);
+    this.chunks = [];
+    this.buffered = 0;
+    this.socket.destroy();
+  }
+
+  private onData(d: Buffer): void {
+    if (this.closed) return;
+    this.chunks.push(d);
+    this.buffered += d.length;
+    while (!this.closed && this.buffered >= 4) {
+      const head = this.peek(4);
+      const size = head.readInt32BE(0);
+      if (size < 8) return this.fail(`frame size ${size} is below the 8-byte minimum request header`);
+      if (size > this.maxFrame) return this.fail(`frame size ${size} exceeds max frame size ${this.maxFrame}`);
+      if (this.buffered < 4 + size) return;
+      const frame = this.take(4 + size).subarray(4);
+      this.onFrame(frame);
+    }
+  }
+
+  private peek(n: number): Buffer {
+    if (this.chunks[0]!.length >= n) return this.chunks[0]!;
+    this.chunks = [Buffer.concat(this.chunks)];
+    return this.chunks[0]!;
+  }
+
+  private take(n: number): Buffer {
+    const first = this.chunks[0]!;
+    if (first.length < n) this.chunks = [Buffer.concat(this.chunks)];
+    const buf = this.chunks[0]!;
+    const out = buf.subarray(0, n);
+    if (buf.length === n) this.chunks.shift();
+    else this.chunks[0] = buf.subarray(n);
+    this.buffered -= n;
+    return out;
+  }
+
+  private onFrame(frame: Buffer): void {
+    const started = performance.now();
+    const r = new Reader(frame);
+    let header: Header;
+    try {
+      header = { apiKey: r.int16(), apiVersion: r.int16(), correlationId: r.int32(), clientId: null };
+    } catch (err) {
+      return this.fail(`unreadable request header: ${(err as Error).message}`);
+    }
+    const { apiKey, apiVersion } = header;
+
+    // ApiVersions with a version we don't know: answer v0 with UNSUPPORTED_VERSION and our ranges (KIP-511), so
+    // newer clients can downgrade. The body is not parsed (its layout is unknown to us).
+    if (apiKey === ApiKey.ApiVersions && !inRange(apiVersion, { min: 0, max: SUPPORTED_VERSIONS.get(ApiKey.ApiVersions)![1] })) {
+      const body = { ...this.handlers.apiVersions(), errorCode: KafkaError.UNSUPPORTED_VERSION };
+      this.enqueue(header, Promise.resolve(this.encode(ApiKey.ApiVersions, 0, header.correlationId, body)), frame.length, started);
+      return;
+    }
+
+    const range = SUPPORTED_VERSIONS.get(apiKey) ?? ANSWERED_UNADVERTISED.get(apiKey);
+    const specs = SPECS.get(apiKey);
+    if (!range || !specs) return this.fail(`unknown or unsupported API key ${apiKey} (version ${apiVersion}, correlation id ${header.correlationId})`);
+    if (apiVersion < range[0] || apiVersion > range[1]) {
+      // Kafka brokers disconnect here too: clients negotiate versions with ApiVersions first.
+      return this.fail(`API key ${apiKey} version ${apiVersion} is not supported (supported ${range[0]}-${range[1]})`);
+    }
+
+    let request: unknown;
+    try {
+      r.field = 'header.clientId';
+      header.clientId = r.string();
+      if (isFlexible(specs.request, apiVersion)) {
+        r.field = 'header.taggedFields';
+        skipTaggedFields(r);
+      }
+      r.field = '';
+      request = decodeMessage(specs.request, r, apiVersion);
+    } catch (err) {
+      return this.fail(`malformed ${specs.request.name} v${apiVersion} (correlation id ${header.correlationId}): ${(err as Error).message}`);
+    }
+
+    let result: Promise<object | null> | object | null;
+    try {
+      result = this.dispatch(header, request);
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    const encoded = Promise.resolve(result).then(
+      (body) => (body === null ? null : this.encode(apiKey, apiVersion, header.correlationId, body)),
+      (err: unknown) => {
+        this.log.error({ err, apiKey, apiVersion }, 'request handler failed');
+        throw err;
+      },
+    );
+    this.enqueue(header, encoded, frame.length, started);
+  }
+
+  private dispatch(h: Header, req: unknown): Promise<object | null> | object | null {
+    const v = h.apiVersion;
+    const hd = this.handlers;
+    switch (h.apiKey) {
+      case ApiKey.ApiVersions:
+        return hd.apiVersions();
+      case ApiKey.Metadata:
+        return hd.metadata(req as MetadataRequest, v);
+      case ApiKey.Produce:
+        return hd.produce(req as ProduceRequest);
+      case ApiKey.Fetch:
+        return hd.fetch(req as FetchRequest, v, this.abort.signal);
+      case ApiKey.ListOffsets:
+        return hd.listOffsets(req as ListOffsetsRequest);
+      case ApiKey.CreateTopics:
+        return hd.createTopics(req as CreateTopicsRequest);
+      case ApiKey.DeleteTopics:
+        return hd.deleteTopics(req as DeleteTopicsRequest, v);
+      case ApiKey.CreatePartitions:
+        return hd.createPartitions(req as CreatePartitionsRequest);
+      case ApiKey.DescribeConfigs:
+        return hd.describeConfigs(req as DescribeConfigsRequest, v);
+      case ApiKey.AlterConfigs:
+        return hd.alterConfigs(req as AlterConfigsRequest);
+      case ApiKey.DescribeCluster:
+        return hd.describeCluster();
+      case ApiKey.FindCoordinator:
+        return hd.findCoordinator(req as FindCoordinatorRequest, v);
+      default:
+        throw new LanceError('INTERNAL', `no handler for API key ${h.apiKey}`);
+    }
+  }
+
+  /** size prefix + response header (v0, or v1 with tagged fields for flexible versions except ApiVersions) + body */
+  private encode(apiKey: number, apiVersion: number, correlationId: number, body: object): Buffer[] {
+    const specs = SPECS.get(apiKey)!;
+    const w = new Writer();
+    w.int32(0); // size placeholder
+    w.int32(correlationId);
+    if (apiKey !== ApiKey.ApiVersions && isFlexible(specs.response, apiVersion)) w.uvarint(0);
+    encodeMessage(specs.response, w, body, apiVersion);
+    const chunks = w.chunksOut();
+    chunks[0]!.writeInt32BE(w.length - 4, 0);
+    return chunks;
+  }
+
+  private enqueue(h: Header, response: Promise<Buffer[] | null>, bytesIn: number, started: number): void {
+    this.inFlight++;
+    if (this.inFlight >= MAX_IN_FLIGHT) this.socket.pause();
+    const tracked = response.then(
+      (chunks) => {
+        const bytesOut = chunks ? chunks.reduce((n, c) => n + c.length, 0) : 0;
+        this.metrics?.onRequest?.(h.apiKey, h.apiVersion, performance.now() - started, bytesIn + 4, bytesOut);
+        return chunks;
+      },
+      (err: unknown) => {
+        this.fail(`internal error answering API key ${h.apiKey} v${h.apiVersion}: ${(err as Error)?.message ?? String(err)}`);
+        return null;
+      },
+    );
+    this.queue.push(tracked);
+    void this.flushQueue();
+  }
+
+  /** Writes finished responses strictly in request order. */
+  private async flushQueue(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      while (this.queue.length > 0) {
+        const chunks = await this.queue[0]!;
+        this.queue.shift();
+        this.inFlight--;
+        if (this.closed || this.socket.destroyed) continue;
+        if (chunks) {
+          this.socket.cork();
+          let ok = true;
+          for (const c of chunks) ok = this.socket.write(c);
+          this.socket.uncork();
+          if (!ok) {
+            await new Promise<void>((res) => {
+              const done = (): void => {
+                this.socket.off('drain', done);
+                this.socket.off('close', done);
+                res();
+              };
+              this.socket.on('drain', done);
+              this.socket.on('close', done);
+            });
+          }
+        }
+        if (this.inFlight < MAX_IN_FLIGHT && this.socket.isPaused()) this.socket.resume();
+      }
+    } finally {
+      this.draining = false;
+    }
+    if (this.ending && this.queue.length === 0 && !this.socket.destroyed) this.socket.end();
+  }
+}
+
+function skipTaggedFields(r: Reader): void {
+  const n = r.uvarint();
+  for (let i = 0; i < n; i++) {
+    r.uvarint();
+    r.raw(r.uvarint());
+  }
+}
