@@ -77,7 +77,7 @@ export const stringMap = z.record(z.string(), z.string());
 
 /** Reference to keys of a Secret in the same namespace. */
 export const credentialsSecret = z
-  .object({
+  .strictObject({
     name: dnsSubdomain.describe('Secret in the same namespace holding the object-store credentials.'),
     accessKeyIdKey: z.string().min(1).max(253).default('accessKeyId').describe('Key of the access key id in the Secret.'),
     secretAccessKeyKey: z.string().min(1).max(253).default('secretAccessKey').describe('Key of the secret access key in the Secret.'),

@@ -95,13 +95,23 @@ describe('LanceCluster spec', () => {
   });
 
   it('keeps additionalConfig scalars and refuses keys the operator manages', () => {
-    const s = parseLanceClusterSpec({ ...minimal, config: { additionalConfig: { 'log.level': 'debug', maxConnections: 1000, autoCreateTopics: false } } });
-    expect(s.config.additionalConfig).toEqual({ 'log.level': 'debug', maxConnections: 1000, autoCreateTopics: false });
-    expect(issuesFor({ ...minimal, config: { additionalConfig: { peers: 'x' } } })).toEqual([
-      { path: 'spec.config.additionalConfig.peers', message: expect.stringContaining('operator') },
+    const s = parseLanceClusterSpec({ ...minimal, config: { additionalConfig: { 'storage.indexIntervalBytes': 8192, maxFrameBytes: 1000, 'x.y_z': false, s: 'v' } } });
+    expect(s.config.additionalConfig).toEqual({ 'storage.indexIntervalBytes': 8192, maxFrameBytes: 1000, 'x.y_z': false, s: 'v' });
+    expect(issuesFor({ ...minimal, config: { additionalConfig: { 'listeners.kafka.port': 1 } } })).toEqual([
+      { path: 'spec.config.additionalConfig["listeners.kafka.port"]', message: expect.stringContaining('set by the operator') },
+    ]);
+    // snake_case is the same key to the broker, so it is caught too.
+    expect(issuesFor({ ...minimal, config: { additionalConfig: { read_only: true } } })[0].path).toBe('spec.config.additionalConfig.read_only');
+    expect(issuesFor({ ...minimal, config: { additionalConfig: { 'storage.segment_bytes': 1 } } })).toEqual([
+      { path: 'spec.config.additionalConfig["storage.segment_bytes"]', message: 'use spec.config.segmentBytes instead' },
     ]);
     expect(issuesFor({ ...minimal, config: { additionalConfig: { 'a.b': { nested: 1 } } } })[0].path).toBe('spec.config.additionalConfig["a.b"]');
-    expect(issuesFor({ ...minimal, config: { defaultReplicationFactor: 1, minInsyncReplicas: 2 } })[0].path).toBe('spec.config.minInsyncReplicas');
+    expect(issuesFor({ ...minimal, config: { additionalConfig: { 'bad key': 1 } } })[0].path).toBe('spec.config.additionalConfig["bad key"]');
+  });
+
+  it('rejects unknown fields (typos) with their path', () => {
+    expect(issuesFor({ ...minimal, replica: 3 })[0]).toEqual({ path: 'spec', message: expect.stringContaining('replica') });
+    expect(issuesFor({ ...minimal, storage: { sise: '1Gi' } })[0].path).toBe('spec.storage');
   });
 
   it('reports every problem at once in the error message', () => {

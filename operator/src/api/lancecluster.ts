@@ -32,43 +32,46 @@ export const LANCECLUSTER_SHORT_NAMES = ['lc'] as const;
 export const DEFAULT_PORTS = { kafkaPort: 9092, adminPort: 1992, raftPort: 1993 } as const;
 
 /**
- * Broker config keys the operator renders itself; `additionalConfig` must not set them, because which one wins
- * would be a surprise to the user.
+ * Broker config paths (docs/configuration.md) the operator renders itself from other fields; `additionalConfig`
+ * must not set them (or anything under them), because which one wins would be a surprise.
  */
-export const MANAGED_CONFIG_KEYS = [
-  'clusterId',
-  'nodeId',
-  'dataDir',
-  'peers',
-  'listeners',
-  'kafkaPort',
-  'adminPort',
-  'raftPort',
-  'advertisedHost',
-  'objectStore',
-  'readOnly',
-  'segmentBytes',
-  'retentionMs',
-  'retentionBytes',
-  'flush',
-  'defaultReplicationFactor',
-  'defaultPartitions',
-  'minInsyncReplicas',
-] as const;
+export const MANAGED_CONFIG_PATHS = ['nodeId', 'clusterId', 'dataDir', 'standalone', 'readOnly', 'listeners', 'peers', 'objectStore'] as const;
+
+/** Broker config paths that a typed field of spec.config renders; additionalConfig must use the typed field. */
+export const TYPED_CONFIG_PATHS: Record<string, string> = {
+  'storage.segmentBytes': 'segmentBytes',
+  'storage.segmentMs': 'segmentMs',
+  'storage.retentionMs': 'retentionMs',
+  'storage.retentionBytes': 'retentionBytes',
+  'storage.flushMode': 'flush.mode',
+  'storage.flushIntervalMs': 'flush.intervalMs',
+  'storage.flushBytes': 'flush.bytes',
+  'topics.defaultPartitions': 'defaultPartitions',
+  'topics.autoCreate': 'autoCreateTopics',
+  'log.level': 'logLevel',
+};
+
+/** The broker accepts camelCase and snake_case keys; compare additionalConfig keys in camelCase. */
+export function camelConfigPath(path: string): string {
+  return path
+    .split('.')
+    .map((seg) => seg.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()))
+    .join('.');
+}
 
 const resourceList = z
   .record(z.string().min(1).max(253), quantity)
   .describe('Resource name (cpu, memory, ephemeral-storage, ...) to quantity.');
 
 export const resources = z
-  .object({
+  .strictObject({
     requests: resourceList.optional(),
     limits: resourceList.optional(),
   })
   .describe('Compute resources of the broker container.');
 
 export const storage = z
-  .object({
+  .strictObject({
     size: quantity.default('10Gi').describe('Size of each broker PersistentVolumeClaim.'),
     storageClassName: dnsSubdomain
       .optional()
@@ -91,53 +94,43 @@ export const storage = z
   .describe('Persistent storage of each broker.');
 
 export const brokerConfig = z
-  .object({
-    segmentBytes: z.int().min(1_048_576).max(2 ** 40).optional().describe('Roll a partition segment at this size (bytes).'),
-    retentionMs: z.int().nonnegative().optional().describe('Default topic retention time in ms; 0 means unlimited.'),
-    retentionBytes: z.int().nonnegative().optional().describe('Default per-partition retention size in bytes; 0 means unlimited.'),
+  .strictObject({
+    segmentBytes: z.int().min(1_048_576).max(2 ** 40).optional().describe('storage.segmentBytes: roll a segment at this size (bytes).'),
+    segmentMs: z.int().nonnegative().optional().describe('storage.segmentMs: roll a segment at this age (ms); 0 = never by age.'),
+    retentionMs: z.int().nonnegative().optional().describe('storage.retentionMs: default topic retention by age (ms); 0 = unlimited.'),
+    retentionBytes: z.int().nonnegative().optional().describe('storage.retentionBytes: default per-partition retention by size; 0 = unlimited.'),
     flush: z
-      .object({
-        maxDelayMs: z.int().nonnegative().max(1000).optional().describe('Longest a write waits to be grouped with others before fsync.'),
-        maxBatchBytes: z.int().positive().optional().describe('Fsync as soon as this many bytes are pending.'),
+      .strictObject({
+        mode: z.enum(['interval', 'every-entry', 'bytes']).optional().describe('storage.flushMode.'),
+        intervalMs: z.int().nonnegative().max(1000).optional().describe('storage.flushIntervalMs: group-commit window.'),
+        bytes: z.int().positive().optional().describe('storage.flushBytes: bytes mode threshold.'),
       })
       .optional()
       .describe('Group-commit policy. Writes are always fsynced before they are acknowledged; this only tunes batching.'),
-    defaultReplicationFactor: z.int().min(1).max(15).optional().describe('Replication factor of auto-created and default topics.'),
-    defaultPartitions: z.int().min(1).max(10_000).optional().describe('Partition count of auto-created topics.'),
-    minInsyncReplicas: z.int().min(1).max(15).optional().describe('Replicas that must have an entry fsynced before acks=all is answered.'),
+    defaultPartitions: z.int().min(1).max(10_000).optional().describe('topics.defaultPartitions: partitions of auto-created topics.'),
+    autoCreateTopics: z.boolean().optional().describe('topics.autoCreate: create unknown topics on Metadata requests.'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional().describe('log.level.'),
     additionalConfig: z
-      .record(z.string().min(1).max(253), z.union([z.string(), z.number(), z.boolean()]))
+      .record(z.string().min(1).max(253).regex(/^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$/, 'must be a dotted config path such as storage.indexIntervalBytes'), z.union([z.string(), z.number(), z.boolean()]))
       .optional()
       .meta({ 'x-kubernetes-preserve-unknown-fields': true })
-      .describe('Further broker config keys (scalars only) copied into lance.yaml as-is.'),
+      .describe('Further broker config keys as dotted paths (e.g. storage.indexIntervalBytes: 8192), scalars only; see docs/configuration.md.'),
   })
   .superRefine((c, ctx) => {
     for (const key of Object.keys(c.additionalConfig ?? {})) {
-      if ((MANAGED_CONFIG_KEYS as readonly string[]).includes(key)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['additionalConfig', key],
-          message: `"${key}" is set by the operator or by a typed field of spec.config; it cannot be overridden here`,
-        });
+      const path = camelConfigPath(key);
+      const managed = MANAGED_CONFIG_PATHS.find((m) => path === m || path.startsWith(`${m}.`));
+      if (managed !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['additionalConfig', key], message: `"${managed}" is set by the operator; it cannot be overridden here` });
+      } else if (TYPED_CONFIG_PATHS[path] !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['additionalConfig', key], message: `use spec.config.${TYPED_CONFIG_PATHS[path]} instead` });
       }
     }
-    if (c.minInsyncReplicas !== undefined && c.defaultReplicationFactor !== undefined && c.minInsyncReplicas > c.defaultReplicationFactor) {
-      ctx.addIssue({ code: 'custom', path: ['minInsyncReplicas'], message: 'must not exceed defaultReplicationFactor' });
-    }
   })
-  .meta({
-    'x-kubernetes-validations': [
-      {
-        rule: '!has(self.minInsyncReplicas) || !has(self.defaultReplicationFactor) || self.minInsyncReplicas <= self.defaultReplicationFactor',
-        message: 'minInsyncReplicas must not exceed defaultReplicationFactor',
-        fieldPath: '.minInsyncReplicas',
-      },
-    ],
-  })
-  .describe('Broker configuration rendered into the ConfigMap (lance.yaml).');
+  .describe('Broker configuration rendered into the ConfigMap (lance.yaml); names follow docs/configuration.md.');
 
 export const objectStore = z
-  .object({
+  .strictObject({
     backend: z.enum(['s3', 'file']).default('s3').describe('s3: any S3-compatible endpoint; file: a directory visible to every pod.'),
     bucket: z.string().min(3).max(63).regex(/^[a-z0-9][a-z0-9.-]*[a-z0-9]$/, 'must be an S3 bucket name').optional().describe('Bucket (backend s3).'),
     path: z.string().min(1).max(4096).regex(/^\//, 'must be an absolute path').optional().describe('Directory (backend file).'),
@@ -161,7 +154,7 @@ export const objectStore = z
   .describe('Object store for tiered segments and disaster-recovery restore points.');
 
 export const listeners = z
-  .object({
+  .strictObject({
     kafkaPort: port.default(DEFAULT_PORTS.kafkaPort).describe('Kafka protocol port.'),
     adminPort: port.default(DEFAULT_PORTS.adminPort).describe('Admin/health/metrics HTTP port.'),
     raftPort: port.default(DEFAULT_PORTS.raftPort).describe('Inter-broker (Raft) port.'),
@@ -182,7 +175,7 @@ export const listeners = z
   });
 
 export const podTemplate = z
-  .object({
+  .strictObject({
     annotations: stringMap.optional().describe('Extra pod annotations.'),
     labels: stringMap.optional().describe('Extra pod labels (the operator\'s own labels win).'),
     nodeSelector: stringMap.optional(),
@@ -201,7 +194,7 @@ export const podTemplate = z
   .describe('Overrides merged into the broker pod template.');
 
 export const updateStrategy = z
-  .object({
+  .strictObject({
     type: z
       .enum(['Auto', 'Manual'])
       .default('Auto')
@@ -210,7 +203,7 @@ export const updateStrategy = z
   .describe('How image and config changes reach running pods.');
 
 export const lanceClusterSpec = z
-  .object({
+  .strictObject({
     replicas: z
       .int()
       .min(1)

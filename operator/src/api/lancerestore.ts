@@ -30,7 +30,7 @@ const immutable = (what: string) => ({
 export const topicName = z.string().min(1).max(249).regex(/^[a-zA-Z0-9._-]+$/, 'must be a topic name: letters, digits, ".", "_" and "-"');
 
 export const restoreSource = z
-  .object({
+  .strictObject({
     backend: z.enum(['s3', 'file']).default('s3'),
     bucket: z.string().min(3).max(63).regex(/^[a-z0-9][a-z0-9.-]*[a-z0-9]$/, 'must be an S3 bucket name').optional(),
     path: z.string().min(1).max(4096).regex(/^\//, 'must be an absolute path').optional().describe('Directory (backend file).'),
@@ -55,7 +55,7 @@ export const restoreSource = z
 export type RestoreSource = z.output<typeof restoreSource>;
 
 export const restoreTarget = z
-  .object({
+  .strictObject({
     clusterName: dnsLabel.max(52).meta(immutable('target.clusterName')).describe('LanceCluster to restore into.'),
     spec: lanceClusterSpec.optional().describe('Spec of a new LanceCluster the restore creates.'),
     existing: z
@@ -79,10 +79,10 @@ export const restoreTarget = z
 export type RestoreTarget = z.output<typeof restoreTarget>;
 
 export const lanceRestoreSpec = z
-  .object({
+  .strictObject({
     source: restoreSource.optional(),
     clusterRef: z
-      .object({ name: dnsLabel.describe('LanceCluster in the same namespace whose objectStore settings are the source.') })
+      .strictObject({ name: dnsLabel.describe('LanceCluster in the same namespace whose objectStore settings are the source.') })
       .meta(immutable('clusterRef'))
       .optional(),
     pointInTime: timestamp
