@@ -6,9 +6,21 @@ import type { AnyCommand } from './command.ts';
 import { scanCommand } from './offline/scan.ts';
 import { verifyDataCommand } from './offline/verify-data.ts';
 import { versionCommand } from './version.ts';
+import { clusterStatusCommand } from './online/cluster-status.ts';
+import { consumeCommand } from './online/consume.ts';
+import { createTopicCommand } from './online/create-topic.ts';
+import { deleteTopicCommand } from './online/delete-topic.ts';
+import { listTopicsCommand } from './online/list-topics.ts';
+import { produceCommand } from './online/produce.ts';
 
 export const commands: AnyCommand[] = [
   versionCommand,
   scanCommand,
   verifyDataCommand,
+  listTopicsCommand,
+  createTopicCommand,
+  deleteTopicCommand,
+  produceCommand,
+  consumeCommand,
+  clusterStatusCommand,
 ];
