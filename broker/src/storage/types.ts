@@ -62,6 +62,8 @@ export interface LogOptions {
   indexIntervalBytes: number;  // sparse index: one .idx/.tix entry per this many bytes (default 4096)
   flush: FlushPolicy;
   retention: RetentionPolicy;
+  /** clock for segment age (segmentMs) and retention age; tests inject one instead of sleeping (default Date.now) */
+  now?: () => number;
 }
 
 export interface SegmentInfo {
@@ -82,4 +84,10 @@ export interface RecoveryReport {
   truncatedAtPosition: number | null;
   reason: string | null;         // e.g. 'torn entry header at byte 1234', 'crc mismatch at byte 99'
   indexesRebuilt: string[];      // index files rebuilt because missing or stale
+  /** copies of bytes cut from a segment (`<segment>.lnc.corrupt-<unix ms>`), kept beside the segment */
+  corruptCopies: string[];
+  /** segment files removed because a crash during a roll left them with no valid entry (their bytes are copied first) */
+  segmentsRemoved: string[];
+  /** every action taken, one human-readable line each (also logged) */
+  actions: string[];
 }
