@@ -46,7 +46,7 @@ export class BrokerMetrics {
     this.logStartOffset = new Gauge({ name: 'lance_log_start_offset', help: 'First offset still stored, per partition', labelNames: ['topic', 'partition'], registers });
     this.highWatermark = new Gauge({ name: 'lance_high_watermark', help: 'Committed (durable) end offset, per partition', labelNames: ['topic', 'partition'], registers });
     this.fsyncDuration = new Histogram({
-      name: 'lance_fsync_duration_seconds', help: 'Time from a group commit\'s first pending append to its fsync completing', registers,
+      name: 'lance_fsync_duration_seconds', help: 'Time from an append until the group-commit fdatasync covering it completed (per produce request)', registers,
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     });
     this.recordsIn = new Counter({ name: 'lance_records_in_total', help: 'Records appended, by topic', labelNames: ['topic'], registers });
