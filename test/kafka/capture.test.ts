@@ -91,7 +91,7 @@ describe('codecs against frames captured from kafkajs and kcat', () => {
     await producer.send({ topic: 'cap', acks: -1, compression: CompressionTypes.GZIP, messages: [{ key: 'b', value: '2', partition: 0 }] });
     await admin.fetchTopicOffsets('cap');
     await admin.fetchTopicOffsetsByTimestamp('cap', Date.now() - 60_000);
-    const reader = new KafkajsPartitionReader([bootstrap]);
+    const reader = new KafkajsPartitionReader([bootstrap], 'capture-kafkajs');
     await reader.connect();
     expect((await reader.readToEnd('cap', 0, 0)).map((r) => r.value)).toEqual(['1', '2']);
     await reader.disconnect();

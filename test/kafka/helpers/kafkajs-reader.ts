@@ -44,8 +44,8 @@ interface KafkajsCluster {
 export class KafkajsPartitionReader {
   private cluster: KafkajsCluster;
 
-  constructor(brokers: string[]) {
-    const kafka = new Kafka({ brokers, clientId: 'lance-test-reader', logLevel: logLevel.NOTHING });
+  constructor(brokers: string[], clientId = 'lance-test-reader') {
+    const kafka = new Kafka({ brokers, clientId, logLevel: logLevel.NOTHING });
     const sym = Object.getOwnPropertySymbols(kafka).find((s) => s.description === 'private:Kafka:createCluster');
     if (!sym) throw new Error('kafkajs internals changed: createCluster symbol not found');
     const create = (kafka as unknown as Record<symbol, (o: object) => KafkajsCluster>)[sym]!;
