@@ -1,0 +1,68 @@
+/**
+ * Cross-checks the rendered lance.yaml and the StatefulSet's env against the broker's own config loader, so a
+ * rename on either side fails here instead of in a crash-looping pod. (Only this test imports broker code; the
+ * operator itself depends on the broker's admin client alone.)
+ */
+import { describe, expect, it } from 'vitest';
+import { parseConfigText, resolveConfig } from '../../../broker/src/server/config.ts';
+import { configMapData } from './configmap.ts';
+import { cluster } from './fixtures.test-util.ts';
+import { statefulSet } from './statefulset.ts';
+
+describe('broker compatibility', () => {
+  it('the broker accepts the rendered lance.yaml and the pod env', () => {
+    const c = cluster({
+      replicas: 3,
+      readOnly: true,
+      listeners: { kafkaPort: 19092, adminPort: 11992, raftPort: 11993 },
+      config: {
+        segmentBytes: 8_388_608,
+        segmentMs: 0,
+        retentionMs: 0,
+        retentionBytes: 1_000_000,
+        flush: { mode: 'bytes', intervalMs: 3, bytes: 65536 },
+        defaultPartitions: 4,
+        autoCreateTopics: true,
+        logLevel: 'warn',
+        additionalConfig: { 'storage.index_interval_bytes': 8192, maxFrameBytes: 2_000_000 },
+      },
+    });
+    const fileRaw = parseConfigText(configMapData(c)['lance.yaml'], '/etc/lance/lance.yaml');
+    // The env the kubelet would give pod demo-2 (fieldRefs and $(VAR) expansion resolved).
+    const env: Record<string, string> = { POD_NAME: 'demo-2', POD_NAMESPACE: 'lance', POD_IP: '10.0.0.7' };
+    const container = statefulSet(c).spec?.template.spec?.containers[0];
+    for (const e of container?.env ?? []) {
+      if (e.value !== undefined) env[e.name] = e.value.replace(/\$\((\w+)\)/g, (_, v: string) => env[v] ?? '');
+      else if (e.valueFrom?.fieldRef?.fieldPath.startsWith('metadata.labels')) env[e.name] = '2';
+    }
+    const cfg = resolveConfig({ fileRaw, env, overrides: {} });
+    expect(cfg.nodeId).toBe(2);
+    expect(cfg.clusterId).toBe('lance.demo');
+    expect(cfg.dataDir).toBe('/var/lib/lance');
+    expect(cfg.standalone).toBe(false);
+    expect(cfg.readOnly).toBe(true);
+    expect(cfg.listeners.kafka).toMatchObject({ host: '0.0.0.0', port: 19092, advertisedHost: 'demo-2.demo-headless.lance.svc' });
+    expect(cfg.listeners.admin.port).toBe(11992);
+    expect(cfg.listeners.raft.port).toBe(11993);
+    expect(cfg.storage).toMatchObject({
+      segmentBytes: 8_388_608,
+      segmentMs: 0,
+      retentionMs: 0,
+      retentionBytes: 1_000_000,
+      flushMode: 'bytes',
+      flushIntervalMs: 3,
+      flushBytes: 65536,
+      indexIntervalBytes: 8192,
+    });
+    expect(cfg.topics).toEqual({ autoCreate: true, defaultPartitions: 4 });
+    expect(cfg.log.level).toBe('warn');
+    expect(cfg.maxFrameBytes).toBe(2_000_000);
+    expect(container?.args).toEqual(['--config', '/etc/lance/lance.yaml']);
+  });
+
+  it('the broker accepts the config of a minimal single-broker cluster', () => {
+    const cfg = resolveConfig({ fileRaw: parseConfigText(configMapData(cluster({ replicas: 1 }))['lance.yaml'], 'lance.yaml'), env: {}, overrides: {} });
+    expect(cfg.standalone).toBe(true);
+    expect(cfg.listeners.kafka.port).toBe(9092);
+  });
+});

@@ -1,0 +1,163 @@
+/**
+ * The broker ConfigMap. Three data keys, so that each has exactly the semantics it needs:
+ * - `lance.yaml`: the broker config file (`lance --config`); only keys docs/configuration.md defines, because the
+ *   broker rejects unknown keys.
+ * - `objectstore.yaml`: object-store settings (no secrets: credentials come from the Secret as env vars).
+ * - `peers.yaml`: the bootstrap peer list, derived from the replica count.
+ * The config hash on the pod template covers lance.yaml and objectstore.yaml but NOT peers.yaml: membership changes
+ * go through the admin API one at a time, and a scale from 3 to 5 must not restart every broker.
+ */
+import { createHash } from 'node:crypto';
+import type { V1ConfigMap } from '@kubernetes/client-node';
+import { stringify } from 'yaml';
+import { durationToMs } from '../api/common.ts';
+import { camelConfigPath, type LanceCluster } from '../api/lancecluster.ts';
+import { clusterId, clusterOwnerReference, commonLabels, DATA_DIR, names } from './names.ts';
+
+export const CONFIG_KEY = 'lance.yaml';
+export const OBJECT_STORE_KEY = 'objectstore.yaml';
+export const PEERS_KEY = 'peers.yaml';
+/** Data keys whose change must restart brokers (see the file comment). */
+export const HASHED_KEYS = [CONFIG_KEY, OBJECT_STORE_KEY] as const;
+
+type ConfigTree = { [key: string]: ConfigValue };
+type ConfigValue = string | number | boolean | ConfigTree;
+
+/** Cluster id written to node.json: `<namespace>.<name>`, bounded to the broker's 64 characters. */
+export function brokerClusterId(cluster: LanceCluster): string {
+  const { name, namespace } = clusterId(cluster);
+  return clusterIdFor(namespace, name);
+}
+
+/** The same, from a namespace and a LanceCluster name (restore Jobs know the target only by name). */
+export function clusterIdFor(namespace: string, name: string): string {
+  const id = `${namespace}.${name}`;
+  if (id.length <= 64) return id;
+  const hash = createHash('sha256').update(id).digest('hex').slice(0, 8);
+  return `${id.slice(0, 55)}-${hash}`;
+}
+
+function setPath(tree: ConfigTree, path: string, value: string | number | boolean): void {
+  const segs = path.split('.');
+  let node = tree;
+  for (const seg of segs.slice(0, -1)) {
+    const next = node[seg];
+    if (typeof next === 'object') node = next;
+    else node = node[seg] = {};
+  }
+  node[segs[segs.length - 1]] = value;
+}
+
+/** The content of lance.yaml as an object (docs/configuration.md key names). */
+export function renderBrokerConfig(cluster: LanceCluster): ConfigTree {
+  const { spec } = cluster;
+  const c = spec.config;
+  const tree: ConfigTree = {};
+  // Additional keys first: the schema forbids the ones the operator sets, so the typed values below never clash.
+  for (const [key, value] of Object.entries(c.additionalConfig ?? {}).sort(([a], [b]) => a.localeCompare(b))) {
+    setPath(tree, camelConfigPath(key), value);
+  }
+  setPath(tree, 'clusterId', brokerClusterId(cluster));
+  setPath(tree, 'dataDir', DATA_DIR);
+  // A single broker runs standalone; more need the replicated mode.
+  setPath(tree, 'standalone', spec.replicas === 1);
+  setPath(tree, 'readOnly', spec.readOnly);
+  setPath(tree, 'listeners.kafka.host', '0.0.0.0');
+  setPath(tree, 'listeners.kafka.port', spec.listeners.kafkaPort);
+  setPath(tree, 'listeners.admin.host', '0.0.0.0');
+  setPath(tree, 'listeners.admin.port', spec.listeners.adminPort);
+  setPath(tree, 'listeners.raft.host', '0.0.0.0');
+  setPath(tree, 'listeners.raft.port', spec.listeners.raftPort);
+  const typed: Array<[string, string | number | boolean | undefined]> = [
+    ['storage.segmentBytes', c.segmentBytes],
+    ['storage.segmentMs', c.segmentMs],
+    ['storage.retentionMs', c.retentionMs],
+    ['storage.retentionBytes', c.retentionBytes],
+    ['storage.flushMode', c.flush?.mode],
+    ['storage.flushIntervalMs', c.flush?.intervalMs],
+    ['storage.flushBytes', c.flush?.bytes],
+    ['topics.defaultPartitions', c.defaultPartitions],
+    ['topics.autoCreate', c.autoCreateTopics],
+    ['log.level', c.logLevel],
+  ];
+  for (const [path, value] of typed) if (value !== undefined) setPath(tree, path, value);
+  return tree;
+}
+
+/** objectstore.yaml as an object, or undefined when the cluster has no object store. */
+export function renderObjectStoreConfig(cluster: LanceCluster): ConfigTree | undefined {
+  const o = cluster.spec.objectStore;
+  if (!o) return undefined;
+  const store: ConfigTree = { backend: o.backend, prefix: o.prefix };
+  if (o.backend === 's3') {
+    if (o.bucket !== undefined) store.bucket = o.bucket;
+    if (o.endpoint !== undefined) store.endpoint = o.endpoint;
+    store.region = o.region;
+    store.forcePathStyle = o.forcePathStyle;
+  } else if (o.path !== undefined) {
+    store.path = o.path;
+  }
+  store.metadataUploadIntervalMs = durationToMs(o.metadataUploadInterval);
+  return { objectStore: store };
+}
+
+export interface Peer {
+  ordinal: number;
+  pod: string;
+  host: string;
+  kafkaPort: number;
+  adminPort: number;
+  raftPort: number;
+}
+
+/** The bootstrap peers: one per ordinal, addressed by the headless Service's per-pod DNS name. */
+export function peers(cluster: LanceCluster, replicas = cluster.spec.replicas): Peer[] {
+  const { name, namespace } = clusterId(cluster);
+  const l = cluster.spec.listeners;
+  return Array.from({ length: replicas }, (_, ordinal) => ({
+    ordinal,
+    pod: names.pod(name, ordinal),
+    host: names.podHost(name, namespace, ordinal),
+    kafkaPort: l.kafkaPort,
+    adminPort: l.adminPort,
+    raftPort: l.raftPort,
+  }));
+}
+
+function yaml(value: unknown): string {
+  return stringify(value, { lineWidth: 0 });
+}
+
+/** The ConfigMap's data; `replicas` overrides spec.replicas while the controller scales one step at a time. */
+export function configMapData(cluster: LanceCluster, replicas = cluster.spec.replicas): Record<string, string> {
+  const data: Record<string, string> = { [CONFIG_KEY]: yaml(renderBrokerConfig(cluster)) };
+  const store = renderObjectStoreConfig(cluster);
+  if (store) data[OBJECT_STORE_KEY] = yaml(store);
+  data[PEERS_KEY] = yaml({ peers: peers(cluster, replicas) });
+  return data;
+}
+
+/** sha256 over the restart-relevant data keys (key names included, so moving content between keys counts). */
+export function configHash(data: Record<string, string>): string {
+  const h = createHash('sha256');
+  for (const key of HASHED_KEYS) {
+    if (data[key] === undefined) continue;
+    h.update(`${key}\0${data[key]}\0`);
+  }
+  return h.digest('hex');
+}
+
+export function configMap(cluster: LanceCluster, replicas = cluster.spec.replicas): V1ConfigMap {
+  const { name, namespace } = clusterId(cluster);
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: {
+      name: names.configMap(name),
+      namespace,
+      labels: commonLabels(name, 'broker'),
+      ownerReferences: [clusterOwnerReference(cluster)],
+    },
+    data: configMapData(cluster, replicas),
+  };
+}

@@ -1,0 +1,129 @@
+/**
+ * Restore Jobs: one per target PVC, each running `lnc restore` into that PVC before the target's brokers start.
+ * Owned by the LanceRestore, so deleting the restore cleans them up, and labelled so a restarted operator finds
+ * (adopts) the Jobs it created.
+ */
+import type { V1EnvVar, V1Job } from '@kubernetes/client-node';
+import { SpecError } from '../api/common.ts';
+import type { LanceCluster, ObjectStoreSpec } from '../api/lancecluster.ts';
+import type { LanceRestore, RestoreSource } from '../api/lancerestore.ts';
+import { clusterIdFor } from './configmap.ts';
+import { DATA_DIR, DATA_VOLUME, LABEL_RESTORE, commonLabels, names, restoreOwnerReference } from './names.ts';
+import { containerSecurityContext, credentialEnv, BROKER_UID } from './statefulset.ts';
+
+/** Object-store settings a restore reads from: the restore's own `source`, or a referenced cluster's objectStore. */
+export type ResolvedSource = Pick<RestoreSource, 'backend' | 'bucket' | 'path' | 'prefix' | 'endpoint' | 'region' | 'forcePathStyle' | 'credentialsSecret'>;
+
+/**
+ * Where a restore reads from. With `clusterRef`, pass the referenced LanceCluster (the controller reads it); the
+ * error names `spec.clusterRef` when it is missing or has no object store.
+ */
+export function resolveRestoreSource(restore: LanceRestore, referenced?: LanceCluster): ResolvedSource {
+  const { spec } = restore;
+  if (spec.source) return spec.source;
+  const ref = spec.clusterRef?.name ?? '';
+  if (!referenced || referenced.metadata.name !== ref) {
+    throw new SpecError([{ path: 'spec.clusterRef.name', message: `LanceCluster "${ref}" was not found`, code: 'custom' }], 'LanceRestore');
+  }
+  const store: ObjectStoreSpec | undefined = referenced.spec.objectStore;
+  if (!store) {
+    throw new SpecError([{ path: 'spec.clusterRef.name', message: `LanceCluster "${ref}" has no spec.objectStore to restore from`, code: 'custom' }], 'LanceRestore');
+  }
+  return store;
+}
+
+/** `s3://bucket/prefix` or `file:///path/prefix`: the `--from` of `lnc restore`. */
+export function sourceUrl(source: ResolvedSource): string {
+  const prefix = source.prefix.replace(/^\/+/, '');
+  if (source.backend === 'file') {
+    const base = (source.path ?? '/').replace(/\/+$/, '');
+    return `file://${base}${prefix ? `/${prefix}` : ''}`;
+  }
+  return `s3://${source.bucket ?? ''}${prefix ? `/${prefix}` : ''}`;
+}
+
+export interface RestoreJobInput {
+  restore: LanceRestore;
+  source: ResolvedSource;
+  /** Ordinal of the target broker whose PVC (`data-<target>-<ordinal>`) is filled. */
+  ordinal: number;
+  /** Broker image of the target cluster (it contains lnc). */
+  image: string;
+  imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  /** Retries of a failed restore pod before the Job fails (and the restore turns Failed). */
+  backoffLimit?: number;
+}
+
+/** The `lnc restore` command line for one PVC. */
+export function restoreCommand(input: Pick<RestoreJobInput, 'restore' | 'source' | 'ordinal'>): string[] {
+  const { restore, source, ordinal } = input;
+  const namespace = restore.metadata.namespace ?? '';
+  const target = restore.spec.target.clusterName;
+  const cmd = ['lnc', 'restore', '--from', sourceUrl(source), '--data-dir', DATA_DIR];
+  // The restored node.json must carry the target's identity, or its broker refuses the data dir at start.
+  cmd.push('--cluster-id', clusterIdFor(namespace, target), '--node-id', String(ordinal));
+  if (restore.spec.pointInTime !== undefined) cmd.push('--time', restore.spec.pointInTime);
+  if (restore.spec.topics !== undefined && restore.spec.topics.length > 0) cmd.push('--topics', restore.spec.topics.join(','));
+  if (source.backend === 's3') {
+    if (source.endpoint !== undefined) cmd.push('--endpoint', source.endpoint);
+    cmd.push('--region', source.region);
+    if (source.forcePathStyle) cmd.push('--force-path-style');
+  }
+  return cmd;
+}
+
+export function restoreJob(input: RestoreJobInput): V1Job {
+  const { restore, source, ordinal } = input;
+  const namespace = restore.metadata.namespace;
+  if (!namespace) throw new SpecError([{ path: 'metadata.namespace', message: 'is required to build resources', code: 'invalid_type' }], 'LanceRestore');
+  const target = restore.spec.target.clusterName;
+  const labels = { ...commonLabels(target, 'restore'), [LABEL_RESTORE]: restore.metadata.name };
+  const env: V1EnvVar[] = credentialEnv(source.credentialsSecret);
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: {
+      name: names.restoreJob(restore.metadata.name, ordinal),
+      namespace,
+      labels: { ...labels, 'lance.dev/ordinal': String(ordinal) },
+      ownerReferences: [restoreOwnerReference(restore)],
+    },
+    spec: {
+      backoffLimit: input.backoffLimit ?? 3,
+      template: {
+        metadata: { labels: { ...labels, 'lance.dev/ordinal': String(ordinal) } },
+        spec: {
+          restartPolicy: 'Never',
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: BROKER_UID,
+            runAsGroup: BROKER_UID,
+            fsGroup: BROKER_UID,
+            fsGroupChangePolicy: 'OnRootMismatch',
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          containers: [
+            {
+              name: 'restore',
+              image: input.image,
+              imagePullPolicy: input.imagePullPolicy ?? 'IfNotPresent',
+              command: restoreCommand(input),
+              env,
+              volumeMounts: [
+                { name: DATA_VOLUME, mountPath: DATA_DIR },
+                { name: 'tmp', mountPath: '/tmp' },
+              ],
+              securityContext: containerSecurityContext(),
+            },
+          ],
+          volumes: [
+            { name: DATA_VOLUME, persistentVolumeClaim: { claimName: names.pvc(target, ordinal) } },
+            { name: 'tmp', emptyDir: {} },
+          ],
+        },
+      },
+    },
+  };
+}
