@@ -83,7 +83,7 @@ describe('codecs against frames captured from kafkajs and kcat', () => {
     await admin.connect();
     await admin.createTopics({ topics: [{ topic: 'cap', numPartitions: 2 }, { topic: 'cap-gone' }] });
     await admin.describeConfigs({ resources: [{ type: 2, name: 'cap' }], includeSynonyms: true });
-    await admin.alterConfigs({ resources: [{ type: 2, name: 'cap', configEntries: [{ name: 'retention.ms', value: '3600000' }] }] });
+    await admin.alterConfigs({ validateOnly: false, resources: [{ type: 2, name: 'cap', configEntries: [{ name: 'retention.ms', value: '3600000' }] }] });
     await admin.deleteTopics({ topics: ['cap-gone'] });
     const producer = kafka.producer({ allowAutoTopicCreation: false });
     await producer.connect();

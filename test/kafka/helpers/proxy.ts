@@ -17,7 +17,7 @@ export interface CaptureProxy {
 
 /** Splits a byte stream into size-prefixed frames. */
 class FrameSplitter {
-  private buf = Buffer.alloc(0);
+  private buf: Buffer = Buffer.alloc(0);
   constructor(private readonly onFrame: (b: Buffer) => void) {}
   push(d: Buffer): void {
     this.buf = this.buf.length === 0 ? d : Buffer.concat([this.buf, d]);
