@@ -3,6 +3,8 @@
  * Names may contain spaces for sub-commands ('groups list'); see command.ts for the contract.
  */
 import type { AnyCommand } from './command.ts';
+import { inspectIndexCommand, rebuildIndexCommand } from './offline/index-commands.ts';
+import { repairCommand } from './offline/repair.ts';
 import { scanCommand } from './offline/scan.ts';
 import { verifyDataCommand } from './offline/verify-data.ts';
 import { versionCommand } from './version.ts';
@@ -17,6 +19,9 @@ export const commands: AnyCommand[] = [
   versionCommand,
   scanCommand,
   verifyDataCommand,
+  repairCommand,
+  rebuildIndexCommand,
+  inspectIndexCommand,
   listTopicsCommand,
   createTopicCommand,
   deleteTopicCommand,

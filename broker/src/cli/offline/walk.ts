@@ -145,7 +145,8 @@ export async function walkSegment(file: string, opts: WalkOptions = {}): Promise
       const r = await entryAt(pos);
       let problem: string | null = isScanError(r) ? r.reason : null;
       if (!isScanError(r) && res.entries > 0 && r.index <= res.lastIndex) problem = `entry at byte ${pos} repeats Raft index ${r.index} (already at ${res.lastIndex})`;
-      if (!isScanError(r) && res.entries === 0 && expectIndex >= 0 && !bad && r.index !== expectIndex) problem = `entry at byte ${pos} has Raft index ${r.index}, expected ${expectIndex}`;
+      else if (!isScanError(r) && expectIndex >= 0 && r.index < expectIndex) problem = `entry at byte ${pos} has Raft index ${r.index}, expected ${expectIndex}`;
+      else if (!isScanError(r) && expectOffset >= 0 && r.firstOffset < expectOffset) problem = `entry at byte ${pos} goes back to offset ${r.firstOffset} (expected ${expectOffset})`;
       if (problem === null && !isScanError(r)) {
         if (bad) closeBad(pos, r);
         else if (expectIndex >= 0 && r.index !== expectIndex) {
@@ -176,7 +177,7 @@ export async function walkSegment(file: string, opts: WalkOptions = {}): Promise
       while (q + 12 <= size) {
         if (await plausible(q)) {
           const c = await entryAt(q);
-          if (!isScanError(c) && (res.entries === 0 || c.index > res.lastIndex)) {
+          if (!isScanError(c) && (res.entries === 0 ? expectIndex < 0 || c.index >= expectIndex : c.index > res.lastIndex) && (expectOffset < 0 || c.firstOffset >= expectOffset)) {
             found = true;
             break;
           }
