@@ -1,0 +1,846 @@
+/**
+ * RaftNode: one member of one Raft group, as a pure state machine.
+ *
+ * Inputs are method calls (tick, receive, propose, persisted, compact, admin commands); after each call the driver
+ * takes the outputs with ready(). Time and randomness come from the caller (tick(ms), options.random).
+ * See ./README.md for the persistence contract.
+ */
+import { LanceError } from '../common/errors.ts';
+import { decodeConfig, encodeConfig, normalizeConfig, quorum } from './config.ts';
+import {
+  EntryType,
+  type ClusterConfig,
+  type HardState,
+  type NodeId,
+  type PersistRequest,
+  type ProgressStatus,
+  type RaftEntry,
+  type RaftLog,
+  type RaftMessage,
+  type RaftStateEvent,
+  type RaftStatus,
+  type Ready,
+  type Role,
+  type SnapshotMeta,
+} from './types.ts';
+
+export interface RaftOptions {
+  id: NodeId;
+  /** election timeout is drawn uniformly from [min, max) on every reset */
+  electionTimeoutMinMs?: number;
+  electionTimeoutMaxMs?: number;
+  heartbeatMs?: number;
+  preVote?: boolean;
+  checkQuorum?: boolean;
+  /** replication batching: max entries / bytes per Append */
+  maxEntriesPerAppend?: number;
+  maxBytesPerAppend?: number;
+  /** pipelining: max unacknowledged Appends per follower */
+  maxInflight?: number;
+  /** a learner may be promoted once its match index is within this many entries of the leader's last index */
+  promoteMaxLag?: number;
+  /** uniform [0, 1): injected so runs are reproducible */
+  random: () => number;
+  /**
+   * Founding members: the initial membership, used only when the log is empty and there is no snapshot (pass it
+   * on every start; it is written as entry 1). Nodes that join later get none and learn it from the leader.
+   */
+  bootstrap?: ClusterConfig;
+}
+
+type ProgressState = 'probe' | 'replicate' | 'snapshot';
+
+interface Progress {
+  match: number;
+  next: number;
+  state: ProgressState;
+  /** probe: one Append outstanding, wait for its answer or the next heartbeat */
+  paused: boolean;
+  /** replicate: last index of every unacknowledged Append, oldest first */
+  inflight: number[];
+  lastAckAt: number;
+  lastHeardAt: number;
+  snapshotIndex: number;
+  snapshotSentAt: number;
+}
+
+interface Outstanding {
+  seq: number;
+  /** the log's last index when the request was issued */
+  lastIndex: number;
+  /** lowest index truncated away by the writes of this request (Infinity if none): caps what is durable */
+  truncatedTo: number;
+  sync: boolean;
+}
+
+const EMPTY = new Uint8Array(0);
+
+export class RaftNode {
+  readonly id: NodeId;
+  private readonly log: RaftLog;
+  private readonly random: () => number;
+  private readonly eMin: number;
+  private readonly eMax: number;
+  private readonly hbMs: number;
+  private readonly preVote: boolean;
+  private readonly checkQuorum: boolean;
+  private readonly maxEntries: number;
+  private readonly maxBytes: number;
+  private readonly maxInflight: number;
+  private readonly promoteMaxLag: number;
+
+  private term = 0;
+  private vote: NodeId | null = null;
+  private commit = 0;
+  private applied = 0;
+  private role: Role = 'follower';
+  private leader: NodeId | null = null;
+
+  private now = 0;
+  private electionDeadline = 0;
+  private heartbeatDue = 0;
+  private lastLeaderContact = -Infinity;
+  private votes = new Map<NodeId, boolean>();
+
+  /** config history: the last one is in force; entries above commit may be reverted by truncation */
+  private configs: Array<{ index: number; config: ClusterConfig }> = [];
+  private progress = new Map<NodeId, Progress>();
+  private transferee: NodeId | null = null;
+  private transferDeadline = 0;
+  /** index of the no-op this leader appended: config changes wait until it commits */
+  private leaderStartIndex = 0;
+
+  // persistence bookkeeping
+  private logDirty = false;
+  private truncatedThisStep = Infinity;
+  private snapshotToPersist: { meta: SnapshotMeta; data: Uint8Array } | null = null;
+  private lastIssuedSeq = 0;
+  private lastSyncSeq = 0;
+  private persistedSeq = 0;
+  private outstanding: Outstanding[] = [];
+  /** highest index known durable in the current log (the leader counts only this for itself) */
+  private durableIndex: number;
+  private lastHard: HardState;
+  private deferred: Array<{ seq: number; msg: RaftMessage }> = [];
+
+  // outputs of the current call
+  private outMessages: RaftMessage[] = [];
+  private outRestore: { meta: SnapshotMeta; data: Uint8Array } | null = null;
+  private lastEvent: { role: Role; term: number; leader: NodeId | null };
+
+  constructor(opts: RaftOptions, log: RaftLog, hardState: HardState = { term: 0, vote: null, commit: 0 }) {
+    this.id = opts.id;
+    this.log = log;
+    this.random = opts.random;
+    this.eMin = opts.electionTimeoutMinMs ?? 150;
+    this.eMax = opts.electionTimeoutMaxMs ?? 300;
+    this.hbMs = opts.heartbeatMs ?? 50;
+    this.preVote = opts.preVote ?? true;
+    this.checkQuorum = opts.checkQuorum ?? true;
+    this.maxEntries = opts.maxEntriesPerAppend ?? 256;
+    this.maxBytes = opts.maxBytesPerAppend ?? 1 << 20;
+    this.maxInflight = opts.maxInflight ?? 16;
+    this.promoteMaxLag = opts.promoteMaxLag ?? 64;
+    if (!(this.eMin > 0 && this.eMax > this.eMin && this.hbMs > 0 && this.hbMs < this.eMin)) {
+      throw new LanceError('INVALID_CONFIG', `raft timeouts: need 0 < heartbeatMs (${this.hbMs}) < electionTimeoutMinMs (${this.eMin}) < electionTimeoutMaxMs (${this.eMax})`);
+    }
+
+    this.term = hardState.term;
+    this.vote = hardState.vote;
+    const snap = log.snapshot();
+    const snapIndex = log.snapshotIndex();
+    // the commit hint may be ahead of what survived of the log: clamp (committed entries live on a majority)
+    this.commit = Math.max(snapIndex, Math.min(hardState.commit, log.lastIndex()));
+    this.applied = snapIndex;
+    this.durableIndex = log.lastIndex();
+    this.lastHard = { term: this.term, vote: this.vote, commit: this.commit };
+
+    if (snap) this.configs.push({ index: snap.meta.index, config: normalizeConfig(snap.meta.config) });
+    else this.configs.push({ index: 0, config: { voters: [], learners: [] } });
+    // rebuild membership from CONFIG entries in the log (config takes effect when appended, committed or not)
+    const last = log.lastIndex();
+    for (let lo = snapIndex + 1; lo <= last;) {
+      const batch = log.entries(lo, Math.min(last + 1, lo + 1024), 8 << 20);
+      for (const e of batch) if (e.type === EntryType.CONFIG) this.configs.push({ index: e.index, config: decodeConfig(e.data, `entry ${e.index}`) });
+      lo += batch.length;
+    }
+    if (last === 0 && snapIndex === 0 && opts.bootstrap) {
+      // Founding member, first start (or a crash lost even that): the bootstrap config becomes entry 1 (term 0),
+      // byte-identical on every founder, so it is committed by construction and survives restarts in the log.
+      this.appendLocal([{ term: 0, index: 1, type: EntryType.CONFIG, data: encodeConfig(opts.bootstrap) }]);
+      this.commit = 1;
+    }
+    this.pruneConfigs();
+    this.resetElectionTimer();
+    this.lastEvent = { role: this.role, term: this.term, leader: this.leader };
+  }
+
+  // ---------------------------------------------------------------- queries
+
+  get config(): ClusterConfig {
+    return this.configs[this.configs.length - 1]!.config;
+  }
+
+  status(): RaftStatus {
+    const progress: ProgressStatus[] = [];
+    if (this.role === 'leader') {
+      const last = this.log.lastIndex();
+      for (const [id, pr] of this.progress) {
+        progress.push({ id, voter: this.config.voters.includes(id), match: pr.match, next: pr.next, state: pr.state, lag: last - pr.match, lastHeardMsAgo: this.now - pr.lastHeardAt });
+      }
+    }
+    return {
+      id: this.id, role: this.role, term: this.term, vote: this.vote, leader: this.leader, commitIndex: this.commit,
+      appliedIndex: this.applied, lastIndex: this.log.lastIndex(), snapshotIndex: this.log.snapshotIndex(),
+      config: this.config, progress, transferTarget: this.transferee,
+    };
+  }
+
+  get currentRole(): Role { return this.role; }
+  get currentTerm(): number { return this.term; }
+  get currentLeader(): NodeId | null { return this.leader; }
+  get commitIndex(): number { return this.commit; }
+  get lastIndex(): number { return this.log.lastIndex(); }
+
+  // ---------------------------------------------------------------- inputs
+
+  /** Advance time by `ms`. */
+  tick(ms: number): void {
+    this.now += ms;
+    if (this.role === 'leader') {
+      if (this.checkQuorum && !this.quorumActive()) {
+        this.becomeFollower(this.term, null);
+        return;
+      }
+      if (this.transferee !== null && this.now >= this.transferDeadline) this.transferee = null;
+      if (this.now >= this.heartbeatDue) {
+        this.heartbeatDue = this.now + this.hbMs;
+        this.heartbeatAll();
+      }
+      return;
+    }
+    if (this.now >= this.electionDeadline) {
+      if (this.isVoter(this.id)) this.campaign(this.preVote ? 'pre' : 'real');
+      else this.resetElectionTimer();
+    }
+  }
+
+  /** A message from a peer (any term, possibly stale, duplicated or reordered). */
+  receive(m: RaftMessage): void {
+    if (m.to !== this.id) return;
+    switch (m.type) {
+      case 'PreVote': return this.onPreVote(m);
+      case 'PreVoteResp':
+        if (m.term > this.term && !m.granted) { this.becomeFollower(m.term, null); return; }
+        if (this.role === 'precandidate' && m.term === this.term + 1) this.tally(m.from, m.granted, 'pre');
+        return;
+      case 'Vote': return this.onVote(m);
+      default:
+        break;
+    }
+    if (m.term > this.term) {
+      const fromLeader = m.type === 'Append' || m.type === 'Heartbeat' || m.type === 'Snapshot' || m.type === 'TimeoutNow';
+      this.becomeFollower(m.term, fromLeader ? m.from : null);
+    } else if (m.term < this.term) {
+      // A stale leader: answer with our term so it steps down (it may not hear it otherwise when voters ignore
+      // its elections because of the lease).
+      if (m.type === 'Append' || m.type === 'Snapshot') {
+        this.send({ type: 'AppendResp', from: this.id, to: m.from, term: this.term, success: false, matchIndex: 0, rejectedIndex: 0, hintIndex: 0, hintTerm: 0 });
+      } else if (m.type === 'Heartbeat') {
+        this.send({ type: 'HeartbeatResp', from: this.id, to: m.from, term: this.term });
+      }
+      return;
+    }
+    switch (m.type) {
+      case 'VoteResp':
+        if (this.role === 'candidate') this.tally(m.from, m.granted, 'real');
+        return;
+      case 'Append': return this.onAppend(m);
+      case 'Heartbeat': return this.onHeartbeat(m);
+      case 'Snapshot': return this.onSnapshot(m);
+      case 'TimeoutNow':
+        if (this.role === 'follower' && this.isVoter(this.id)) this.campaign('transfer');
+        return;
+      case 'AppendResp': return this.onAppendResp(m);
+      case 'HeartbeatResp': return this.onHeartbeatResp(m);
+      case 'SnapshotResp': return this.onSnapshotResp(m);
+    }
+  }
+
+  /**
+   * Leader only: append client entries. Returns their index range and term; they are committed when the commit
+   * index reaches lastIndex and the entry at that index still has this term.
+   */
+  propose(items: ReadonlyArray<{ type: EntryType; data: Uint8Array }>): { firstIndex: number; lastIndex: number; term: number } {
+    this.assertLeader('propose');
+    if (this.transferee !== null) throw new LanceError('NOT_LEADER', `raft node ${this.id}: leadership transfer to ${this.transferee} in progress`, { leader: this.id, transferTo: this.transferee });
+    if (items.length === 0) throw new LanceError('INVALID_ARGUMENT', 'propose: no entries');
+    for (const [i, it] of items.entries()) {
+      if (it.type === EntryType.CONFIG) throw new LanceError('INVALID_ARGUMENT', `propose: entries[${i}].type CONFIG: use the membership commands`);
+    }
+    const first = this.log.lastIndex() + 1;
+    const entries = items.map((it, i): RaftEntry => ({ term: this.term, index: first + i, type: it.type, data: it.data }));
+    this.appendLocal(entries);
+    this.broadcastAppend();
+    return { firstIndex: first, lastIndex: first + entries.length - 1, term: this.term };
+  }
+
+  /** The driver finished PersistRequest `seq` (and every earlier one). */
+  persisted(seq: number): void {
+    if (seq <= this.persistedSeq) return;
+    if (seq > this.lastIssuedSeq) throw new LanceError('INTERNAL', `raft node ${this.id}: persisted(${seq}) but only ${this.lastIssuedSeq} issued`);
+    this.persistedSeq = seq;
+    while (this.outstanding.length > 0 && this.outstanding[0]!.seq <= seq) {
+      this.durableIndex = this.outstanding.shift()!.lastIndex;
+    }
+    for (const o of this.outstanding) this.durableIndex = Math.min(this.durableIndex, o.truncatedTo);
+    this.durableIndex = Math.min(this.durableIndex, this.truncatedThisStep, this.log.lastIndex());
+    let keep = 0;
+    for (const d of this.deferred) {
+      if (d.seq <= seq) this.outMessages.push(d.msg);
+      else this.deferred[keep++] = d;
+    }
+    this.deferred.length = keep;
+    if (this.role === 'leader') this.maybeCommit();
+  }
+
+  /** The application saved a snapshot of its state machine at `index` (<= applied): compact the log. */
+  compact(index: number, data: Uint8Array): void {
+    if (index <= this.log.snapshotIndex()) return;
+    if (index > this.applied) throw new LanceError('INVALID_ARGUMENT', `compact: index ${index} is beyond the applied index ${this.applied}`, { index, applied: this.applied });
+    const term = this.log.term(index);
+    if (term === undefined) throw new LanceError('INTERNAL', `compact: no term for index ${index}`);
+    this.log.compact({ index, term, config: this.configAt(index) }, data);
+    this.logDirty = true;
+    this.pruneConfigs();
+  }
+
+  transferLeadership(to: NodeId): void {
+    this.assertLeader('transferLeadership');
+    if (to === this.id) return;
+    if (!this.isVoter(to)) throw new LanceError('INVALID_ARGUMENT', `transferLeadership: node ${to} is not a voter of this group`, { to });
+    this.transferee = to;
+    this.transferDeadline = this.now + this.eMax;
+    const pr = this.progress.get(to)!;
+    if (pr.match === this.log.lastIndex()) this.send({ type: 'TimeoutNow', from: this.id, to, term: this.term });
+    else this.sendAppend(to, pr);
+  }
+
+  addLearner(id: NodeId): { index: number } {
+    const c = this.config;
+    if (c.voters.includes(id) || c.learners.includes(id)) throw new LanceError('CONFLICT', `addLearner: node ${id} is already a member`, { id });
+    return this.proposeConfig({ voters: c.voters, learners: [...c.learners, id] }, 'addLearner');
+  }
+
+  promote(id: NodeId): { index: number } {
+    const c = this.config;
+    if (!c.learners.includes(id)) throw new LanceError('CONFLICT', `promote: node ${id} is not a learner`, { id });
+    const pr = this.progress.get(id);
+    const lag = this.log.lastIndex() - (pr?.match ?? 0);
+    if (lag > this.promoteMaxLag) throw new LanceError('CONFLICT', `promote: node ${id} is ${lag} entries behind (max ${this.promoteMaxLag}); wait for catch-up`, { id, lag });
+    return this.proposeConfig({ voters: [...c.voters, id], learners: c.learners.filter((x) => x !== id) }, 'promote');
+  }
+
+  removeServer(id: NodeId): { index: number } {
+    const c = this.config;
+    if (!c.voters.includes(id) && !c.learners.includes(id)) throw new LanceError('NOT_FOUND', `removeServer: node ${id} is not a member`, { id });
+    if (c.voters.length === 1 && c.voters[0] === id) throw new LanceError('CONFLICT', `removeServer: node ${id} is the last voter`, { id });
+    return this.proposeConfig({ voters: c.voters.filter((x) => x !== id), learners: c.learners.filter((x) => x !== id) }, 'removeServer');
+  }
+
+  /** Take the outputs accumulated since the last call. */
+  ready(): Ready {
+    // apply: restore first (if a snapshot was installed), then committed entries
+    const restore = this.outRestore;
+    this.outRestore = null;
+    let committed: RaftEntry[] = [];
+    if (this.commit > this.applied) {
+      committed = this.log.entries(this.applied + 1, this.commit + 1, Infinity);
+      this.applied = this.commit;
+    }
+
+    let persist: PersistRequest | null = null;
+    const hs: HardState = { term: this.term, vote: this.vote, commit: this.commit };
+    const hsSync = hs.term !== this.lastHard.term || hs.vote !== this.lastHard.vote;
+    const hsChanged = hsSync || hs.commit !== this.lastHard.commit;
+    if (this.logDirty || hsChanged || this.snapshotToPersist) {
+      const sync = this.logDirty || hsSync || this.snapshotToPersist !== null;
+      const seq = ++this.lastIssuedSeq;
+      if (sync) this.lastSyncSeq = seq;
+      persist = { seq, hardState: hsChanged ? hs : null, sync, snapshot: this.snapshotToPersist };
+      this.outstanding.push({ seq, lastIndex: this.log.lastIndex(), truncatedTo: this.truncatedThisStep, sync });
+      this.lastHard = hs;
+      this.logDirty = false;
+      this.snapshotToPersist = null;
+      this.truncatedThisStep = Infinity;
+    }
+
+    const events: RaftStateEvent[] = [];
+    if (this.lastEvent.role !== this.role || this.lastEvent.term !== this.term || this.lastEvent.leader !== this.leader) {
+      this.lastEvent = { role: this.role, term: this.term, leader: this.leader };
+      events.push({ type: 'state', ...this.lastEvent });
+    }
+    const messages = this.outMessages;
+    this.outMessages = [];
+    return { messages, persist, restore, committed, commitIndex: this.commit, events };
+  }
+
+  // ---------------------------------------------------------------- elections
+
+  private resetElectionTimer(): void {
+    this.electionDeadline = this.now + this.eMin + Math.floor(this.random() * (this.eMax - this.eMin));
+  }
+
+  private isVoter(id: NodeId): boolean {
+    return this.config.voters.includes(id);
+  }
+
+  private lastTerm(): number {
+    return this.log.term(this.log.lastIndex()) ?? 0;
+  }
+
+  private upToDate(lastIndex: number, lastTerm: number): boolean {
+    const myTerm = this.lastTerm();
+    return lastTerm > myTerm || (lastTerm === myTerm && lastIndex >= this.log.lastIndex());
+  }
+
+  /** Followers that heard from a leader within the minimum election timeout ignore (pre)votes: no disruption. */
+  private inLease(): boolean {
+    if (!this.checkQuorum || this.leader === null) return false;
+    if (this.role === 'leader') return true;
+    return this.now - this.lastLeaderContact < this.eMin;
+  }
+
+  private campaign(kind: 'pre' | 'real' | 'transfer'): void {
+    this.leader = null;
+    this.votes = new Map([[this.id, true]]);
+    this.resetElectionTimer();
+    const others = this.config.voters.filter((v) => v !== this.id);
+    const lastIndex = this.log.lastIndex();
+    const lastTerm = this.lastTerm();
+    if (kind === 'pre') {
+      this.role = 'precandidate';
+      for (const to of others) this.send({ type: 'PreVote', from: this.id, to, term: this.term + 1, lastIndex, lastTerm });
+      if (this.votes.size >= quorum(this.config.voters)) this.campaign('real');
+      return;
+    }
+    this.role = 'candidate';
+    this.term += 1;
+    this.vote = this.id;
+    this.progress.clear();
+    this.transferee = null;
+    // Vote requests leave only after term+vote are durable: a crash must not let us vote twice in a term.
+    for (const to of others) this.sendAfterPersist({ type: 'Vote', from: this.id, to, term: this.term, lastIndex, lastTerm, transfer: kind === 'transfer' });
+    if (this.votes.size >= quorum(this.config.voters)) this.becomeLeader();
+  }
+
+  private tally(from: NodeId, granted: boolean, kind: 'pre' | 'real'): void {
+    if (!this.isVoter(from)) return;
+    this.votes.set(from, granted);
+    let yes = 0;
+    let no = 0;
+    for (const [id, g] of this.votes) {
+      if (!this.isVoter(id)) continue;
+      if (g) yes++;
+      else no++;
+    }
+    const q = quorum(this.config.voters);
+    if (yes >= q) {
+      if (kind === 'pre') this.campaign('real');
+      else this.becomeLeader();
+    } else if (no >= q) {
+      this.becomeFollower(this.term, null);
+    }
+  }
+
+  private onPreVote(m: Extract<RaftMessage, { type: 'PreVote' }>): void {
+    const grant = m.term > this.term && !this.inLease() && this.upToDate(m.lastIndex, m.lastTerm);
+    // granted: echo the proposed term so the pre-candidate can match it; rejected: our term, which may teach it
+    this.send({ type: 'PreVoteResp', from: this.id, to: m.from, term: grant ? m.term : this.term, granted: grant });
+  }
+
+  private onVote(m: Extract<RaftMessage, { type: 'Vote' }>): void {
+    if (m.term < this.term) {
+      this.send({ type: 'VoteResp', from: this.id, to: m.from, term: this.term, granted: false });
+      return;
+    }
+    if (m.term > this.term) {
+      if (!m.transfer && this.inLease()) return; // a live leader exists: ignore the disruption
+      this.becomeFollower(m.term, null);
+    }
+    const grant = (this.vote === null || this.vote === m.from) && this.leader === null && this.upToDate(m.lastIndex, m.lastTerm);
+    if (grant) {
+      this.vote = m.from;
+      this.resetElectionTimer();
+    }
+    this.sendAfterPersist({ type: 'VoteResp', from: this.id, to: m.from, term: this.term, granted: grant });
+  }
+
+  private becomeFollower(term: number, leader: NodeId | null): void {
+    if (term > this.term) {
+      this.term = term;
+      this.vote = null;
+    }
+    this.role = 'follower';
+    this.leader = leader;
+    if (leader !== null) this.lastLeaderContact = this.now;
+    this.progress.clear();
+    this.transferee = null;
+    this.votes.clear();
+    this.resetElectionTimer();
+  }
+
+  private becomeLeader(): void {
+    this.role = 'leader';
+    this.leader = this.id;
+    this.transferee = null;
+    this.progress.clear();
+    this.syncProgress();
+    const noop: RaftEntry = { term: this.term, index: this.log.lastIndex() + 1, type: EntryType.NOOP, data: EMPTY };
+    this.leaderStartIndex = noop.index;
+    this.appendLocal([noop]);
+    this.heartbeatDue = this.now + this.hbMs;
+    this.broadcastAppend();
+    this.maybeCommit();
+  }
+
+  // ---------------------------------------------------------------- follower side
+
+  private noteLeader(from: NodeId): void {
+    if (this.role !== 'follower') this.becomeFollower(this.term, from);
+    this.leader = from;
+    this.lastLeaderContact = this.now;
+    this.resetElectionTimer();
+  }
+
+  private onAppend(m: Extract<RaftMessage, { type: 'Append' }>): void {
+    this.noteLeader(m.from);
+    let prevIndex = m.prevIndex;
+    let prevTerm = m.prevTerm;
+    let entries = m.entries;
+    const lastNew = m.prevIndex + m.entries.length;
+    if (entries.length > 0 && entries[0]!.index !== prevIndex + 1) {
+      throw new LanceError('INTERNAL', `raft node ${this.id}: Append from ${m.from}: entries[0].index ${entries[0]!.index} != prevIndex+1 ${prevIndex + 1}`);
+    }
+    if (prevIndex < this.commit) {
+      // Everything up to our commit index matches any leader of this term: skip it (it may be compacted here).
+      const skip = Math.min(entries.length, this.commit - prevIndex);
+      if (skip === entries.length) {
+        this.sendAfterPersist({ type: 'AppendResp', from: this.id, to: m.from, term: this.term, success: true, matchIndex: lastNew, rejectedIndex: 0, hintIndex: 0, hintTerm: 0 });
+        return;
+      }
+      prevTerm = entries[skip - 1]!.term;
+      prevIndex += skip;
+      entries = entries.slice(skip);
+    }
+    const last = this.log.lastIndex();
+    const myTerm = prevIndex <= last ? this.log.term(prevIndex) : undefined;
+    if (myTerm === undefined || myTerm !== prevTerm) {
+      let hintIndex: number;
+      let hintTerm = 0;
+      if (myTerm === undefined) {
+        hintIndex = last + 1;
+      } else {
+        hintTerm = myTerm;
+        hintIndex = prevIndex;
+        const floor = Math.max(this.commit, this.log.snapshotIndex()) + 1;
+        while (hintIndex - 1 >= floor && this.log.term(hintIndex - 1) === myTerm) hintIndex--;
+      }
+      this.sendAfterPersist({ type: 'AppendResp', from: this.id, to: m.from, term: this.term, success: false, matchIndex: 0, rejectedIndex: m.prevIndex, hintIndex, hintTerm });
+      return;
+    }
+    for (let k = 0; k < entries.length; k++) {
+      const e = entries[k]!;
+      if (e.index > this.log.lastIndex()) {
+        this.appendLocal(k === 0 ? entries : entries.slice(k));
+        break;
+      }
+      if (this.log.term(e.index) !== e.term) {
+        if (e.index <= this.commit) throw new LanceError('INTERNAL', `raft node ${this.id}: conflict at committed index ${e.index} (commit ${this.commit})`);
+        this.truncateLocal(e.index - 1);
+        this.appendLocal(entries.slice(k));
+        break;
+      }
+    }
+    const newCommit = Math.min(m.commit, lastNew);
+    if (newCommit > this.commit) this.commit = newCommit;
+    this.sendAfterPersist({ type: 'AppendResp', from: this.id, to: m.from, term: this.term, success: true, matchIndex: lastNew, rejectedIndex: 0, hintIndex: 0, hintTerm: 0 });
+  }
+
+  private onHeartbeat(m: Extract<RaftMessage, { type: 'Heartbeat' }>): void {
+    this.noteLeader(m.from);
+    const c = Math.min(m.commit, this.log.lastIndex());
+    if (c > this.commit) this.commit = c;
+    this.send({ type: 'HeartbeatResp', from: this.id, to: m.from, term: this.term });
+  }
+
+  private onSnapshot(m: Extract<RaftMessage, { type: 'Snapshot' }>): void {
+    this.noteLeader(m.from);
+    const meta = m.meta;
+    if (meta.index <= this.commit) {
+      this.sendAfterPersist({ type: 'SnapshotResp', from: this.id, to: m.from, term: this.term, matchIndex: this.commit });
+      return;
+    }
+    if (this.log.term(meta.index) === meta.term) {
+      // our log already has the snapshot's last entry: keep what follows it (we may have acknowledged it)
+      this.log.compact(meta, m.data);
+    } else {
+      this.log.installSnapshot(meta, m.data);
+      this.truncatedThisStep = 0;
+      this.durableIndex = 0;
+    }
+    this.logDirty = true;
+    this.snapshotToPersist = { meta, data: m.data };
+    this.outRestore = { meta, data: m.data };
+    this.commit = meta.index;
+    this.applied = meta.index;
+    const kept = this.configs.filter((c) => c.index > meta.index && c.index <= this.log.lastIndex());
+    this.configs = [{ index: meta.index, config: normalizeConfig(meta.config) }, ...kept];
+    this.sendAfterPersist({ type: 'SnapshotResp', from: this.id, to: m.from, term: this.term, matchIndex: meta.index });
+  }
+
+  // ---------------------------------------------------------------- leader side
+
+  private assertLeader(op: string): void {
+    if (this.role !== 'leader') {
+      throw new LanceError('NOT_LEADER', `${op}: raft node ${this.id} is not the leader (leader: ${this.leader ?? 'unknown'}, term ${this.term})`, { leader: this.leader, term: this.term });
+    }
+  }
+
+  private proposeConfig(next: ClusterConfig, op: string): { index: number } {
+    this.assertLeader(op);
+    const cur = this.configs[this.configs.length - 1]!;
+    if (cur.index > this.commit) throw new LanceError('CONFLICT', `${op}: membership change at index ${cur.index} is not committed yet (one change at a time)`, { pending: cur.index });
+    if (this.commit < this.leaderStartIndex) throw new LanceError('CONFLICT', `${op}: the new leader has not committed an entry of its term yet; retry`, { term: this.term });
+    if (this.transferee !== null) throw new LanceError('CONFLICT', `${op}: leadership transfer in progress`);
+    const index = this.log.lastIndex() + 1;
+    this.appendLocal([{ term: this.term, index, type: EntryType.CONFIG, data: encodeConfig(next) }]);
+    this.broadcastAppend();
+    return { index };
+  }
+
+  private syncProgress(): void {
+    if (this.role !== 'leader') return;
+    const c = this.config;
+    const members = new Set([...c.voters, ...c.learners]);
+    for (const id of members) {
+      if (id === this.id || this.progress.has(id)) continue;
+      this.progress.set(id, {
+        match: 0, next: this.log.lastIndex() + 1, state: 'probe', paused: false, inflight: [],
+        lastAckAt: this.now, lastHeardAt: this.now, snapshotIndex: 0, snapshotSentAt: 0,
+      });
+    }
+    for (const id of [...this.progress.keys()]) if (!members.has(id)) this.progress.delete(id);
+  }
+
+  private quorumActive(): boolean {
+    const voters = this.config.voters;
+    let active = 0;
+    for (const v of voters) {
+      if (v === this.id) { active++; continue; }
+      const pr = this.progress.get(v);
+      if (pr && this.now - pr.lastHeardAt < this.eMax) active++;
+    }
+    // a leader outside the config (being removed) still needs a majority of the config
+    return active >= quorum(voters);
+  }
+
+  private heartbeatAll(): void {
+    for (const [to, pr] of this.progress) {
+      this.send({ type: 'Heartbeat', from: this.id, to, term: this.term, commit: Math.min(this.commit, pr.match) });
+      // no answer for a while: assume lost Appends/Snapshot and probe again once the peer answers a heartbeat
+      if (pr.state === 'replicate' && pr.inflight.length > 0 && this.now - pr.lastAckAt >= this.eMin) this.toProbe(pr);
+      else if (pr.state === 'snapshot' && this.now - pr.snapshotSentAt >= this.eMax) this.toProbe(pr);
+    }
+  }
+
+  private toProbe(pr: Progress): void {
+    pr.state = 'probe';
+    pr.paused = false;
+    pr.inflight = [];
+    pr.next = pr.match + 1;
+  }
+
+  private broadcastAppend(): void {
+    for (const [to, pr] of this.progress) this.sendAppend(to, pr);
+  }
+
+  private sendAppend(to: NodeId, pr: Progress): void {
+    for (;;) {
+      if (pr.state === 'snapshot') return;
+      if (pr.state === 'probe' && pr.paused) return;
+      if (pr.state === 'replicate' && pr.inflight.length >= this.maxInflight) return;
+      const last = this.log.lastIndex();
+      const prevIndex = pr.next - 1;
+      const prevTerm = this.log.term(prevIndex);
+      if (prevTerm === undefined) {
+        this.sendSnapshot(to, pr);
+        return;
+      }
+      const entries = pr.next <= last ? this.log.entries(pr.next, Math.min(last + 1, pr.next + this.maxEntries), this.maxBytes) : [];
+      if (entries.length === 0 && pr.state === 'replicate') return;
+      this.send({ type: 'Append', from: this.id, to, term: this.term, prevIndex, prevTerm, entries, commit: this.commit });
+      if (pr.state === 'probe') {
+        pr.paused = true;
+        return;
+      }
+      pr.next = prevIndex + entries.length + 1;
+      pr.inflight.push(pr.next - 1);
+      if (pr.next > last) return;
+    }
+  }
+
+  private sendSnapshot(to: NodeId, pr: Progress): void {
+    const snap = this.log.snapshot();
+    if (!snap) throw new LanceError('INTERNAL', `raft node ${this.id}: follower ${to} needs index ${pr.next} but the log has no snapshot`);
+    pr.state = 'snapshot';
+    pr.snapshotIndex = snap.meta.index;
+    pr.snapshotSentAt = this.now;
+    pr.inflight = [];
+    this.send({ type: 'Snapshot', from: this.id, to, term: this.term, meta: snap.meta, data: snap.data });
+  }
+
+  private onAppendResp(m: Extract<RaftMessage, { type: 'AppendResp' }>): void {
+    if (this.role !== 'leader') return;
+    const pr = this.progress.get(m.from);
+    if (!pr) return;
+    pr.lastHeardAt = this.now;
+    if (m.success) {
+      const advanced = m.matchIndex > pr.match;
+      if (advanced) {
+        pr.match = m.matchIndex;
+        pr.lastAckAt = this.now;
+      }
+      if (pr.state === 'probe' && pr.match >= pr.next - 1) {
+        // the probe landed: stream optimistically from here
+        pr.state = 'replicate';
+        pr.inflight = [];
+        pr.lastAckAt = this.now;
+      } else if (pr.state === 'snapshot' && pr.match >= pr.snapshotIndex) {
+        this.toProbe(pr);
+      }
+      let drop = 0;
+      while (drop < pr.inflight.length && pr.inflight[drop]! <= pr.match) drop++;
+      if (drop > 0) pr.inflight.splice(0, drop);
+      if (pr.next <= pr.match) pr.next = pr.match + 1;
+      if (advanced) {
+        this.maybeCommit();
+        if (this.role !== 'leader') return;
+      }
+      if (this.transferee === m.from && pr.match === this.log.lastIndex()) {
+        this.send({ type: 'TimeoutNow', from: this.id, to: m.from, term: this.term });
+      }
+      this.sendAppend(m.from, pr);
+      return;
+    }
+    // rejection: ignore stale ones
+    if (pr.state === 'replicate' && m.rejectedIndex <= pr.match) return;
+    if (pr.state === 'probe' && m.rejectedIndex !== pr.next - 1) return;
+    if (pr.state === 'snapshot') return;
+    let next = m.hintIndex;
+    if (m.hintTerm > 0) {
+      let i = Math.min(m.rejectedIndex, this.log.lastIndex());
+      const floor = this.log.snapshotIndex();
+      while (i > floor && (this.log.term(i) ?? 0) > m.hintTerm) i--;
+      if (i > floor && this.log.term(i) === m.hintTerm) next = i + 1;
+    }
+    this.toProbe(pr);
+    pr.next = Math.max(pr.match + 1, Math.min(next, this.log.lastIndex() + 1));
+    this.sendAppend(m.from, pr);
+  }
+
+  private onHeartbeatResp(m: Extract<RaftMessage, { type: 'HeartbeatResp' }>): void {
+    if (this.role !== 'leader') return;
+    const pr = this.progress.get(m.from);
+    if (!pr) return;
+    pr.lastHeardAt = this.now;
+    if (pr.match < this.log.lastIndex()) {
+      if (pr.state === 'probe') pr.paused = false;
+      this.sendAppend(m.from, pr);
+    }
+  }
+
+  private onSnapshotResp(m: Extract<RaftMessage, { type: 'SnapshotResp' }>): void {
+    if (this.role !== 'leader') return;
+    const pr = this.progress.get(m.from);
+    if (!pr) return;
+    pr.lastHeardAt = this.now;
+    if (m.matchIndex > pr.match) {
+      pr.match = m.matchIndex;
+      pr.lastAckAt = this.now;
+    }
+    if (pr.state === 'snapshot' && pr.match >= pr.snapshotIndex) this.toProbe(pr);
+    else if (pr.state === 'snapshot') return;
+    this.maybeCommit();
+    if (this.role === 'leader') this.sendAppend(m.from, pr);
+  }
+
+  private maybeCommit(): void {
+    const voters = this.config.voters;
+    if (voters.length === 0) return;
+    const matches = voters.map((v) => (v === this.id ? this.durableIndex : this.progress.get(v)?.match ?? 0));
+    matches.sort((a, b) => b - a);
+    const n = matches[quorum(voters) - 1]!;
+    // Raft §5.4.2: only entries of the current term are committed by counting replicas
+    if (n > this.commit && this.log.term(n) === this.term) {
+      this.commit = n;
+      this.pruneConfigs();
+      // a leader removed from the config leads until the change commits, then steps down (thesis §4.2.2)
+      if (!this.isVoter(this.id) && this.configs[this.configs.length - 1]!.index <= this.commit) {
+        this.becomeFollower(this.term, null);
+        return;
+      }
+      // followers learn the new commit index with the next Append or heartbeat
+    }
+  }
+
+  // ---------------------------------------------------------------- log + persistence plumbing
+
+  private appendLocal(entries: readonly RaftEntry[]): void {
+    if (entries.length === 0) return;
+    this.log.append(entries);
+    this.logDirty = true;
+    let changed = false;
+    for (const e of entries) {
+      if (e.type === EntryType.CONFIG) {
+        this.configs.push({ index: e.index, config: decodeConfig(e.data, `entry ${e.index}`) });
+        changed = true;
+      }
+    }
+    if (changed) this.syncProgress();
+  }
+
+  private truncateLocal(after: number): void {
+    this.log.truncateAfter(after);
+    this.logDirty = true;
+    this.truncatedThisStep = Math.min(this.truncatedThisStep, after);
+    this.durableIndex = Math.min(this.durableIndex, after);
+    while (this.configs.length > 1 && this.configs[this.configs.length - 1]!.index > after) this.configs.pop();
+  }
+
+  /** Keep the config in force at the snapshot/commit point and everything after it. */
+  private pruneConfigs(): void {
+    const floor = Math.min(this.commit, this.log.snapshotIndex());
+    let i = 0;
+    while (i + 1 < this.configs.length && this.configs[i + 1]!.index <= floor) i++;
+    if (i > 0) this.configs.splice(0, i);
+  }
+
+  private configAt(index: number): ClusterConfig {
+    let c = this.configs[0]!.config;
+    for (const x of this.configs) if (x.index <= index) c = x.config;
+    return c;
+  }
+
+  private send(msg: RaftMessage): void {
+    this.outMessages.push(msg);
+  }
+
+  /** Responses that promise durability (votes, acks) wait for every sync request issued so far, including this call's. */
+  private sendAfterPersist(msg: RaftMessage): void {
+    const pendingSync = this.logDirty || this.snapshotToPersist !== null || this.term !== this.lastHard.term || this.vote !== this.lastHard.vote;
+    const barrier = pendingSync ? this.lastIssuedSeq + 1 : this.lastSyncSeq;
+    if (barrier > this.persistedSeq) this.deferred.push({ seq: barrier, msg });
+    else this.outMessages.push(msg);
+  }
+}
