@@ -3,6 +3,7 @@
  * Names may contain spaces for sub-commands ('groups list'); see command.ts for the contract.
  */
 import type { AnyCommand } from './command.ts';
+import { exportTopicCommand, importTopicCommand } from './offline/export-import.ts';
 import { inspectIndexCommand, rebuildIndexCommand } from './offline/index-commands.ts';
 import { repairCommand } from './offline/repair.ts';
 import { scanCommand } from './offline/scan.ts';
@@ -22,6 +23,8 @@ export const commands: AnyCommand[] = [
   repairCommand,
   rebuildIndexCommand,
   inspectIndexCommand,
+  exportTopicCommand,
+  importTopicCommand,
   listTopicsCommand,
   createTopicCommand,
   deleteTopicCommand,

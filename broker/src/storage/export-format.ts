@@ -5,7 +5,7 @@
  *   preamble   "LNCEXPRT" (8 bytes) | version u16 BE (= 1)
  *   frames     kind u8 | length u32 BE | body[length] | crc32c u32 BE over kind+length+body
  *     'H' header   JSON {formatVersion, topic {id, name, partitions, config}, exportedAt, tool}
- *     'P' partition start   JSON {partition, startOffset, startIndex}
+ *     'P' partition start   JSON {partition, startOffset, startIndex, prevTerm}
  *     'C' chunk    u32 entry count, then entries (binary, see ENTRY_HEAD_BYTES), each with its own crc32c
  *     'E' partition end     JSON {partition, entries, records, payloadBytes, firstOffset, lastOffset, nextOffset, firstIndex, lastIndex}
  *     'T' trailer  JSON {partitions, entries, records, payloadBytes, fileCrc32c}; fileCrc32c covers every byte
@@ -68,6 +68,8 @@ export const PartitionStartSchema = z.object({
   startOffset: nonNegInt,
   /** Raft index of its first entry (1 for a log that was never trimmed) */
   startIndex: z.number().int().positive(),
+  /** Raft term of entry startIndex - 1 (0 if none), so an import can recreate the first segment header */
+  prevTerm: nonNegInt.default(0),
 });
 export type PartitionStart = z.infer<typeof PartitionStartSchema>;
 
@@ -249,7 +251,7 @@ export class ExportWriter {
     await this.sink.write(b);
   }
 
-  async beginPartition(start: PartitionStart): Promise<void> {
+  async beginPartition(start: z.input<typeof PartitionStartSchema>): Promise<void> {
     if (this.partition) throw new LanceError('INTERNAL', `export: partition ${this.partition.start.partition} not ended`);
     if (start.partition !== this.nextPartition) throw new LanceError('INTERNAL', `export: expected partition ${this.nextPartition}, got ${start.partition}`);
     const s = PartitionStartSchema.parse(start);
