@@ -22,7 +22,12 @@ export const QUANTITY_PATTERN =
  */
 export const quantity = z
   .union([z.int().nonnegative(), z.string().regex(QUANTITY_PATTERN, 'must be a Kubernetes quantity such as 10Gi, 500m or 2')])
-  .meta({ 'x-kubernetes-int-or-string': true });
+  .meta({
+    'x-kubernetes-int-or-string': true,
+    // The int-or-string idiom must be exactly anyOf [{type: integer}, {type: string}] (no minimum inside), so the
+    // non-negative check on the integer form is a CEL rule.
+    'x-kubernetes-validations': [{ rule: 'type(self) == string || self >= 0', message: 'must not be negative' }],
+  });
 export type Quantity = z.output<typeof quantity>;
 
 export function quantityString(q: Quantity): string {

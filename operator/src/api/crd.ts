@@ -203,8 +203,10 @@ export function structuralProblems(node: JSONSchemaProps, path = '', insideJunct
   if (node.type === 'array' && node.items === undefined) problems.push(`${p}: array without items`);
   if (node.anyOf !== undefined && !intOrString) problems.push(`${p}: anyOf is only generated for int-or-string`);
   if (intOrString) {
-    const types = (node.anyOf ?? []).map((b) => b.type).sort();
-    if (node.type !== undefined || types.join(',') !== 'integer,string') problems.push(`${p}: int-or-string must be anyOf [integer, string] without a type`);
+    // The apiserver recognizes the idiom only in exactly this form; anything more inside anyOf is not structural.
+    if (node.type !== undefined || JSON.stringify(node.anyOf) !== '[{"type":"integer"},{"type":"string"}]') {
+      problems.push(`${p}: int-or-string must be exactly anyOf [{type: integer}, {type: string}] without a type`);
+    }
   }
   if (typeof node.pattern === 'string') {
     if (NON_RE2.some((re) => re.test(node.pattern as string))) problems.push(`${p}: pattern uses lookaround/backreferences, which RE2 rejects`);

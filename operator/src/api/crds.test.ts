@@ -53,6 +53,7 @@ describe('generated CRDs', () => {
         list: { type: 'array' },
         union: { anyOf: [{ type: 'string' }, { type: 'boolean' }] },
         ref: { $ref: '#/x' } as unknown as JSONSchemaProps,
+        qty: { 'x-kubernetes-int-or-string': true, anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string' }] },
         keyed: { type: 'array', items: { type: 'object', properties: { k: { type: 'string' } } }, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['k'] },
       },
     };
@@ -64,6 +65,7 @@ describe('generated CRDs', () => {
     expect(problems).toContain('.union: anyOf is only generated for int-or-string');
     expect(problems).toContain('.ref: keyword "$ref" is not allowed');
     expect(problems).toContain('.keyed: list-map key "k" must be a required property');
+    expect(problems).toContain('.qty: int-or-string must be exactly anyOf');
   });
 
   it('refuses to generate unions that are not int-or-string', () => {
