@@ -206,7 +206,11 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   server.keepAliveTimeout = 5_000;
 
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (e) => reject(new LanceError('IO', `admin API: cannot listen on ${opts.host}:${opts.port}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, { host: opts.host, port: opts.port }, { cause: e })));
+    server.once('error', (e) => {
+      const code = (e as NodeJS.ErrnoException).code;
+      const hint = code === 'EADDRINUSE' ? ' (port taken: set listeners.admin.port / LANCE_ADMIN_PORT / --admin-port)' : '';
+      reject(new LanceError('IO', `admin API: cannot listen on ${opts.host}:${opts.port}: ${code ?? e.message}${hint}`, { host: opts.host, port: opts.port }, { cause: e }));
+    });
     server.listen(opts.port, opts.host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
