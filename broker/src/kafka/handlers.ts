@@ -32,7 +32,7 @@ import {
   type ProduceResponse,
   ResourceType,
 } from './protocol/messages.ts';
-import { validateRecordSet } from './records.ts';
+import { decodeRecordBatches, validateRecordSet } from './records.ts';
 
 /** API key → [min, max] version this broker advertises in ApiVersions. Group APIs are deliberately absent (not implemented yet). */
 export const SUPPORTED_VERSIONS: ReadonlyMap<number, readonly [number, number]> = new Map<number, readonly [number, number]>([
@@ -327,7 +327,14 @@ export class KafkaHandlers {
       for (const p of t.partitions) {
         try {
           const r = await this.backend.listOffsets(t.name, p.partitionIndex, p.timestamp);
-          partitions.push({ partitionIndex: p.partitionIndex, errorCode: 0, timestamp: r.timestamp, offset: r.offset, leaderEpoch: r.leaderEpoch });
+          const exact = p.timestamp >= 0 && r.offset >= 0 ? await this.firstRecordAtOrAfter(t.name, p.partitionIndex, r.offset, p.timestamp) : null;
+          partitions.push({
+            partitionIndex: p.partitionIndex,
+            errorCode: 0,
+            timestamp: exact?.timestamp ?? r.timestamp,
+            offset: exact?.offset ?? r.offset,
+            leaderEpoch: r.leaderEpoch,
+          });
         } catch (err) {
           partitions.push({ partitionIndex: p.partitionIndex, errorCode: errorOf(err).code, timestamp: -1, offset: -1, leaderEpoch: -1 });
         }
@@ -335,6 +342,24 @@ export class KafkaHandlers {
       topics.push({ name: t.name, partitions });
     }
     return { throttleTimeMs: 0, topics };
+  }
+
+  /**
+   * Kafka answers a by-time ListOffsets with the first RECORD whose timestamp >= target; storage indexes whole
+   * batches. Refine inside the batch the backend found (uncompressed or gzip; other codecs keep the batch offset).
+   */
+  private async firstRecordAtOrAfter(topic: string, partition: number, offset: number, ts: number): Promise<{ offset: number; timestamp: number } | null> {
+    try {
+      const r = await this.backend.fetch(topic, partition, offset, 1);
+      if (r.records.length < 61) return null;
+      const one = r.records.subarray(0, r.records.readInt32BE(8) + 12);
+      const codec = one.readInt16BE(21) & 0x07;
+      if (codec !== 0 && codec !== 1) return null;
+      const hit = decodeRecordBatches(one).find((x) => x.offset >= offset && x.timestamp >= ts);
+      return hit ? { offset: hit.offset, timestamp: hit.timestamp } : null;
+    } catch {
+      return null;
+    }
   }
 
   async createTopics(req: CreateTopicsRequest): Promise<CreateTopicsResponse> {
