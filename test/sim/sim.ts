@@ -67,7 +67,7 @@ export interface SimResult {
   stats: SimStats;
   /** leader crash → first commit by the new leader, per measured group (simulated ms) */
   failoverMs: number[];
-  /** network parameters this seed drew */
+  /** network parameters this seed drew for the fault phase */
   network: { maxDelayMs: number; dropRate: number; dupRate: number; compactEvery: number };
 }
 
@@ -117,7 +117,7 @@ type Ev =
   | { k: 'fault' }
   | { k: 'restart'; node: number; inc: number }
   | { k: 'heal-partition'; id: number }
-  | { k: 'client'; g: number }
+  | { k: 'client'; g: number; at: number }
   | { k: 'membership' }
   | { k: 'heal' }
   | { k: 'check' };
@@ -228,6 +228,8 @@ interface GroupState {
   nextId: number;
   target: number;
   issued: number;
+  /** when the client loop runs next (one wake-up at a time) */
+  clientAt: number | null;
 }
 
 const TICK_MS = 10;
@@ -256,6 +258,7 @@ class Sim {
   private readonly trace: string[] = [];
   private traceAt = 0;
   private readonly maxDelay: number;
+  private readonly network: SimResult['network'];
   private dropRate: number;
   private dupRate: number;
   private readonly compactEvery: number;
@@ -275,6 +278,7 @@ class Sim {
     this.dropRate = this.rng.pick([0, 0.01, 0.05, 0.15]);
     this.dupRate = this.rng.pick([0, 0.01, 0.05]);
     this.compactEvery = this.rng.pick([8, 32, 128, Infinity]);
+    this.network = { maxDelayMs: this.maxDelay, dropRate: this.dropRate, dupRate: this.dupRate, compactEvery: this.compactEvery };
   }
 
   run(): SimResult {
@@ -298,7 +302,7 @@ class Sim {
     return {
       seed: this.o.seed, ok: error === null, error, replay: replayCommand(this.o), traceTail, stats: this.stats,
       failoverMs: this.failoverMs,
-      network: { maxDelayMs: this.maxDelay, dropRate: this.dropRate, dupRate: this.dupRate, compactEvery: this.compactEvery },
+      network: this.network,
     };
   }
 
@@ -318,7 +322,7 @@ class Sim {
     for (let g = 0; g < this.o.groups; g++) {
       this.groups.push({
         committed: [], maxCommitted: 0, leaders: new Map(), created: new Map(), acks: [], acked: new Map(),
-        pending: new Map(), queue: [], nextId: 0, target: 1, issued: 0,
+        pending: new Map(), queue: [], nextId: 0, target: 1, issued: 0, clientAt: null,
       });
     }
     for (const id of voters) {
@@ -334,7 +338,7 @@ class Sim {
     }
     this.heap.push(this.rng.int(50, 300), { k: 'fault' });
     this.heap.push(this.o.faultMs, { k: 'heal' });
-    for (let g = 0; g < this.o.groups; g++) this.heap.push(this.rng.int(0, 50), { k: 'client', g });
+    for (let g = 0; g < this.o.groups; g++) this.wakeClient(g, this.rng.int(0, 50));
     if (this.o.membership) this.heap.push(this.rng.int(300, 800), { k: 'membership' });
   }
 
@@ -423,6 +427,8 @@ class Sim {
         for (const n of this.nodes) n.side = 0;
         return;
       case 'client':
+        if (this.groups[ev.g]!.clientAt !== ev.at) return; // superseded by an earlier wake-up
+        this.groups[ev.g]!.clientAt = null;
         this.clientStep(ev.g);
         return;
       case 'membership':
@@ -614,18 +620,31 @@ class Sim {
     if (id !== undefined) {
       const n = this.node(G.target);
       const raft = n.up ? n.members[g]!.raft! : null;
+      let sent = false;
       try {
-        if (!raft) throw new Error('down');
+        // like a Kafka client with stale metadata: ask the node, follow its leader hint (cheap check first)
+        if (!raft || raft.currentRole !== 'leader') throw new Error('not leader');
         const r = raft.propose([{ type: EntryType.DATA, data: enc.encode(id) }]);
         G.queue.shift();
         G.pending.set(`${G.target}/${r.firstIndex}`, { id, node: G.target, inc: n.inc, index: r.firstIndex, term: r.term, at: this.now });
         this.stats.proposals++;
+        sent = true;
         this.processReady(G.target, g);
       } catch (e) {
-        const hint = isLanceError(e, 'NOT_LEADER') ? (e.details?.leader as number | null | undefined) : null;
-        G.target = typeof hint === 'number' && hint !== G.target ? hint : this.rng.int(1, this.o.nodes);
+        if (isLanceError(e) && !isLanceError(e, 'NOT_LEADER')) throw e;
+        const hint = raft?.currentLeader ?? null;
+        G.target = hint !== null && hint !== G.target ? hint : this.rng.int(1, this.o.nodes);
+      }
+      if (!sent) {
+        // back off while there is no leader to talk to
+        this.wakeClient(g, this.now + this.rng.int(5, 20));
       }
     }
+    this.expireClient(g);
+  }
+
+  private expireClient(g: number): void {
+    const G = this.groups[g]!;
     // proposals that got no answer for a while are retried (possibly duplicating the entry)
     for (const [key, p] of G.pending) {
       if (this.now - p.at > 1500) {
@@ -634,7 +653,7 @@ class Sim {
       }
     }
     if (this.phase === 'faults' || G.queue.length > 0 || G.pending.size > 0) {
-      this.heap.push(this.now + (id !== undefined && G.queue.length > 0 ? this.rng.int(1, 10) : this.rng.int(5, 40)), { k: 'client', g });
+      this.wakeClient(g, this.now + (G.queue.length > 0 ? this.rng.int(1, 10) : this.rng.int(5, 40)));
     }
   }
 
@@ -643,8 +662,14 @@ class Sim {
     if (G.acked.has(id)) return;
     this.stats.retries++;
     G.queue.push(id);
-    // make sure the client loop is running
-    this.heap.push(this.now + 1, { k: 'client', g });
+    this.wakeClient(g, this.now + 1);
+  }
+
+  private wakeClient(g: number, at: number): void {
+    const G = this.groups[g]!;
+    if (G.clientAt !== null && G.clientAt <= at) return;
+    G.clientAt = at;
+    this.heap.push(at, { k: 'client', g, at });
   }
 
   private failPending(g: number, node: number, why: string): void {
