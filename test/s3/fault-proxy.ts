@@ -68,7 +68,10 @@ export type FaultAction =
   | { kind: 'corrupt-response'; offset?: number }
   /** flip one byte of the request body (default: the middle one), then forward */
   | { kind: 'corrupt-request'; offset?: number }
-  /** answer 200 with ETag = MD5 of the body (what S3 would say) but never forward the request */
+  /**
+   * answer 200 with ETag = MD5 of the body (what S3 would say) but never forward the request; completing a multipart
+   * upload with a lost part then fails with 400 InvalidPart, as on S3
+   */
   | { kind: 'lose' };
 
 export interface FaultRule {
@@ -146,6 +149,8 @@ export async function startFaultProxy(upstream: string, opts: { seed?: number } 
   const firedCount = new Map<string, number>();
   const requests: RequestRecord[] = [];
   const sockets = new Set<Socket>();
+  /** multipart uploads with a part the proxy "lost": completing them fails like on S3 */
+  const lostUploads = new Set<string>();
 
   const pick = (info: RequestInfo): FaultRule | undefined => {
     for (const r of rules) {
@@ -196,9 +201,19 @@ export async function startFaultProxy(upstream: string, opts: { seed?: number } 
       return;
     }
     if (a?.kind === 'lose') {
+      if (info.op === 'UploadPart') lostUploads.add(new URL(url, 'http://x').searchParams.get('uploadId') ?? '');
       record.status = 200;
       res.writeHead(200, { etag: `"${createHash('md5').update(body).digest('hex')}"`, 'content-length': 0 });
       res.end();
+      return;
+    }
+
+    if (info.op === 'CompleteMultipartUpload' && lostUploads.has(new URL(url, 'http://x').searchParams.get('uploadId') ?? '')) {
+      // What real S3 answers when a listed part was never stored. (s3rver would crash reading the missing part.)
+      const xml = '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InvalidPart</Code><Message>One or more of the specified parts could not be found.</Message></Error>';
+      record.status = 400;
+      res.writeHead(400, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(xml) });
+      res.end(xml);
       return;
     }
 

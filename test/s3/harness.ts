@@ -20,6 +20,10 @@ export interface S3rverHandle {
   /** s3rver's data dir */
   dir: string;
   pid: number;
+  /** what s3rver wrote to stderr (crash reports) */
+  stderr(): string;
+  /** false once the process has exited */
+  alive(): boolean;
   /** kills the process by pid and removes its dir */
   stop(): Promise<void>;
 }
@@ -58,6 +62,8 @@ export async function startS3rver(opts: { bucket?: string; extraBuckets?: string
     bucket,
     dir,
     pid,
+    stderr: () => stderr,
+    alive: () => child.exitCode === null && child.signalCode === null,
     async stop() {
       if (stopped) return;
       stopped = true;
