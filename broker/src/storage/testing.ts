@@ -37,3 +37,8 @@ export function dataEntry(term: number, records: number, maxTimestamp: number, b
 export function noopEntry(term: number): NewEntry {
   return { type: EntryType.NOOP, term, offsetCount: 0, maxTimestamp: -1, payload: Buffer.alloc(0) };
 }
+
+/** Entry number `i` of the crash test: content is a pure function of i, so the parent can check it. */
+export function crashEntry(i: number, term: number): NewEntry {
+  return dataEntry(term, 1 + (i % 5), 1_700_000_000_000 + i, 50 + ((i * 7919) % 3000), i);
+}
