@@ -63,6 +63,7 @@ describe('CRD admission agrees with zod', () => {
     ['raft port = admin port', lc({ image, listeners: { raftPort: 1992 } }), 'spec.listeners.raftPort'],
     ['unknown imagePullPolicy', lc({ image, imagePullPolicy: 'Sometimes' }), 'spec.imagePullPolicy'],
     ['bad flush mode', lc({ image, config: { flush: { mode: 'never' } } }), 'spec.config.flush.mode'],
+    ['too many resource entries', lc({ image, resources: { limits: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`r${i}`, 1])) } }), 'spec.resources.limits'],
     ['too many tolerations', lc({ image, podTemplate: { tolerations: Array.from({ length: 65 }, () => ({})) } }), 'spec.podTemplate.tolerations'],
     ['restore: source and clusterRef', lrs({ source, clusterRef: { name: 'prod' }, target: newTarget }), 'spec'],
     ['restore: neither source nor clusterRef', lrs({ target: newTarget }), 'spec'],

@@ -112,6 +112,9 @@ function walk(schema: JSONSchemaProps, value: unknown, old: unknown, path: strin
   }
   if (isObj(value)) {
     const oldObj = isObj(old) ? old : undefined;
+    const count = Object.keys(value).length;
+    if (schema.maxProperties !== undefined && count > schema.maxProperties) issues.push({ path, type: 'Invalid value', message: `must have at most ${schema.maxProperties} items` });
+    if (schema.minProperties !== undefined && count < schema.minProperties) issues.push({ path, type: 'Invalid value', message: `must have at least ${schema.minProperties} items` });
     for (const name of schema.required ?? []) {
       if (value[name] === undefined) issues.push({ path: join(path, name), type: 'Required value', message: 'Required value' });
     }

@@ -61,6 +61,9 @@ export function camelConfigPath(path: string): string {
 
 const resourceList = z
   .record(z.string().min(1).max(253), quantity)
+  .refine((r) => Object.keys(r).length <= 32, { message: 'must have at most 32 entries' })
+  // Bounds the apiserver's CEL cost estimate for the per-quantity rule.
+  .meta({ maxProperties: 32 })
   .describe('Resource name (cpu, memory, ephemeral-storage, ...) to quantity.');
 
 export const resources = z
