@@ -74,9 +74,11 @@ class HttpError extends Error {
   }
 }
 
-function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
+function sendJsonRaw(res: http.ServerResponse, status: number, body: unknown, closing = false): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...(closing ? { connection: 'close' } : {}),
+  });
   res.end(text);
 }
 
@@ -85,9 +87,10 @@ async function readBody(req: http.IncomingMessage, limit: number): Promise<unkno
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > limit) throw new HttpError(413, 'INVALID_ARGUMENT', `request body exceeds ${limit} bytes`);
-    chunks.push(chunk);
+    // Over the limit: keep draining without storing, so the client can read the 413 instead of a reset.
+    if (size <= limit) chunks.push(chunk);
   }
+  if (size > limit) throw new HttpError(413, 'INVALID_ARGUMENT', `request body of ${size} bytes exceeds the limit of ${limit} bytes`);
   const text = Buffer.concat(chunks).toString('utf8');
   if (text.trim() === '') throw new HttpError(400, 'INVALID_ARGUMENT', 'request body: expected JSON, got nothing');
   try {
@@ -115,6 +118,7 @@ type Handler = (ctx: { req: http.IncomingMessage; res: http.ServerResponse; para
 export async function startAdminServer(opts: AdminServerOptions): Promise<AdminServerHandle> {
   const { service, logger } = opts;
   const shutdown = new AbortController();
+  const sendJson = (res: http.ServerResponse, status: number, body: unknown): void => sendJsonRaw(res, status, body, shutdown.signal.aborted);
 
   const routes: Array<{ method: string; pattern: RegExp; name: string; handler: Handler }> = [
     { method: 'GET', pattern: /^\/health\/live$/, name: '/health/live', handler: async ({ res }) => sendJson(res, 200, { status: 'ok' }) },
@@ -163,6 +167,11 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     const url = new URL(req.url ?? '/', 'http://admin');
     const clientGone = new AbortController();
     res.on('close', () => clientGone.abort());
+    // While shutting down, answer in-flight requests with `Connection: close` and drop their sockets right after,
+    // so close() does not wait for keep-alive timeouts.
+    res.on('finish', () => {
+      if (shutdown.signal.aborted) server.closeIdleConnections();
+    });
     const signal = AbortSignal.any([clientGone.signal, shutdown.signal]);
     let routeName = 'unmatched';
     const run = async (): Promise<void> => {

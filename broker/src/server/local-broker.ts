@@ -120,6 +120,7 @@ export class LocalBroker implements KafkaBackend {
   private endpoint: BrokerEndpoint;
   private adminEndpoint = { host: '', port: 0 };
   private kafkaUp = false;
+  private waiting = 0;
   private closed = false;
   private retentionTimer: NodeJS.Timeout | undefined;
   /** serialises topic create/delete/alter so they never interleave with each other */
@@ -452,6 +453,11 @@ export class LocalBroker implements KafkaBackend {
     return { ...base, records: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) };
   }
 
+  /** fetches currently waiting for data (admin long polls) */
+  pendingWaits(): number {
+    return this.waiting;
+  }
+
   onHighWatermark(listener: (topic: string, partition: number, highWatermark: number) => void): () => void {
     this.hwEvents.on('hw', listener);
     return () => this.hwEvents.off('hw', listener);
@@ -461,8 +467,13 @@ export class LocalBroker implements KafkaBackend {
   waitForData(topic: string, partition: number, offset: number, waitMs: number, signal?: AbortSignal): Promise<void> {
     const p = this.partitionOf(topic, partition);
     if (p.highWatermark > offset || waitMs <= 0 || signal?.aborted) return Promise.resolve();
+    this.waiting++;
     return new Promise<void>((resolve) => {
+      let finished = false;
       const done = (): void => {
+        if (finished) return;
+        finished = true;
+        this.waiting--;
         clearTimeout(timer);
         this.hwEvents.off('hw', onHw);
         this.hwEvents.off('closed', done);
