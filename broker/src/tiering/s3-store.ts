@@ -22,7 +22,7 @@ import type { Logger } from '../common/log.ts';
 import { silentLogger } from '../common/log.ts';
 import { crcHex, crcVerifier, multipartEtag, replayable, stripQuotes, type ReplayableBody } from './body.ts';
 import {
-  CRC32C_METADATA_KEY, classifyListedKey, validateKey, validateMetadata, validateRange,
+  CRC32C_METADATA_KEY, classifyListedKey, compareKeys, validateKey, validateMetadata, validateRange,
   type GetOptions, type GetStreamResult, type ListEntry, type ListOptions, type ObjectInfo, type ObjectStore,
   type PutBody, type PutOptions, type PutResult,
 } from './object-store.ts';
@@ -466,6 +466,7 @@ export class S3ObjectStore implements ObjectStore {
     let token: string | undefined;
     const seenPrefixes = new Set<string>();
     let page = 0;
+    let lastKey: string | undefined;
     for (;;) {
       page++;
       const out = await this.request(`ListObjectsV2 page ${page}`, prefix, 0, (abortSignal) => this.client.send(new ListObjectsV2Command({
@@ -476,6 +477,12 @@ export class S3ObjectStore implements ObjectStore {
       const entries: ListEntry[] = [];
       for (const c of out.Contents ?? []) {
         if (c.Key === undefined) continue;
+        // Continuation resumes after the last key returned: an endpoint that returns keys out of order (s3rver
+        // does, for sibling names like `a` / `a-b` / `a/`) makes paged listings skip keys. Fail loudly instead.
+        if (lastKey !== undefined && compareKeys(c.Key, lastKey) <= 0) {
+          throw new LanceError('IO', `ListObjectsV2 ${this.where(prefix)}: the endpoint returned ${JSON.stringify(c.Key)} after ${JSON.stringify(lastKey)} (not in UTF-8 byte order); a paged listing could skip keys`, { prefix, key: c.Key, after: lastKey });
+        }
+        lastKey = c.Key;
         entries.push({ kind: 'object', key: c.Key, size: c.Size ?? 0, etag: stripQuotes(c.ETag), lastModified: c.LastModified ?? new Date(0) });
       }
       for (const p of out.CommonPrefixes ?? []) {
