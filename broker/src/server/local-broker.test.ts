@@ -171,6 +171,20 @@ describe('LocalBroker', () => {
     await expect(broker.fetch('trim', 0, 0, 100)).rejects.toMatchObject({ code: 'OFFSET_OUT_OF_RANGE' });
   });
 
+  it('auto-creates topics only when topics.autoCreate is on', async () => {
+    const off = await open();
+    expect(off.broker.autoCreateTopic('auto')).toBe(false);
+    await off.broker.settled();
+    expect(off.broker.getTopic('auto')).toBeUndefined();
+    const on = await open({ topics: { autoCreate: true, defaultPartitions: 3 } });
+    expect(on.broker.autoCreateTopic('bad name!')).toBe(false);
+    expect(on.broker.autoCreateTopic('auto')).toBe(true);
+    expect(on.broker.autoCreateTopic('auto')).toBe(true);
+    await on.broker.settled();
+    expect(on.broker.getTopic('auto')?.partitions).toHaveLength(3);
+    expect(on.broker.listTopics().map((t) => t.name)).toEqual(['auto']);
+  });
+
   it('maps Kafka config strings with -1 = unlimited', () => {
     expect(parseKafkaTopicConfigs({ 'retention.ms': '-1', 'retention.bytes': '100', 'segment.bytes': '4096', 'cleanup.policy': 'delete', 'segment.ms': null })).toEqual({ retentionMs: 0, retentionBytes: 100, segmentBytes: 4096 });
     expect(() => parseKafkaTopicConfigs({ 'retention.ms': 'abc' })).toThrow(LanceError);

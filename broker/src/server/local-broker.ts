@@ -121,6 +121,7 @@ export class LocalBroker implements KafkaBackend {
   private adminEndpoint = { host: '', port: 0 };
   private kafkaUp = false;
   private waiting = 0;
+  private readonly autoCreating = new Set<string>();
   private closed = false;
   private retentionTimer: NodeJS.Timeout | undefined;
   /** serialises topic create/delete/alter so they never interleave with each other */
@@ -328,6 +329,33 @@ export class LocalBroker implements KafkaBackend {
       const rt = await this.doCreateTopic(req.name, nParts, patch);
       return { topicId: rt.topicId, numPartitions: nParts, replicationFactor: 1, configs: this.topicConfigEntries(rt) };
     });
+  }
+
+  /**
+   * Kafka auto-creation (`topics.autoCreate`): for a Metadata request that allows it and names an unknown topic.
+   * Starts creating the topic with the broker defaults and returns true (the client is told LEADER_NOT_AVAILABLE
+   * and retries, as with Kafka); false when auto-creation is off, the broker is read-only, or the name is invalid.
+   */
+  autoCreateTopic(name: string): boolean {
+    if (!this.config.topics.autoCreate || this.config.readOnly || this.closed) return false;
+    if (this.topics.has(name)) return true;
+    try {
+      catalog.validateTopicName(name);
+    } catch {
+      return false;
+    }
+    if (this.autoCreating.has(name)) return true;
+    this.autoCreating.add(name);
+    void this.serialize(async () => {
+      if (!this.topics.has(name)) await this.doCreateTopic(name, this.config.topics.defaultPartitions, {});
+    }).catch((e: unknown) => this.logger.warn({ err: e, topic: name }, 'auto-creating topic failed'))
+      .finally(() => this.autoCreating.delete(name));
+    return true;
+  }
+
+  /** resolves when pending auto-creations are done (tests, shutdown) */
+  async settled(): Promise<void> {
+    await this.adminChain.catch(() => undefined);
   }
 
   deleteTopic(name: string): Promise<void> {
