@@ -155,7 +155,7 @@ export function toStructuralNode(node: unknown, path = ''): JSONSchemaProps {
 /** Canonical key order, so the YAML reads type → docs → constraints → children → extensions. */
 const KEY_ORDER = [
   'type', 'description', 'default', 'enum', 'format', 'pattern', 'minLength', 'maxLength', 'minimum', 'exclusiveMinimum',
-  'maximum', 'exclusiveMaximum', 'minItems', 'maxItems', 'nullable', 'anyOf', 'properties', 'required', 'additionalProperties',
+  'maximum', 'exclusiveMaximum', 'minItems', 'maxItems', 'minProperties', 'maxProperties', 'nullable', 'anyOf', 'properties', 'required', 'additionalProperties',
   'items',
 ];
 

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { cluster, restore } from './fixtures.test-util.ts';
 import { boundedName, names } from './names.ts';
-import { resolveRestoreSource, restoreCommand, restoreJob, sourceUrl } from './restore-job.ts';
+import { resolveRestoreSource, restoreCommand, restoreJob, restoreResources, restoreTargetCluster, sourceUrl } from './restore-job.ts';
+import { statefulSet } from './statefulset.ts';
 
 const newTarget = { clusterName: 'prod-restored', spec: { image: 'lance/broker:0.2.0' } };
 const s3 = { bucket: 'lance-dr', prefix: 'clusters/prod', endpoint: 'http://127.0.0.1:4568', forcePathStyle: true, credentialsSecret: { name: 's3' } };
@@ -67,5 +68,41 @@ describe('restore Job', () => {
     expect(a).not.toBe(b);
     expect(a).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
     expect(boundedName('short', 63)).toBe('short');
+  });
+});
+
+describe('restore plan', () => {
+  it('creates the new target cluster from target.spec, annotated and not owned by the restore', () => {
+    const r = restore({ source: s3, target: { clusterName: 'prod-restored', spec: { image: 'lance/broker:0.2.0', replicas: 3, storage: { size: '5Gi' } } } });
+    const target = restoreTargetCluster(r);
+    expect(target?.metadata).toEqual({ name: 'prod-restored', namespace: 'lance', annotations: { 'lance.dev/restored-by': 'rs' } });
+    expect(target?.spec.replicas).toBe(3);
+    expect(target).toMatchObject({ apiVersion: 'lance.dev/v1alpha1', kind: 'LanceCluster' });
+    expect(restoreTargetCluster(restore({ source: s3, target: { clusterName: 'prod', existing: true } }))).toBeUndefined();
+  });
+
+  it('fills one PVC per target broker, named as the StatefulSet will claim them, with one Job each', () => {
+    const r = restore({ source: s3, pointInTime: '2026-11-22T09:30:00Z', target: { clusterName: 'prod-restored', spec: { image: 'lance/broker:0.2.0', storage: { size: '5Gi', storageClassName: 'fast' } } } });
+    const target = restoreTargetCluster(r)!;
+    const { pvcs, jobs } = restoreResources({ restore: r, source: resolveRestoreSource(r), target });
+    expect(pvcs.map((p) => p.metadata?.name)).toEqual(['data-prod-restored-0', 'data-prod-restored-1', 'data-prod-restored-2']);
+    expect(pvcs[0].spec).toEqual({ accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '5Gi' } }, storageClassName: 'fast' });
+    // The StatefulSet created later must adopt exactly these claims.
+    const sts = statefulSet({ ...target, metadata: { ...target.metadata, uid: 'u' } });
+    expect(sts.spec?.volumeClaimTemplates?.[0].spec).toEqual(pvcs[0].spec);
+    expect(sts.spec?.volumeClaimTemplates?.[0].metadata?.name).toBe('data');
+    expect(jobs.map((j) => j.metadata?.name)).toEqual(['rs-restore-0', 'rs-restore-1', 'rs-restore-2']);
+    expect(jobs.map((j) => j.spec?.template.spec?.volumes?.[0].persistentVolumeClaim?.claimName)).toEqual(pvcs.map((p) => p.metadata?.name));
+    expect(jobs[2].spec?.template.spec?.containers[0].command).toEqual(expect.arrayContaining(['--node-id', '2', '--time', '2026-11-22T09:30:00Z']));
+    expect(jobs[0].spec?.template.spec?.containers[0].image).toBe('lance/broker:0.2.0');
+  });
+
+  it('restores into an existing cluster with its own size and image', () => {
+    const r = restore({ clusterRef: { name: 'prod' }, target: { clusterName: 'prod', existing: true } });
+    const prod = cluster({ replicas: 5, image: 'lance/broker:0.3.0', objectStore: { bucket: 'bkt' } }, 'prod');
+    const { pvcs, jobs } = restoreResources({ restore: r, source: resolveRestoreSource(r, prod), target: prod, backoffLimit: 1 });
+    expect(pvcs).toHaveLength(5);
+    expect(jobs.every((j) => j.spec?.backoffLimit === 1 && j.spec.template.spec?.containers[0].image === 'lance/broker:0.3.0')).toBe(true);
+    expect(() => restoreResources({ restore: r, source: resolveRestoreSource(r, prod), target: cluster({}, 'other') })).toThrow(/spec\.target\.clusterName/);
   });
 });

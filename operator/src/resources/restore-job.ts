@@ -3,13 +3,13 @@
  * Owned by the LanceRestore, so deleting the restore cleans them up, and labelled so a restarted operator finds
  * (adopts) the Jobs it created.
  */
-import type { V1EnvVar, V1Job } from '@kubernetes/client-node';
-import { SpecError } from '../api/common.ts';
-import type { LanceCluster, ObjectStoreSpec } from '../api/lancecluster.ts';
+import type { V1EnvVar, V1Job, V1PersistentVolumeClaim } from '@kubernetes/client-node';
+import { API_VERSION, SpecError } from '../api/common.ts';
+import { LANCECLUSTER_KIND, type LanceCluster, type ObjectStoreSpec } from '../api/lancecluster.ts';
 import type { LanceRestore, RestoreSource } from '../api/lancerestore.ts';
 import { clusterIdFor } from './configmap.ts';
 import { DATA_DIR, DATA_VOLUME, LABEL_RESTORE, commonLabels, names, restoreOwnerReference } from './names.ts';
-import { containerSecurityContext, credentialEnv, BROKER_UID } from './statefulset.ts';
+import { brokerPvc, containerSecurityContext, credentialEnv, BROKER_UID } from './statefulset.ts';
 
 /** Object-store settings a restore reads from: the restore's own `source`, or a referenced cluster's objectStore. */
 export type ResolvedSource = Pick<RestoreSource, 'backend' | 'bucket' | 'path' | 'prefix' | 'endpoint' | 'region' | 'forcePathStyle' | 'credentialsSecret'>;
@@ -125,5 +125,55 @@ export function restoreJob(input: RestoreJobInput): V1Job {
         },
       },
     },
+  };
+}
+
+export const ANNOTATION_RESTORED_BY = 'lance.dev/restored-by';
+
+/**
+ * The LanceCluster a restore creates (target.spec), or undefined for `existing: true`. Not owned by the restore:
+ * deleting a finished LanceRestore must not delete the cluster it brought back.
+ */
+export function restoreTargetCluster(restore: LanceRestore): LanceCluster | undefined {
+  const { target } = restore.spec;
+  if (!target.spec) return undefined;
+  const namespace = restore.metadata.namespace;
+  if (!namespace) throw new SpecError([{ path: 'metadata.namespace', message: 'is required to build resources', code: 'invalid_type' }], 'LanceRestore');
+  return {
+    apiVersion: API_VERSION,
+    kind: LANCECLUSTER_KIND,
+    metadata: { name: target.clusterName, namespace, annotations: { [ANNOTATION_RESTORED_BY]: restore.metadata.name } },
+    spec: target.spec,
+  };
+}
+
+/**
+ * Everything a restore runs before the target's brokers start: the PVCs the target's StatefulSet will adopt
+ * (`data-<target>-<ordinal>`, created first so the Jobs can mount them) and one restore Job per PVC.
+ */
+export function restoreResources(input: {
+  restore: LanceRestore;
+  source: ResolvedSource;
+  /** The target cluster: restoreTargetCluster(restore) for a new one, or the existing LanceCluster. */
+  target: LanceCluster;
+  backoffLimit?: number;
+}): { pvcs: V1PersistentVolumeClaim[]; jobs: V1Job[] } {
+  const { restore, source, target } = input;
+  if (target.metadata.name !== restore.spec.target.clusterName) {
+    throw new SpecError([{ path: 'spec.target.clusterName', message: `does not name the target cluster "${target.metadata.name}"`, code: 'custom' }], 'LanceRestore');
+  }
+  const ordinals = Array.from({ length: target.spec.replicas }, (_, i) => i);
+  return {
+    pvcs: ordinals.map((o) => brokerPvc(target, o)),
+    jobs: ordinals.map((ordinal) =>
+      restoreJob({
+        restore,
+        source,
+        ordinal,
+        image: target.spec.image,
+        imagePullPolicy: target.spec.imagePullPolicy,
+        ...(input.backoffLimit !== undefined ? { backoffLimit: input.backoffLimit } : {}),
+      }),
+    ),
   };
 }
