@@ -91,25 +91,34 @@ export class FsObjectStore implements ObjectStore {
     return path.join(this.root, ...parts.map((p) => p + DIR_SUFFIX), last + OBJ_SUFFIX);
   }
 
-  /** mkdir each missing level, fsyncing its parent so the new entry survives a crash. */
+  /**
+   * mkdir each missing level, fsyncing its parent so the new entry survives a crash. A concurrent delete may prune
+   * a level we just created (it was empty for a moment): start over, a bounded number of times.
+   */
   private async ensureDir(dir: string): Promise<void> {
     const rel = path.relative(this.root, dir);
     const levels = rel === '' ? [] : rel.split(path.sep);
-    let cur = this.root;
-    try {
-      await fsp.mkdir(this.root, { recursive: true });
-    } catch (e) {
-      throw ioError('mkdir', this.root, e);
-    }
-    for (const l of levels) {
-      const next = path.join(cur, l);
+    for (let attempt = 1; ; attempt++) {
       try {
-        await fsp.mkdir(next);
-        await fsyncDir(cur);
+        await fsp.mkdir(this.root, { recursive: true }).catch((e: unknown) => {
+          throw ioError('mkdir', this.root, e);
+        });
+        let cur = this.root;
+        for (const l of levels) {
+          const next = path.join(cur, l);
+          try {
+            await fsp.mkdir(next);
+            await fsyncDir(cur);
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw isLanceError(e) ? e : ioError('mkdir', next, e);
+          }
+          cur = next;
+        }
+        return;
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw isLanceError(e) ? e : ioError('mkdir', next, e);
+        if (isLanceError(e, 'NOT_FOUND') && attempt < 10) continue;
+        throw e;
       }
-      cur = next;
     }
   }
 
