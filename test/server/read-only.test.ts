@@ -20,15 +20,6 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-async function kcatAvailable(): Promise<boolean> {
-  try {
-    await execFileP('kcat', ['-V']);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 describe('read-only mode', () => {
   it('refuses produce and topic changes with a clear error, while reads keep working', async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'lance-ro-'));
@@ -81,13 +72,20 @@ describe('read-only mode', () => {
       await admin.disconnect();
     }
 
-    if (await kcatAvailable()) {
-      const c = await execFileP('kcat', ['-C', '-b', `127.0.0.1:${lance.kafkaPort}`, '-t', 'ledger', '-e', '-o', 'beginning', '-q'], { timeout: 30_000 });
-      expect(c.stdout).toBe('r1\nr2\nr3\n');
-      const p = await execFileP('sh', ['-c', `printf 'x\\n' | kcat -P -b 127.0.0.1:${lance.kafkaPort} -t ledger -X message.send.max.retries=0; echo "exit=$?"`], { timeout: 30_000 });
-      expect(p.stdout).toContain('exit=1');
-      expect(p.stderr).toMatch(/policy|read-only/i);
-    }
+    // the Kafka traffic shows up in the metrics, per API
+    const m = (await httpGet(lance.admin, '/metrics')).text;
+    expect(m).toMatch(/^lance_kafka_requests_total\{api="Produce"\} [1-9]\d*$/m);
+    expect(m).toMatch(/^lance_kafka_requests_total\{api="Metadata"\} [1-9]\d*$/m);
+    expect(m).toMatch(/^lance_kafka_request_duration_seconds_count\{api="ListOffsets"\} [1-9]\d*$/m);
+    expect(m).toMatch(/^lance_kafka_bytes_in_total [1-9]\d*$/m);
+    expect(m).toMatch(/^lance_kafka_bytes_out_total [1-9]\d*$/m);
+
+    // kcat (installed by npm test's pretest): -C reads, -P is refused with the broker's policy error
+    const c = await execFileP('kcat', ['-C', '-b', `127.0.0.1:${lance.kafkaPort}`, '-t', 'ledger', '-e', '-o', 'beginning', '-q'], { timeout: 30_000 });
+    expect(c.stdout).toBe('r1\nr2\nr3\n');
+    const p = await execFileP('sh', ['-c', `printf 'x\\n' | kcat -P -b 127.0.0.1:${lance.kafkaPort} -t ledger -X message.send.max.retries=0; echo "exit=$?"`], { timeout: 30_000 });
+    expect(p.stdout).toContain('exit=1');
+    expect(p.stderr).toMatch(/policy|read-only/i);
 
     // nothing was written while read-only
     process.kill(lance.pid, 'SIGTERM');
