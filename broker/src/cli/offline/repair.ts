@@ -5,7 +5,7 @@ import { defineCommand, ExitCode, type CommandIO } from '../command.ts';
 import { renderKeyValues, renderTable } from '../table.ts';
 import { classifyDir, listPartitionDirs, listSegments, requirePath } from './layout.ts';
 import { copyAside, moveSegmentAside, truncateDurable, writeIndexFiles } from './repair-ops.ts';
-import { checkIndexes, checkSegment, type IndexCheck, type SegmentCheck } from './segment-check.ts';
+import { checkIndexes, checkSegment, fileSize, type IndexCheck, type SegmentCheck } from './segment-check.ts';
 import { skipCorruptLog, type SkipReport } from './skip-corrupt.ts';
 import { continuityFinding } from './verify-data.ts';
 import { walkSegment } from './walk.ts';
@@ -30,7 +30,9 @@ export interface SegmentRepair {
 
 /** Truncates a segment at its last valid entry (keeping a copy of the cut bytes) and rebuilds its indexes. */
 export async function repairSegment(file: string, io?: CommandIO): Promise<SegmentRepair> {
-  const c: SegmentCheck = await checkSegment(file, { progress: io?.progress('repair', 0) });
+  const bar = io?.progress('repair', (await fileSize(file)));
+  const c: SegmentCheck = await checkSegment(file, { progress: bar });
+  bar?.done();
   const indexesBefore = await checkIndexes(file, c);
   const base: SegmentRepair = {
     file,
@@ -181,8 +183,21 @@ export const repairCommand = defineCommand({
         throw new LanceError('USAGE', `--skip-corrupt works on a log directory, not one segment (a gap must be filled across segments): lnc repair --path ${dir} --skip-corrupt`, { flag: '--skip-corrupt' });
       }
       const r = await repairSegment(args.path, io);
-      io.emit(r, () => renderKeyValues(segmentRepairLines(r)));
-      return r.action === 'unrepairable' ? ExitCode.PROBLEMS : ExitCode.OK;
+      // Cutting a segment that is not the newest of its log leaves a hole before the next one: say so (exit 1).
+      const later = r.action === 'truncated' ? (await listSegments(path.dirname(args.path))).filter((f) => path.basename(f) > path.basename(args.path)) : [];
+      const gap = later.length > 0 ? { nextSegment: later[0]!, offsets: { from: r.lastOffset + 1, to: Number(path.basename(later[0]!).slice(0, 20)) - 1 } } : null;
+      io.emit({ ...r, gap }, () => {
+        const lines = [renderKeyValues(segmentRepairLines(r))];
+        if (gap) {
+          lines.push(
+            `PROBLEM: ${path.basename(gap.nextSegment)} follows this segment, so the log now has a gap at offsets ${gap.offsets.from} .. ${gap.offsets.to};`,
+            `the broker will refuse to open it. Run: lnc repair --path ${path.dirname(args.path)} --skip-corrupt (keeps the later segments, fills the gap)`,
+            `or: lnc repair --path ${path.dirname(args.path)} (cuts the log here). The cut bytes are kept in ${r.corruptCopy}.`,
+          );
+        }
+        return lines.join('\n');
+      });
+      return r.action === 'unrepairable' || gap ? ExitCode.PROBLEMS : ExitCode.OK;
     }
     const kind = await classifyDir(args.path);
     if (kind === 'data') throw new LanceError('USAGE', `--path ${args.path}: is a data dir; give a log dir (${path.join(args.path, 'wal')} or topic_<id>/<partition>), a topic dir or a segment`, { path: args.path });

@@ -22,7 +22,7 @@ import { encodeEntry, encodeSegmentHeader, SEGMENT_HEADER_BYTES, type EntryMeta 
 import { crc32c } from '../../storage/crc.ts';
 import { EntryType, type StoredEntry } from '../../storage/types.ts';
 import type { Progress } from '../progress.ts';
-import { baseOffsetOf, listSegments } from './layout.ts';
+import { baseOffsetOf, indexPathsFor, listSegments, segmentFileName } from './layout.ts';
 import { copyAside, writeIndexFiles } from './repair-ops.ts';
 import { checkIndexes, checkSegment, indexIntervalFor, type SegmentCheck } from './segment-check.ts';
 import { walkSegment, type LostRange } from './walk.ts';
@@ -99,11 +99,15 @@ class SegmentRewriter {
   readonly index: SegmentIndex;
   placeholders = { entries: 0, offsets: 0 };
 
+  /** the segment's file name follows its base offset: it changes when a hole before the segment is filled */
+  readonly target: string;
+
   constructor(
     readonly file: string,
     header: { baseOffset: number; baseIndex: number; prevTerm: number },
     intervalBytes: number,
   ) {
+    this.target = path.join(path.dirname(file), segmentFileName(header.baseOffset));
     this.parts.push(encodeSegmentHeader(header));
     this.nextIndex = header.baseIndex;
     this.nextOffset = header.baseOffset;
@@ -136,7 +140,7 @@ class SegmentRewriter {
   /** Original → .corrupt-<ms> copy (durable), then temp → fsync → rename over the segment → fsync(dir). */
   async commit(): Promise<string> {
     const original = await copyAside(this.file, 0, (await fsp.stat(this.file)).size);
-    const tmp = path.join(path.dirname(this.file), `.${path.basename(this.file)}.skip-${process.pid}`);
+    const tmp = path.join(path.dirname(this.file), `.${path.basename(this.target)}.skip-${process.pid}`);
     let fh: fsp.FileHandle | undefined;
     try {
       fh = await fsp.open(tmp, 'w', 0o644);
@@ -144,14 +148,19 @@ class SegmentRewriter {
       await fh.sync();
       await fh.close();
       fh = undefined;
-      await fsp.rename(tmp, this.file);
+      await fsp.rename(tmp, this.target);
+      if (this.target !== this.file) {
+        // renamed to its new base offset: the old name and its indexes go (the original is in the .corrupt copy)
+        const old = indexPathsFor(this.file);
+        for (const f of [this.file, old.idx, old.tix]) await fsp.rm(f, { force: true });
+      }
     } catch (e) {
       await fh?.close().catch(() => undefined);
       await fsp.rm(tmp, { force: true });
       throw ioError('rewrite segment', this.file, e);
     }
     await fsyncDir(path.dirname(this.file));
-    await writeIndexFiles(this.file, this.index);
+    await writeIndexFiles(this.target, this.index);
     return original;
   }
 }
@@ -165,7 +174,7 @@ export async function skipCorruptLog(dir: string, progress?: (label: string, tot
   let pendingLost: SkipLost | null = null;
   const finish = async (rw: SegmentRewriter): Promise<void> => {
     report.originals.push(await rw.commit());
-    report.rewritten.push(rw.file);
+    report.rewritten.push(rw.target);
     report.placeholders.entries += rw.placeholders.entries;
     report.placeholders.offsets += rw.placeholders.offsets;
   };
@@ -175,11 +184,12 @@ export async function skipCorruptLog(dir: string, progress?: (label: string, tot
   for (const f of segs) {
     const strict: SegmentCheck = await checkSegment(f, { progress: bar });
     let startIndex = strict.baseIndex ?? carried?.index ?? null;
-    const startOffset = strict.baseOffset ?? baseOffsetOf(f) ?? carried?.offset ?? 0;
+    let startOffset = strict.baseOffset ?? carried?.offset ?? baseOffsetOf(f) ?? 0;
     if (startIndex === null) {
       // first segment with a damaged header: its first entry that verifies says where the log starts
       const w = await walkSegment(f);
       startIndex = w.entries > 0 ? w.firstIndex : 1;
+      if (w.entries > 0) startOffset = w.firstOffset;
     }
     if (pending) {
       pending.fillTo(startIndex, startOffset);
@@ -197,16 +207,13 @@ export async function skipCorruptLog(dir: string, progress?: (label: string, tot
       if (ix.some((x) => x.status === 'missing' || x.status === 'mismatch' || x.status === 'unreadable')) await writeIndexFiles(f, strict.index);
       continue;
     }
-    if (!continues && carried) {
-      // a whole range between two segments is missing (e.g. a deleted segment file): start this one where the
-      // log is, filling up to its first entry
-      report.lost.push({ file: f, start: 0, end: 0, bytes: 0, reason: `segment starts at index ${startIndex}, offset ${startOffset}; the log ends at index ${carried.index - 1}, offset ${carried.offset - 1}`, lostIndexes: { from: carried.index, to: startIndex - 1 }, lostOffsets: { from: carried.offset, to: startOffset - 1 } });
-    }
+    // When a range between two segments is missing (a segment cut or deleted before this one), this segment is
+    // rewritten to start where the log ends: the walk sees its first entry jump ahead, and keep() fills the hole.
     const head: { index: number; offset: number; term: number } = carried ?? { index: startIndex, offset: startOffset, term: 0 };
-    const rw: SegmentRewriter = new SegmentRewriter(f, { baseOffset: head.offset, baseIndex: head.index, prevTerm: head.term }, await indexIntervalFor(f));
-    if (head.offset !== startOffset) {
-      throw new LanceError('CORRUPT', `${f}: the log ends before offset ${head.offset} but this segment's file name says it starts at ${startOffset}; move it aside by hand (runbook 4.2)`, { path: f });
+    if (head.offset > startOffset || head.index > startIndex) {
+      throw new LanceError('CORRUPT', `${f}: starts at index ${startIndex}, offset ${startOffset}, inside what the log before it already holds (up to index ${head.index - 1}, offset ${head.offset - 1}); move it aside by hand (runbook 4.2)`, { path: f });
     }
+    const rw: SegmentRewriter = new SegmentRewriter(f, { baseOffset: head.offset, baseIndex: head.index, prevTerm: head.term }, await indexIntervalFor(f));
     const w = await walkSegment(f, { expectIndex: head.index, expectOffset: head.offset, onEntry: (m, bytes) => rw.keep(m, bytes) });
     if (w.headerError) report.lost.push({ file: f, start: 0, end: SEGMENT_HEADER_BYTES, bytes: SEGMENT_HEADER_BYTES, reason: `segment header: ${w.headerError.reason} (rewritten)`, lostIndexes: null, lostOffsets: null });
     for (const l of w.lost) report.lost.push({ ...l, file: f });
