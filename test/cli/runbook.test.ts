@@ -332,6 +332,12 @@ describe('runbook §7: backup and restore', () => {
       expect(restored).toEqual(await readAll(partitionDir(DATA, Number(topicId), p)));
     }
 
+    // streaming through a pipe: --output - | --input -
+    const pipe = await sh(`lnc export-topic --path ${DATA} --topic ${topicId} --output - | lnc import-topic --path ${DATA} --name piped --input - --json`);
+    expect(pipe.code, pipe.stderr).toBe(0);
+    const pipedId = (JSON.parse(pipe.stdout) as { topic: { id: number } }).topic.id;
+    expect(await readAll(partitionDir(DATA, pipedId, 1))).toEqual(await readAll(partitionDir(DATA, Number(topicId), 1)));
+
     // a truncated backup: refused with the byte position, and no topic (and no staging dir) is left behind
     const full = await fsp.readFile(path.join(BACKUP, 'topic.lance'));
     await fsp.writeFile(path.join(BACKUP, 'cut.lance'), full.subarray(0, Math.floor(full.length * 0.6)));
