@@ -20,7 +20,6 @@ import { LanceError, ioError } from '../common/errors.ts';
 import { atomicWriteFile, fsyncDir, mkdirDurable } from '../common/fsutil.ts';
 import { INDEX_HEADER_BYTES, SegmentIndex, rebuildIndexFromSegment } from './index-file.ts';
 import { checkRecordBatch } from './record-batch.ts';
-import { crc32c as crc32cOf } from './crc.ts';
 import {
   ENTRY_HEADER_BYTES,
   MAX_ENTRY_PAYLOAD_BYTES,
@@ -32,7 +31,6 @@ import {
   encodeSegmentHeader,
   entrySize,
   isScanError,
-  writeI64,
   type EntryMeta,
   type SegmentHeader,
 } from './segment-format.ts';
@@ -781,12 +779,7 @@ export class PartitionLog {
       target = Buffer.allocUnsafe(size);
       at = 0;
     }
-    encodeEntryInto(target, at, stored);
-    if (patchBaseOffset && e.type === EntryType.DATA) {
-      // baseOffset lives outside the RecordBatch CRC; re-CRC only our entry frame.
-      writeI64(target, firstOffset, at + ENTRY_HEADER_BYTES);
-      reCrc(target, at, size);
-    }
+    encodeEntryInto(target, at, stored, patchBaseOffset);
     if (target === this.stage) {
       this.stageLen += size;
     } else {
@@ -1025,26 +1018,38 @@ export class PartitionLog {
 
   /**
    * Scans entries of `seg` from byte `pos`, calling `visit` for each; stops when visit returns false or at the
-   * end of the written bytes. Payloads are views into one read buffer (no per-entry copy).
+   * end of the written bytes. `stopBefore(size)` sees each entry's size (from its length field) before the entry is
+   * read, so a fetch that is full does not read the next entry. Payloads are views into the read buffers (no
+   * per-entry copy). `sizeHint` is roughly how many bytes the caller wants: it sizes the reads.
    */
-  private async scanSegment(seg: Segment, pos: number, sizeHint: number, visit: (m: EntryMeta, buf: Buffer, at: number) => boolean): Promise<void> {
+  private async scanSegment(
+    seg: Segment,
+    pos: number,
+    sizeHint: number,
+    visit: (m: EntryMeta, buf: Buffer, at: number) => boolean,
+    stopBefore?: (size: number) => boolean,
+  ): Promise<void> {
     seg.readers++;
     const gen = this.generation;
     try {
       const end = seg.size;
-      let chunk = Buffer.allocUnsafe(Math.max(64 * 1024, Math.min(sizeHint, 16 * 1024 * 1024)));
+      const first = Math.max(64 * 1024, Math.min(sizeHint, 16 * 1024 * 1024));
+      let chunk = Buffer.allocUnsafe(0);
       let bufStart = pos;
       let bufLen = 0;
       let cursor = 0;
+      let consumed = 0;
       for (;;) {
         if (bufStart + cursor >= end) return;
+        if (stopBefore && bufLen - cursor >= 4 && stopBefore(4 + chunk.readUInt32BE(cursor))) return;
         const r = checkEntry(chunk.subarray(0, bufLen), cursor, bufStart + cursor, bufStart + bufLen >= end);
         if (r === 'more') {
           const unread = bufLen - cursor;
-          let need = chunk.length;
-          if (unread >= 4) need = Math.max(need, 4 + chunk.readUInt32BE(cursor));
-          // Entries already handed to `visit` keep views into the old chunk: always read into a fresh buffer.
-          const nb = Buffer.allocUnsafe(need);
+          const need = unread >= 4 ? 4 + chunk.readUInt32BE(cursor) : ENTRY_HEADER_BYTES;
+          // Entries already handed to `visit` keep views into the old chunk: always read into a fresh buffer,
+          // sized by what the caller still wants (at least this entry).
+          const size = Math.min(Math.max(need, consumed === 0 ? first : Math.max(64 * 1024, Math.min(first, sizeHint - consumed))), Math.max(need, end - bufStart - cursor));
+          const nb = Buffer.allocUnsafe(size);
           chunk.copy(nb, 0, cursor, bufLen);
           chunk = nb;
           bufStart += cursor;
@@ -1071,6 +1076,7 @@ export class PartitionLog {
         }
         if (!visit(r, chunk, cursor)) return;
         cursor += r.size;
+        consumed += r.size;
       }
     } finally {
       seg.readers--;
@@ -1096,16 +1102,16 @@ export class PartitionLog {
       const seg = this.segs[i]!;
       const sample = out.length === 0 ? seg.index.lookupOffset(fromOffset) : null;
       const pos = sample ? sample.position : SEGMENT_HEADER_BYTES;
+      const full = (size: number): boolean => {
+        if (out.length > 0 && bytes + (size - ENTRY_HEADER_BYTES) > maxBytes) done = true;
+        return done;
+      };
       await this.scanSegment(seg, pos, maxBytes + this.options.indexIntervalBytes, (m, buf, at) => {
         if (out.length === 0 && m.firstOffset + m.offsetCount <= fromOffset) return true;
-        if (out.length > 0 && bytes + (m.size - ENTRY_HEADER_BYTES) > maxBytes) {
-          done = true;
-          return false;
-        }
         out.push(viewEntry(m, buf, at));
         bytes += m.size - ENTRY_HEADER_BYTES;
         return true;
-      });
+      }, full);
     }
     return out;
   }
@@ -1124,16 +1130,16 @@ export class PartitionLog {
       const seg = this.segs[i]!;
       const sample = out.length === 0 ? seg.index.lookupIndex(fromIndex) : null;
       const pos = sample ? sample.position : SEGMENT_HEADER_BYTES;
+      const full = (size: number): boolean => {
+        if (out.length > 0 && (out.length >= maxEntries || bytes + (size - ENTRY_HEADER_BYTES) > maxBytes)) done = true;
+        return done;
+      };
       await this.scanSegment(seg, pos, Math.min(maxBytes, 64 * 1024 * 1024) + this.options.indexIntervalBytes, (m, buf, at) => {
         if (m.index < fromIndex) return true;
-        if (out.length > 0 && (out.length >= maxEntries || bytes + (m.size - ENTRY_HEADER_BYTES) > maxBytes)) {
-          done = true;
-          return false;
-        }
         out.push(viewEntry(m, buf, at));
         bytes += m.size - ENTRY_HEADER_BYTES;
         return true;
-      });
+      }, full);
     }
     return out;
   }
@@ -1356,9 +1362,6 @@ function validateNewEntry(e: NewEntry, i: number): void {
   if (e.type === EntryType.DATA) checkRecordBatch(e.payload, `entries[${i}].payload`);
 }
 
-function reCrc(buf: Buffer, at: number, size: number): void {
-  buf.writeUInt32BE(crc32cOf(buf.subarray(at + 8, at + size)), at + 4);
-}
 
 function viewEntry(m: EntryMeta, buf: Buffer, at: number): StoredEntry {
   return { type: m.type, term: m.term, index: m.index, firstOffset: m.firstOffset, offsetCount: m.offsetCount, maxTimestamp: m.maxTimestamp, payload: buf.subarray(at + ENTRY_HEADER_BYTES, at + m.size) };

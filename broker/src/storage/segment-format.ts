@@ -124,9 +124,10 @@ export function entrySize(payloadLength: number): number {
 
 /**
  * Encodes one entry into `target` at `pos` (target must have entrySize(payload.length) bytes free).
- * Copies the payload; computes the CRC over the bytes as written. Returns the position after the entry.
+ * Copies the payload (with patchBaseOffset, a DATA payload's RecordBatch baseOffset is set to firstOffset in the
+ * copy); computes the CRC over the bytes as written. Returns the position after the entry.
  */
-export function encodeEntryInto(target: Buffer, pos: number, e: StoredEntry): number {
+export function encodeEntryInto(target: Buffer, pos: number, e: StoredEntry, patchBaseOffset = false): number {
   const plen = e.payload.length;
   target.writeUInt32BE(ENTRY_LENGTH_OVERHEAD + plen, pos);
   target[pos + 8] = ENTRY_VERSION;
@@ -138,6 +139,8 @@ export function encodeEntryInto(target: Buffer, pos: number, e: StoredEntry): nu
   target.writeUInt32BE(e.offsetCount, pos + 36);
   writeI64(target, e.maxTimestamp, pos + 40);
   e.payload.copy(target, pos + ENTRY_HEADER_BYTES);
+  // DATA payloads are RecordBatches whose baseOffset (bytes 0..7, outside the batch CRC) is the first offset.
+  if (patchBaseOffset && e.type === EntryType.DATA) writeI64(target, e.firstOffset, pos + ENTRY_HEADER_BYTES);
   const end = pos + ENTRY_HEADER_BYTES + plen;
   target.writeUInt32BE(crc32c(target.subarray(pos + 8, end)), pos + 4);
   return end;
