@@ -107,6 +107,16 @@ describe('LanceCluster spec', () => {
     ]);
     expect(issuesFor({ ...minimal, config: { additionalConfig: { 'a.b': { nested: 1 } } } })[0].path).toBe('spec.config.additionalConfig["a.b"]');
     expect(issuesFor({ ...minimal, config: { additionalConfig: { 'bad key': 1 } } })[0].path).toBe('spec.config.additionalConfig["bad key"]');
+    // Object-store tuning keys are allowed with an object store; what spec.objectStore renders and credentials are not.
+    const tuned = parseLanceClusterSpec({ ...minimal, objectStore: { bucket: 'bkt' }, config: { additionalConfig: { 'objectStore.partConcurrency': 8 } } });
+    expect(tuned.config.additionalConfig).toEqual({ 'objectStore.partConcurrency': 8 });
+    expect(issuesFor({ ...minimal, config: { additionalConfig: { 'objectStore.partConcurrency': 8 } } })).toEqual([
+      { path: 'spec.config.additionalConfig["objectStore.partConcurrency"]', message: 'needs spec.objectStore' },
+    ]);
+    expect(issuesFor({ ...minimal, objectStore: { bucket: 'bkt' }, config: { additionalConfig: { 'objectStore.secret_access_key': 'x' } } })[0]).toEqual({
+      path: 'spec.config.additionalConfig["objectStore.secret_access_key"]',
+      message: expect.stringContaining('set by the operator'),
+    });
   });
 
   it('rejects unknown fields (typos) with their path', () => {

@@ -35,7 +35,27 @@ export const DEFAULT_PORTS = { kafkaPort: 9092, adminPort: 1992, raftPort: 1993 
  * Broker config paths (docs/configuration.md) the operator renders itself from other fields; `additionalConfig`
  * must not set them (or anything under them), because which one wins would be a surprise.
  */
-export const MANAGED_CONFIG_PATHS = ['nodeId', 'clusterId', 'dataDir', 'standalone', 'readOnly', 'listeners', 'peers', 'objectStore'] as const;
+export const MANAGED_CONFIG_PATHS = [
+  'nodeId',
+  'clusterId',
+  'dataDir',
+  'standalone',
+  'readOnly',
+  'listeners',
+  'peers',
+  // objectStore tuning keys (partConcurrency, listDelimiter, ...) may be set; what spec.objectStore renders and the
+  // credentials (which never go into a ConfigMap) may not.
+  'objectStore.backend',
+  'objectStore.prefix',
+  'objectStore.path',
+  'objectStore.bucket',
+  'objectStore.endpoint',
+  'objectStore.region',
+  'objectStore.forcePathStyle',
+  'objectStore.accessKeyId',
+  'objectStore.secretAccessKey',
+  'objectStore.sessionToken',
+] as const;
 
 /** Broker config paths that a typed field of spec.config renders; additionalConfig must use the typed field. */
 export const TYPED_CONFIG_PATHS: Record<string, string> = {
@@ -225,6 +245,16 @@ export const lanceClusterSpec = z
     readOnly: z.boolean().default(false).describe('Serve reads only; produce requests are refused (e.g. while inspecting a restored cluster).'),
     podTemplate: podTemplate.optional(),
     updateStrategy: updateStrategy.default({ type: 'Auto' }),
+  })
+  .superRefine((s, ctx) => {
+    // An objectStore section with tuning keys but no backend would stop the broker at start.
+    // (Not mirrored in CEL: iterating a free-form map has an unbounded cost estimate.)
+    if (s.objectStore !== undefined) return;
+    for (const key of Object.keys(s.config.additionalConfig ?? {})) {
+      if (camelConfigPath(key).startsWith('objectStore.')) {
+        ctx.addIssue({ code: 'custom', path: ['config', 'additionalConfig', key], message: 'needs spec.objectStore' });
+      }
+    }
   })
   .describe('Desired state of a Lance broker cluster.');
 

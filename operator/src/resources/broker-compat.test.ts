@@ -5,8 +5,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseConfigText, resolveConfig } from '../../../broker/src/server/config.ts';
+import { objectStoreConfigFromUrl, validateObjectStoreConfig } from '../../../broker/src/tiering/config.ts';
 import { configMapData } from './configmap.ts';
-import { cluster } from './fixtures.test-util.ts';
+import { cluster, restore } from './fixtures.test-util.ts';
+import { resolveRestoreSource, restoreCommand } from './restore-job.ts';
 import { statefulSet } from './statefulset.ts';
 
 describe('broker compatibility', () => {
@@ -64,5 +66,29 @@ describe('broker compatibility', () => {
     const cfg = resolveConfig({ fileRaw: parseConfigText(configMapData(cluster({ replicas: 1 }))['lance.yaml'], 'lance.yaml'), env: {}, overrides: {} });
     expect(cfg.standalone).toBe(true);
     expect(cfg.listeners.kafka.port).toBe(9092);
+  });
+
+  it('the tiering config accepts the objectStore section (the server config does not include it yet)', () => {
+    const c = cluster({
+      objectStore: { bucket: 'lance-dr', prefix: 'clusters/prod', endpoint: 'http://127.0.0.1:4568', forcePathStyle: true, region: 'eu-west-1' },
+      config: { additionalConfig: { 'objectStore.partConcurrency': 8, 'objectStore.list_delimiter': 'client' } },
+    });
+    const fileRaw = parseConfigText(configMapData(c)['lance.yaml'], 'lance.yaml');
+    const store = validateObjectStoreConfig(fileRaw.objectStore as Record<string, unknown>);
+    expect(store).toMatchObject({ backend: 's3', bucket: 'lance-dr', prefix: 'clusters/prod', endpoint: 'http://127.0.0.1:4568', region: 'eu-west-1', forcePathStyle: true, partConcurrency: 8, listDelimiter: 'client' });
+    const file = parseConfigText(configMapData(cluster({ objectStore: { backend: 'file', path: '/mnt/dr', prefix: 'p' } }))['lance.yaml'], 'lance.yaml');
+    expect(validateObjectStoreConfig(file.objectStore as Record<string, unknown>)).toMatchObject({ backend: 'file', path: '/mnt/dr', prefix: 'p' });
+    // Until the server config has an objectStore key, everything else of lance.yaml must still be accepted.
+    const { objectStore: _omitted, ...rest } = fileRaw;
+    expect(() => resolveConfig({ fileRaw: rest, env: {}, overrides: {} })).not.toThrow();
+  });
+
+  it('the restore Job\'s --from URL parses to the same object store the source cluster wrote to', () => {
+    const s3 = restore({ source: { bucket: 'lance-dr', prefix: 'clusters/prod', endpoint: 'http://127.0.0.1:4568', forcePathStyle: true, region: 'eu-west-1' }, target: { clusterName: 'x', existing: true } });
+    const from = restoreCommand({ restore: s3, source: resolveRestoreSource(s3), ordinal: 0 })[3];
+    expect(objectStoreConfigFromUrl(from)).toMatchObject({ backend: 's3', bucket: 'lance-dr', prefix: 'clusters/prod', endpoint: 'http://127.0.0.1:4568', region: 'eu-west-1', forcePathStyle: true });
+    const fsRestore = restore({ source: { backend: 'file', path: '/mnt/dr' }, target: { clusterName: 'x', existing: true } });
+    const fromFile = restoreCommand({ restore: fsRestore, source: resolveRestoreSource(fsRestore), ordinal: 0 })[3];
+    expect(objectStoreConfigFromUrl(fromFile)).toMatchObject({ backend: 'file', path: '/mnt/dr' });
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { brokerClusterId, configHash, configMap, configMapData, peers } from './configmap.ts';
+import { brokerClusterId, brokerSettingsEnv, configHash, configMap, configMapData, peers } from './configmap.ts';
 import { cluster } from './fixtures.test-util.ts';
 
 describe('ConfigMap', () => {
@@ -22,7 +22,7 @@ describe('ConfigMap', () => {
       topics: { defaultPartitions: 6 },
       log: { level: 'debug' },
     });
-    expect(cm.data?.['objectstore.yaml']).toBeUndefined();
+    expect(Object.keys(cm.data ?? {}).sort()).toEqual(['lance.yaml', 'peers.yaml']);
   });
 
   it('runs a single broker standalone and merges additionalConfig paths (snake_case normalised)', () => {
@@ -44,19 +44,29 @@ describe('ConfigMap', () => {
     expect(peers(c, 5).map((p) => p.pod)).toEqual(['demo-0', 'demo-1', 'demo-2', 'demo-3', 'demo-4']);
   });
 
-  it('renders the object store without secrets', () => {
+  it('renders the objectStore section without secrets, tuning keys from additionalConfig included', () => {
     const c = cluster({
       objectStore: { bucket: 'lance-dr', prefix: 'p/q', endpoint: 'http://s3.local:4568', forcePathStyle: true, credentialsSecret: { name: 's3creds' }, metadataUploadInterval: '1m30s' },
+      config: { additionalConfig: { 'objectStore.partConcurrency': 8 } },
     });
     const data = configMapData(c);
-    expect(parse(data['objectstore.yaml'])).toEqual({
-      objectStore: { backend: 's3', prefix: 'p/q', bucket: 'lance-dr', endpoint: 'http://s3.local:4568', region: 'us-east-1', forcePathStyle: true, metadataUploadIntervalMs: 90_000 },
+    expect(parse(data['lance.yaml']).objectStore).toEqual({
+      partConcurrency: 8,
+      backend: 's3',
+      prefix: 'p/q',
+      bucket: 'lance-dr',
+      endpoint: 'http://s3.local:4568',
+      region: 'us-east-1',
+      forcePathStyle: true,
     });
+    expect(brokerSettingsEnv(c)).toEqual({ LANCE_METADATA_UPLOAD_INTERVAL_MS: '90000' });
     const all = JSON.stringify(data);
     expect(all).not.toContain('s3creds');
     expect(all).not.toContain('secretAccessKey');
-    const f = parse(configMapData(cluster({ objectStore: { backend: 'file', path: '/mnt/dr' } }))['objectstore.yaml']);
-    expect(f.objectStore).toEqual({ backend: 'file', prefix: '', path: '/mnt/dr', metadataUploadIntervalMs: 10_000 });
+    const f = parse(configMapData(cluster({ objectStore: { backend: 'file', path: '/mnt/dr' } }))['lance.yaml']);
+    expect(f.objectStore).toEqual({ backend: 'file', prefix: '', path: '/mnt/dr' });
+    expect(parse(configMapData(cluster())['lance.yaml']).objectStore).toBeUndefined();
+    expect(brokerSettingsEnv(cluster())).toEqual({});
   });
 
   it('hashes restart-relevant config but not the peer list', () => {
@@ -69,6 +79,10 @@ describe('ConfigMap', () => {
     expect(configHash(configMapData(cluster({ replicas: 3, config: { retentionMs: 1 } })))).not.toBe(base);
     expect(configHash(configMapData(cluster({ replicas: 3, readOnly: true })))).not.toBe(base);
     expect(configHash(configMapData(cluster({ replicas: 3, objectStore: { bucket: 'bkt' } })))).not.toBe(base);
+    // Settings passed as env count too.
+    const withStore = cluster({ objectStore: { bucket: 'bkt' } });
+    const slower = cluster({ objectStore: { bucket: 'bkt', metadataUploadInterval: '30s' } });
+    expect(configHash(configMapData(withStore), brokerSettingsEnv(withStore))).not.toBe(configHash(configMapData(slower), brokerSettingsEnv(slower)));
   });
 
   it('bounds the cluster id to the broker\'s 64 characters of [A-Za-z0-9._-]', () => {

@@ -1,11 +1,10 @@
 /**
- * The broker ConfigMap. Three data keys, so that each has exactly the semantics it needs:
- * - `lance.yaml`: the broker config file (`lance --config`); only keys docs/configuration.md defines, because the
- *   broker rejects unknown keys.
- * - `objectstore.yaml`: object-store settings (no secrets: credentials come from the Secret as env vars).
+ * The broker ConfigMap. Two data keys, so that each has exactly the semantics it needs:
+ * - `lance.yaml`: the broker config file (`lance --config`), in the key names of docs/configuration.md and, for the
+ *   `objectStore:` section, broker/src/tiering/README.md. No secrets: credentials come from the Secret as env vars.
  * - `peers.yaml`: the bootstrap peer list, derived from the replica count.
- * The config hash on the pod template covers lance.yaml and objectstore.yaml but NOT peers.yaml: membership changes
- * go through the admin API one at a time, and a scale from 3 to 5 must not restart every broker.
+ * The config hash on the pod template covers lance.yaml (and the settings passed as env) but NOT peers.yaml:
+ * membership changes go through the admin API one at a time, and a scale from 3 to 5 must not restart every broker.
  */
 import { createHash } from 'node:crypto';
 import type { V1ConfigMap } from '@kubernetes/client-node';
@@ -15,10 +14,9 @@ import { camelConfigPath, type LanceCluster } from '../api/lancecluster.ts';
 import { clusterId, clusterOwnerReference, commonLabels, DATA_DIR, names } from './names.ts';
 
 export const CONFIG_KEY = 'lance.yaml';
-export const OBJECT_STORE_KEY = 'objectstore.yaml';
 export const PEERS_KEY = 'peers.yaml';
 /** Data keys whose change must restart brokers (see the file comment). */
-export const HASHED_KEYS = [CONFIG_KEY, OBJECT_STORE_KEY] as const;
+export const HASHED_KEYS = [CONFIG_KEY] as const;
 
 type ConfigTree = { [key: string]: ConfigValue };
 type ConfigValue = string | number | boolean | ConfigTree;
@@ -81,10 +79,11 @@ export function renderBrokerConfig(cluster: LanceCluster): ConfigTree {
     ['log.level', c.logLevel],
   ];
   for (const [path, value] of typed) if (value !== undefined) setPath(tree, path, value);
+  for (const [key, value] of Object.entries(renderObjectStoreConfig(cluster) ?? {})) setPath(tree, `objectStore.${key}`, value as string | number | boolean);
   return tree;
 }
 
-/** objectstore.yaml as an object, or undefined when the cluster has no object store. */
+/** The `objectStore:` section of lance.yaml (broker/src/tiering/config.ts keys), or undefined without a store. */
 export function renderObjectStoreConfig(cluster: LanceCluster): ConfigTree | undefined {
   const o = cluster.spec.objectStore;
   if (!o) return undefined;
@@ -97,8 +96,16 @@ export function renderObjectStoreConfig(cluster: LanceCluster): ConfigTree | und
   } else if (o.path !== undefined) {
     store.path = o.path;
   }
-  store.metadataUploadIntervalMs = durationToMs(o.metadataUploadInterval);
-  return { objectStore: store };
+  return store;
+}
+
+/**
+ * Restart-relevant settings the broker's config file has no key for yet, passed as environment variables (the
+ * broker ignores LANCE_* variables it does not know). Part of the config hash.
+ */
+export function brokerSettingsEnv(cluster: LanceCluster): Record<string, string> {
+  const o = cluster.spec.objectStore;
+  return o ? { LANCE_METADATA_UPLOAD_INTERVAL_MS: String(durationToMs(o.metadataUploadInterval)) } : {};
 }
 
 export interface Peer {
@@ -130,20 +137,23 @@ function yaml(value: unknown): string {
 
 /** The ConfigMap's data; `replicas` overrides spec.replicas while the controller scales one step at a time. */
 export function configMapData(cluster: LanceCluster, replicas = cluster.spec.replicas): Record<string, string> {
-  const data: Record<string, string> = { [CONFIG_KEY]: yaml(renderBrokerConfig(cluster)) };
-  const store = renderObjectStoreConfig(cluster);
-  if (store) data[OBJECT_STORE_KEY] = yaml(store);
-  data[PEERS_KEY] = yaml({ peers: peers(cluster, replicas) });
-  return data;
+  return {
+    [CONFIG_KEY]: yaml(renderBrokerConfig(cluster)),
+    [PEERS_KEY]: yaml({ peers: peers(cluster, replicas) }),
+  };
 }
 
-/** sha256 over the restart-relevant data keys (key names included, so moving content between keys counts). */
-export function configHash(data: Record<string, string>): string {
+/**
+ * sha256 over what must restart a broker when it changes: the hashed data keys (key names included) and the
+ * settings passed as env (see brokerSettingsEnv).
+ */
+export function configHash(data: Record<string, string>, settingsEnv: Record<string, string> = {}): string {
   const h = createHash('sha256');
   for (const key of HASHED_KEYS) {
     if (data[key] === undefined) continue;
     h.update(`${key}\0${data[key]}\0`);
   }
+  for (const name of Object.keys(settingsEnv).sort()) h.update(`env:${name}=${settingsEnv[name]}\0`);
   return h.digest('hex');
 }
 

@@ -20,9 +20,8 @@ describe('restore Job', () => {
     const c = pod.containers[0];
     expect(c.image).toBe('lance/broker:0.2.0');
     expect(c.command).toEqual([
-      'lnc', 'restore', '--from', 's3://lance-dr/clusters/prod', '--data-dir', '/var/lib/lance',
-      '--cluster-id', 'lance.prod-restored', '--node-id', '1',
-      '--endpoint', 'http://127.0.0.1:4568', '--region', 'us-east-1', '--force-path-style',
+      'lnc', 'restore', '--from', 's3://lance-dr/clusters/prod?endpoint=http%3A%2F%2F127.0.0.1%3A4568&region=us-east-1&forcePathStyle=true',
+      '--data-dir', '/var/lib/lance', '--cluster-id', 'lance.prod-restored', '--node-id', '1',
     ]);
     expect(pod.volumes).toContainEqual({ name: 'data', persistentVolumeClaim: { claimName: 'data-prod-restored-1' } });
     expect(c.volumeMounts).toContainEqual({ name: 'data', mountPath: '/var/lib/lance' });
@@ -38,9 +37,7 @@ describe('restore Job', () => {
     const cmd = restoreCommand({ restore: r, source: resolveRestoreSource(r), ordinal: 0 });
     expect(cmd.slice(cmd.indexOf('--time'), cmd.indexOf('--time') + 2)).toEqual(['--time', '2026-11-22T09:30:00Z']);
     expect(cmd.slice(cmd.indexOf('--topics'), cmd.indexOf('--topics') + 2)).toEqual(['--topics', 'orders,payments']);
-    expect(cmd).toContain('s3://bkt');
-    expect(cmd).not.toContain('--endpoint');
-    expect(cmd).not.toContain('--force-path-style');
+    expect(cmd).toContain('s3://bkt?region=us-east-1');
   });
 
   it('resolves clusterRef to the referenced cluster\'s object store, or names spec.clusterRef', () => {
@@ -48,15 +45,15 @@ describe('restore Job', () => {
     const prod = cluster({ objectStore: { backend: 'file', path: '/mnt/dr', prefix: 'prod' } }, 'prod');
     const src = resolveRestoreSource(r, prod);
     expect(sourceUrl(src)).toBe('file:///mnt/dr/prod');
-    expect(restoreCommand({ restore: r, source: src, ordinal: 2 })).not.toContain('--region');
+    expect(restoreCommand({ restore: r, source: src, ordinal: 2 })[3]).toBe('file:///mnt/dr/prod');
     expect(() => resolveRestoreSource(r)).toThrow(/spec\.clusterRef\.name: LanceCluster "prod" was not found/);
     expect(() => resolveRestoreSource(r, cluster({}, 'prod'))).toThrow(/spec\.clusterRef\.name: .*no spec\.objectStore/);
     expect(() => resolveRestoreSource(r, cluster({ objectStore: { bucket: 'bkt' } }, 'other'))).toThrow(/not found/);
   });
 
   it('builds source URLs without doubled slashes', () => {
-    expect(sourceUrl({ backend: 's3', bucket: 'b', prefix: '', region: 'r', forcePathStyle: false })).toBe('s3://b');
-    expect(sourceUrl({ backend: 's3', bucket: 'b', prefix: '/a/b', region: 'r', forcePathStyle: false })).toBe('s3://b/a/b');
+    expect(sourceUrl({ backend: 's3', bucket: 'b', prefix: '', region: 'r', forcePathStyle: false })).toBe('s3://b?region=r');
+    expect(sourceUrl({ backend: 's3', bucket: 'b', prefix: '/a/b/', region: 'r', forcePathStyle: false })).toBe('s3://b/a/b?region=r');
     expect(sourceUrl({ backend: 'file', path: '/mnt/x/', prefix: '', region: 'r', forcePathStyle: false })).toBe('file:///mnt/x');
   });
 

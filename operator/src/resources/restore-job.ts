@@ -32,14 +32,22 @@ export function resolveRestoreSource(restore: LanceRestore, referenced?: LanceCl
   return store;
 }
 
-/** `s3://bucket/prefix` or `file:///path/prefix`: the `--from` of `lnc restore`. */
+/**
+ * The `--from` of `lnc restore` (broker/src/tiering/config.ts objectStoreConfigFromUrl): `file:///path/prefix`, or
+ * `s3://bucket/prefix` with the connection settings as query parameters (endpoint, region, forcePathStyle).
+ */
 export function sourceUrl(source: ResolvedSource): string {
-  const prefix = source.prefix.replace(/^\/+/, '');
+  const prefix = source.prefix.replace(/^\/+/, '').replace(/\/+$/, '');
   if (source.backend === 'file') {
     const base = (source.path ?? '/').replace(/\/+$/, '');
     return `file://${base}${prefix ? `/${prefix}` : ''}`;
   }
-  return `s3://${source.bucket ?? ''}${prefix ? `/${prefix}` : ''}`;
+  const params = new URLSearchParams();
+  if (source.endpoint !== undefined) params.set('endpoint', source.endpoint);
+  params.set('region', source.region);
+  if (source.forcePathStyle) params.set('forcePathStyle', 'true');
+  const path = prefix ? `/${prefix.split('/').map(encodeURIComponent).join('/')}` : '';
+  return `s3://${source.bucket ?? ''}${path}?${params.toString()}`;
 }
 
 export interface RestoreJobInput {
@@ -64,11 +72,6 @@ export function restoreCommand(input: Pick<RestoreJobInput, 'restore' | 'source'
   cmd.push('--cluster-id', clusterIdFor(namespace, target), '--node-id', String(ordinal));
   if (restore.spec.pointInTime !== undefined) cmd.push('--time', restore.spec.pointInTime);
   if (restore.spec.topics !== undefined && restore.spec.topics.length > 0) cmd.push('--topics', restore.spec.topics.join(','));
-  if (source.backend === 's3') {
-    if (source.endpoint !== undefined) cmd.push('--endpoint', source.endpoint);
-    cmd.push('--region', source.region);
-    if (source.forcePathStyle) cmd.push('--force-path-style');
-  }
   return cmd;
 }
 

@@ -16,7 +16,7 @@ import type {
 } from '@kubernetes/client-node';
 import { quantityString, type Quantity } from '../api/common.ts';
 import type { LanceCluster } from '../api/lancecluster.ts';
-import { configHash, configMapData } from './configmap.ts';
+import { brokerSettingsEnv, configHash, configMapData } from './configmap.ts';
 import {
   ANNOTATION_CONFIG_HASH,
   CONFIG_DIR,
@@ -89,6 +89,7 @@ function brokerEnv(cluster: LanceCluster): V1EnvVar[] {
     { name: 'LANCE_NODE_ID', valueFrom: { fieldRef: { fieldPath: `metadata.labels['${LABEL_POD_INDEX}']` } } },
     // Kafka clients reconnect to the broker by its stable per-pod DNS name ($(VAR) is expanded by the kubelet).
     { name: 'LANCE_ADVERTISED_HOST', value: `$(POD_NAME).${names.headlessService(name)}.$(POD_NAMESPACE).svc` },
+    ...Object.entries(brokerSettingsEnv(cluster)).map(([k, v]) => ({ name: k, value: v })),
     ...credentialEnv(cluster.spec.objectStore?.credentialsSecret),
   ];
 }
@@ -161,7 +162,7 @@ export function statefulSet(cluster: LanceCluster, options: StatefulSetOptions =
   const { spec } = cluster;
   const overrides = spec.podTemplate ?? {};
   const replicas = options.replicas ?? spec.replicas;
-  const hash = configHash(configMapData(cluster, replicas));
+  const hash = configHash(configMapData(cluster, replicas), brokerSettingsEnv(cluster));
   const selector = selectorLabels(name);
   const podLabels = {
     ...(overrides.labels ?? {}),
