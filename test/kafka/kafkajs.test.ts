@@ -160,3 +160,36 @@ describe('acknowledged records survive broker restarts (SIGTERM and SIGKILL)', (
     }
   });
 });
+
+describe('topic auto-creation through Metadata (topics.autoCreate)', () => {
+  it('creates an unknown topic on first use when enabled, and refuses it when disabled', async () => {
+    const on = await startLance({ env: { LANCE_AUTO_CREATE_TOPICS: 'true' } });
+    const off = await startLance();
+    try {
+      const kOn = new Kafka({ brokers: [on.bootstrap], clientId: 'auto-on', logLevel: logLevel.NOTHING });
+      const p = kOn.producer({ allowAutoTopicCreation: true });
+      await p.connect();
+      await p.send({ topic: 'born-on-demand', acks: -1, messages: messages('auto', 3, 0) });
+      await p.disconnect();
+      const reader = new KafkajsPartitionReader([on.bootstrap]);
+      await reader.connect();
+      expectRecords(await reader.readToEnd('born-on-demand', 0, 0), 'auto', 3, 0);
+      await reader.disconnect();
+
+      const kOff = new Kafka({ brokers: [off.bootstrap], clientId: 'auto-off', logLevel: logLevel.NOTHING, retry: { retries: 1, initialRetryTime: 50 } });
+      const q = kOff.producer({ allowAutoTopicCreation: true });
+      await q.connect();
+      await expect(q.send({ topic: 'never-created', acks: 1, messages: messages('x', 1, 0) })).rejects.toThrow(/does not host this topic-partition/);
+      await q.disconnect();
+      const a = kOff.admin();
+      await a.connect();
+      expect(await a.listTopics()).not.toContain('never-created');
+      await a.disconnect();
+    } finally {
+      await on.stop('SIGKILL');
+      await off.stop('SIGKILL');
+      removeDir(on.dataDir);
+      removeDir(off.dataDir);
+    }
+  });
+});

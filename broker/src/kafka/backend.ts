@@ -159,6 +159,13 @@ export interface KafkaBackend {
   getTopic(name: string): TopicMetadata | undefined;
   getTopicById(topicId: string): TopicMetadata | undefined;
 
+  /**
+   * Kafka auto-creation: called from Metadata (allow_auto_topic_creation set, topic unknown). Returns true when the
+   * topic is being created (the client gets LEADER_NOT_AVAILABLE and retries), false when auto-creation is off,
+   * read-only, or the name is invalid (the client gets UNKNOWN_TOPIC_OR_PARTITION). Optional.
+   */
+  autoCreateTopic?(name: string): boolean;
+
   /** throws CONFLICT if it exists, INVALID_ARGUMENT with a field hint, READ_ONLY */
   createTopic(req: CreateTopicRequest): Promise<CreateTopicResult>;
   /** throws NOT_FOUND, READ_ONLY */

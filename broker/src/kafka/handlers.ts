@@ -108,8 +108,11 @@ export class KafkaHandlers {
       topics = (req.topics ?? []).map((rt) => {
         const t = rt.name !== null ? b.getTopic(rt.name) : b.getTopicById(rt.topicId);
         if (t) return this.topicMetadata(t);
+        // v0-v3 have no flag: Kafka treats them as allowing auto-creation
+        const allowAuto = version < 4 || req.allowAutoTopicCreation;
+        const creating = rt.name !== null && allowAuto && b.autoCreateTopic !== undefined && b.autoCreateTopic(rt.name);
         return {
-          errorCode: rt.name !== null ? KafkaError.UNKNOWN_TOPIC_OR_PARTITION : KafkaError.UNKNOWN_TOPIC_ID,
+          errorCode: creating ? KafkaError.LEADER_NOT_AVAILABLE : rt.name !== null ? KafkaError.UNKNOWN_TOPIC_OR_PARTITION : KafkaError.UNKNOWN_TOPIC_ID,
           name: rt.name,
           topicId: rt.topicId,
           isInternal: false,
