@@ -3,6 +3,8 @@
  * import ONLY this module of the broker (plus what it imports: ./schemas.ts and common/errors.ts). Every response
  * is validated with zod; an error response becomes a LanceError carrying the server's code and message.
  */
+import * as http from 'node:http';
+import * as https from 'node:https';
 import type { z } from 'zod';
 import { LanceError, type LanceErrorCode } from '../common/errors.ts';
 import {
@@ -76,9 +78,8 @@ export class AdminClient {
 
   async metricsText(): Promise<string> {
     const res = await this.send('GET', '/metrics');
-    const text = await res.text();
-    if (!res.ok) throw this.errorFrom(res.status, text, '/metrics');
-    return text;
+    if (!res.ok) throw this.errorFrom(res.status, res.text, '/metrics');
+    return res.text;
   }
 
   cluster(): Promise<ClusterView> {
@@ -118,23 +119,38 @@ export class AdminClient {
     return this.request('GET', path, FetchResponseSchema, undefined, { extraTimeoutMs: opts.waitMs ?? 0 });
   }
 
-  private async send(method: string, path: string, body?: unknown, extraTimeoutMs = 0): Promise<Response> {
-    const url = this.baseUrl + path;
-    try {
-      return await fetch(url, {
+  /**
+   * One HTTP exchange with node:http(s) (not fetch: WHATWG fetch refuses "bad ports" such as 6000 or 6665-6669,
+   * which are legitimate admin ports here).
+   */
+  private send(method: string, path: string, body?: unknown, extraTimeoutMs = 0): Promise<{ status: number; ok: boolean; text: string }> {
+    const url = new URL(this.baseUrl + path);
+    const timeout = this.timeoutMs + extraTimeoutMs;
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const mod = url.protocol === 'https:' ? https : http;
+    return new Promise((resolve, reject) => {
+      const req = mod.request(url, {
         method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.timeoutMs + extraTimeoutMs),
+        headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {},
+        timeout,
+      }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const status = res.statusCode ?? 0;
+          resolve({ status, ok: status >= 200 && status < 300, text: Buffer.concat(chunks).toString('utf8') });
+        });
+        res.on('error', (e) => reject(new LanceError('IO', `${method} ${url.href}: response interrupted (${e.message})`, { url: url.href }, { cause: e })));
       });
-    } catch (e) {
-      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-      if (e instanceof Error && (e.name === 'TimeoutError' || e.name === 'AbortError')) {
-        throw new LanceError('TIMEOUT', `${method} ${url}: no answer within ${this.timeoutMs + extraTimeoutMs} ms`, { url });
-      }
-      const why = cause?.code ?? cause?.message ?? (e instanceof Error ? e.message : String(e));
-      throw new LanceError('IO', `${method} ${url}: cannot reach the admin API (${why})`, { url }, { cause: e });
-    }
+      req.on('timeout', () => {
+        req.destroy();
+        reject(new LanceError('TIMEOUT', `${method} ${url.href}: no answer within ${timeout} ms`, { url: url.href }));
+      });
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        reject(new LanceError('IO', `${method} ${url.href}: cannot reach the admin API (${e.code ?? e.message})`, { url: url.href }, { cause: e }));
+      });
+      req.end(payload);
+    });
   }
 
   private errorFrom(status: number, text: string, path: string): LanceError {
@@ -156,7 +172,7 @@ export class AdminClient {
     method: string, path: string, schema: S, body?: unknown, opts: { acceptStatus?: number[]; extraTimeoutMs?: number } = {},
   ): Promise<z.infer<S>> {
     const res = await this.send(method, path, body, opts.extraTimeoutMs);
-    const text = await res.text();
+    const text = res.text;
     if (!res.ok && !(opts.acceptStatus ?? []).includes(res.status)) throw this.errorFrom(res.status, text, path);
     let json: unknown;
     try {
