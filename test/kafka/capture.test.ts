@@ -1,3 +1,6 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { CompressionTypes, Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiKey, SPECS } from '../../broker/src/kafka/protocol/messages.ts';
@@ -132,6 +135,21 @@ describe('codecs against frames captured from kafkajs and kcat', () => {
     expect(seen.get('rdkafka')!.has('18v3')).toBe(true);
     expect(checkedRequests).toBeGreaterThan(20);
     expect(checkedResponses).toBeGreaterThan(20);
+    if (process.env['LANCE_WRITE_KAFKA_FIXTURES'] === '1') {
+      // refreshes test/kafka/fixtures/client-frames.json: the first request of each (client, API, version)
+      const picked = new Map<string, { client: string; apiKey: number; version: number; hex: string }>();
+      for (const f of proxy.frames.filter((x) => x.direction === 'request')) {
+        const r = new Reader(f.bytes);
+        const apiKey = r.int16();
+        const version = r.int16();
+        r.int32();
+        const client = r.string() ?? '?';
+        const key = `${client}/${apiKey}/${version}`;
+        if (!picked.has(key)) picked.set(key, { client, apiKey, version, hex: f.bytes.toString('hex') });
+      }
+      const out = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures/client-frames.json');
+      writeFileSync(out, JSON.stringify([...picked.values()], null, 1) + '\n');
+    }
     console.log('captured API versions by client:', JSON.stringify(Object.fromEntries([...seen].map(([k, v]) => [k, [...v].sort()]))));
   });
 });
