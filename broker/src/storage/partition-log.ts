@@ -218,6 +218,7 @@ export class PartitionLog {
   private failed: LanceError | null = null;
   private closed = false;
   private truncating = false;
+  private closing = false;
   /** bumped on every truncation so readers racing with one stop cleanly */
   private generation = 0;
   private idleWaiters: (() => void)[] = [];
@@ -703,7 +704,7 @@ export class PartitionLog {
   }
 
   private checkWritable(): void {
-    if (this.closed) throw new LanceError('IO', `partition log ${this.dir} is closed`, { path: this.dir });
+    if (this.closed || this.closing) throw new LanceError('IO', `partition log ${this.dir} is closed`, { path: this.dir });
     if (this.failed) throw new LanceError('IO', `partition log ${this.dir} failed earlier and must be reopened: ${this.failed.message}`, { path: this.dir }, { cause: this.failed });
     if (this.truncating) throw new LanceError('CONFLICT', `partition log ${this.dir}: append while a truncation is running`, { path: this.dir });
   }
@@ -956,14 +957,19 @@ export class PartitionLog {
     for (const f of w) f();
   }
 
-  /** Resolves when everything appended so far is fsynced (rejects if the log failed). */
+  /**
+   * Resolves when everything appended before the call is fsynced (rejects if the log failed). Appends made
+   * meanwhile are not waited for, so a busy log cannot starve a caller (close, truncation, retention).
+   */
   async flush(): Promise<void> {
+    const target = this._lastIndex;
     for (;;) {
       if (this.failed) throw this.failed;
       if (this.syncing) {
         await new Promise<void>((r) => this.idleWaiters.push(r));
         continue;
       }
+      if (this._durableIndex >= target && this.window) return; // only later appends are pending
       if (this.window) {
         if (this.syncTimer) {
           clearTimeout(this.syncTimer);
@@ -971,14 +977,18 @@ export class PartitionLog {
         }
         const p = this.window.promise;
         await this.sync();
-        await p;
+        await p.catch(() => undefined); // a failure is rethrown as this.failed by the loop
         continue;
       }
-      // Nothing pending in a window, but roll/create may have left files or the dir dirty.
+      // No window: only file-level work may be left (a roll's new files, sealed index files, the directory).
       if (this.stageLen > 0 || this.sealedIndexFds.length || this.dirDirty || this.segs.some((s) => s.dirty)) {
         this.syncing = true;
+        const covered = this._lastIndex;
+        const coveredOffset = this._nextOffset;
         try {
           await this.syncAll();
+          this._durableIndex = Math.max(this._durableIndex, covered);
+          this._durableOffset = Math.max(this._durableOffset, coveredOffset);
         } catch (e) {
           throw this.fail(e);
         } finally {
@@ -1306,7 +1316,8 @@ export class PartitionLog {
 
   /** Flushes and fsyncs everything, then closes the files. Idempotent. */
   async close(): Promise<void> {
-    if (this.closed) return;
+    if (this.closed || this.closing) return;
+    this.closing = true;
     if (this.syncTimer) {
       clearTimeout(this.syncTimer);
       this.syncTimer = null;
