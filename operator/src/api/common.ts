@@ -25,8 +25,9 @@ export const quantity = z
   .meta({
     'x-kubernetes-int-or-string': true,
     // The int-or-string idiom must be exactly anyOf [{type: integer}, {type: string}] (no minimum inside), so the
-    // non-negative check on the integer form is a CEL rule.
-    'x-kubernetes-validations': [{ rule: 'type(self) == string || self >= 0', message: 'must not be negative' }],
+    // non-negative check on the integer form is a CEL rule. string() takes both forms (the value is dyn); the
+    // string pattern already excludes a sign.
+    'x-kubernetes-validations': [{ rule: "!string(self).startsWith('-')", message: 'must not be negative' }],
   });
 export type Quantity = z.output<typeof quantity>;
 

@@ -121,7 +121,7 @@ function walk(schema: JSONSchemaProps, value: unknown, old: unknown, path: strin
     for (const [k, v] of Object.entries(value)) {
       const child = schema.properties?.[k] ?? schema.additionalProperties;
       if (child) walk(child, v, oldObj?.[k], join(path, k), issues);
-      else if (!schema['x-kubernetes-preserve-unknown-fields'] && !(path === '' && (k === 'apiVersion' || k === 'kind')) && path !== 'metadata') {
+      else if (!schema['x-kubernetes-preserve-unknown-fields'] && !(path === '' && (k === 'apiVersion' || k === 'kind' || k === 'metadata'))) {
         issues.push({ path: join(path, k), type: 'Unknown field', message: `unknown field "${join(path, k)}"` });
       }
     }

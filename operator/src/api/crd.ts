@@ -286,8 +286,8 @@ function buildCrd(c: CrdInput): CustomResourceDefinition {
     properties: {
       apiVersion: { type: 'string', description: 'APIVersion of this object.' },
       kind: { type: 'string', description: 'Kind of this object.' },
-      // Structural rule: metadata may only be constrained by name/generateName; leave it to the apiserver.
-      metadata: { type: 'object' },
+      // No `metadata` entry: the apiserver manages ObjectMeta itself (and still gives root CEL rules
+      // self.metadata.name); declaring it adds nothing, and the test/kube stand-in would prune its fields.
       spec: toStructural(c.spec),
       status: toStructural(c.status),
     },

@@ -56,7 +56,7 @@ describe('broker compatibility', () => {
       flushBytes: 65536,
       indexIntervalBytes: 8192,
     });
-    expect(cfg.topics).toEqual({ autoCreate: true, defaultPartitions: 4 });
+    expect(cfg.topics).toMatchObject({ autoCreate: true, defaultPartitions: 4 });
     expect(cfg.log.level).toBe('warn');
     expect(cfg.maxFrameBytes).toBe(2_000_000);
     expect(container?.args).toEqual(['--config', '/etc/lance/lance.yaml']);
