@@ -43,6 +43,13 @@ function runbook(line: string, vars: Record<string, string> = {}): Promise<Run> 
   return lncArgv(argv.slice(1));
 }
 
+/** A non-lnc runbook line (mv, cp …) with the same mapping, run by bash. */
+function runbookSh(line: string, vars: Record<string, string> = {}): Promise<Run> {
+  let s = line.replaceAll('/data/lance', DATA).replaceAll('/backup', BACKUP);
+  for (const [k, v] of Object.entries(vars)) s = s.replaceAll(`<${k}>`, v);
+  return sh(s);
+}
+
 function sh(cmd: string): Promise<Run> {
   return new Promise((resolve) => {
     execFile('bash', ['-c', cmd], { cwd: ROOT, env: { ...process.env, PATH: `${path.join(tmp, 'bin')}:${process.env.PATH}` } }, (err, stdout, stderr) => {
@@ -305,6 +312,33 @@ describe('runbook §2.3: WAL corruption', () => {
       } else expect(byIndex.get(e.index)).toEqual(e);
     }
     await fsp.rm(`${DATA}.backup`, { recursive: true });
+  });
+});
+
+describe('runbook §4.2: remove a corrupt segment', () => {
+  it('after the segment is quarantined, rebuild-index names the hole; repair --skip-corrupt fills it and the engine opens the log', async () => {
+    const p1 = partitionDir(DATA, Number(topicId), 1);
+    const segs = await segmentsOf(p1);
+    const gone = await entryPositions(path.join(p1, segs[1]!));
+    const p1Before = await readAll(p1);
+    await fsp.mkdir(path.join(DATA, 'quarantine'), { recursive: true }); // the broker creates it; this data dir was made without one
+    const seg = `1/${segs[1]!.replace(/\.lnc$/, '')}`;
+    const mv = await runbookSh('mv /data/lance/topic_<id>/<segment>.lnc /data/lance/quarantine/', { id: topicId, segment: seg });
+    expect(mv.code, mv.stderr).toBe(0);
+    const rb = await runbook('lnc rebuild-index --path /data/lance/topic_<id>', { id: topicId });
+    expect(rb.code).toBe(1);
+    expect(rb.stdout).toContain('removed orphan index');
+    expect(rb.stdout).toMatch(/PROBLEM: offset gap: .* starts at \d+: the broker refuses a log with a hole/);
+    const skip = await lncArgv(['repair', '--path', p1, '--skip-corrupt']);
+    expect(skip.code, skip.stderr).toBe(0);
+    expect(skip.stdout).toContain(`${gone[0]!.index} .. ${gone.at(-1)!.index}`);
+    const v = await runbook('lnc verify-data --path /data/lance --topic <topic_id>', { topic_id: topicId });
+    expect(v.code, v.stdout).toBe(0);
+    const after = await readAll(p1);
+    expect(after.map((e) => e.index)).toEqual(p1Before.map((e) => e.index));
+    const lost = new Set(gone.map((g) => g.index));
+    expect(after.filter((e) => !lost.has(e.index))).toEqual(p1Before.filter((e) => !lost.has(e.index)));
+    expect(after.filter((e) => lost.has(e.index)).every((e) => e.maxTimestamp === -1)).toBe(true);
   });
 });
 

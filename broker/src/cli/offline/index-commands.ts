@@ -7,7 +7,8 @@ import { defineCommand, ExitCode } from '../command.ts';
 import { renderTable, type Cell } from '../table.ts';
 import { classifyDir, isTopicDirName, listIndexFiles, listPartitionDirs, listSegments, requirePath, statKind } from './layout.ts';
 import { writeIndexFiles } from './repair-ops.ts';
-import { checkIndexes, checkSegment, compareIndexFile } from './segment-check.ts';
+import { checkIndexes, checkSegment, compareIndexFile, type SegmentCheck } from './segment-check.ts';
+import { continuityFinding } from './verify-data.ts';
 
 /** The log dirs a --path names: a topic dir → its partition dirs; a log dir → itself. */
 async function logDirsOf(p: string): Promise<string[]> {
@@ -25,33 +26,53 @@ export const rebuildIndexCommand = defineCommand({
   options: z.object({ path: z.string().min(1).describe('a topic dir (all partitions), a partition dir or a segment file') }),
   async run(args, io) {
     const st = await requirePath(args.path, '--path', ['dir', 'segment']);
-    const segments = st.kind === 'segment' ? [args.path] : (await Promise.all((await logDirsOf(args.path)).map(listSegments))).flat();
+    const logDirs = st.kind === 'segment' ? [] : await logDirsOf(args.path);
+    const segmentLists = st.kind === 'segment' ? [[args.path]] : await Promise.all(logDirs.map(listSegments));
     const rows: { segment: string; entries: number; offsetSamples: number; timeSamples: number; before: { idx: string; tix: string }; damage: string | null }[] = [];
-    for (const f of segments) {
-      const c = await checkSegment(f);
-      const before = await checkIndexes(f, c);
-      await writeIndexFiles(f, c.index);
-      rows.push({
-        segment: f,
-        entries: c.entries,
-        offsetSamples: c.index.offsetEntryCount,
-        timeSamples: c.index.timeEntryCount,
-        before: { idx: before[0]!.status, tix: before[1]!.status },
-        damage: c.error ? `corrupt at byte ${c.error.position}: ${c.error.reason}` : null,
-      });
+    const problems: string[] = [];
+    const removed: string[] = [];
+    // Index files whose segment is gone (e.g. moved to quarantine, runbook 4.2): the broker would delete them too.
+    for (const d of logDirs) {
+      const segs = new Set((await listSegments(d)).map((f) => f.replace(/\.lnc$/, '')));
+      for (const f of await listIndexFiles(d)) {
+        if (!segs.has(f.replace(/\.(idx|tix)$/, ''))) {
+          await fsp.rm(f, { force: true });
+          removed.push(f);
+        }
+      }
     }
-    const damaged = rows.filter((r) => r.damage);
-    io.emit({ path: args.path, segments: rows, ok: damaged.length === 0 }, () =>
+    for (const list of segmentLists) {
+      let prev: SegmentCheck | null = null;
+      for (const f of list) {
+        const c = await checkSegment(f);
+        const before = await checkIndexes(f, c);
+        await writeIndexFiles(f, c.index);
+        rows.push({
+          segment: f,
+          entries: c.entries,
+          offsetSamples: c.index.offsetEntryCount,
+          timeSamples: c.index.timeEntryCount,
+          before: { idx: before[0]!.status, tix: before[1]!.status },
+          damage: c.error ? `corrupt at byte ${c.error.position}: ${c.error.reason}` : null,
+        });
+        if (c.error) problems.push(`${f}: ${c.error.reason}; the index covers the entries before it (lnc repair --path ${f})`);
+        const gap = prev ? continuityFinding(prev, c, -1) : null;
+        if (gap) problems.push(`${gap.message}: the broker refuses a log with a hole (lnc repair --path ${path.dirname(f)} --skip-corrupt fills it)`);
+        prev = c;
+      }
+    }
+    io.emit({ path: args.path, segments: rows, removedOrphans: removed, problems, ok: problems.length === 0 }, () =>
       [
         renderTable(
           ['segment', 'entries', 'idx samples', 'tix samples', 'idx before', 'tix before', 'segment'],
           rows.map((r) => [path.relative(args.path, r.segment) || path.basename(r.segment), r.entries, r.offsetSamples, r.timeSamples, r.before.idx, r.before.tix, r.damage ? 'DAMAGED' : 'ok']),
         ),
-        ...damaged.map((r) => `PROBLEM: ${r.segment}: ${r.damage}; the index covers the entries before it (lnc repair --path ${r.segment})`),
+        ...removed.map((f) => `removed orphan index ${f} (its segment is gone)`),
+        ...problems.map((p) => `PROBLEM: ${p}`),
         `rebuilt ${rows.length * 2} index file(s) for ${rows.length} segment(s)`,
       ].join('\n'),
     );
-    return damaged.length === 0 ? ExitCode.OK : ExitCode.PROBLEMS;
+    return problems.length === 0 ? ExitCode.OK : ExitCode.PROBLEMS;
   },
 });
 
