@@ -21,7 +21,7 @@ import { LanceError, ioError, isLanceError } from '../common/errors.ts';
 import { fsyncDir } from '../common/fsutil.ts';
 import type { Logger } from '../common/log.ts';
 import { silentLogger } from '../common/log.ts';
-import { BodyHasher, crcHex, crcVerifier, isOneShotStream, replayable, type ReplayableBody } from './body.ts';
+import { BodyHasher, crcHex, crcVerifier, replayable, type ReplayableBody } from './body.ts';
 import {
   CRC32C_METADATA_KEY, classifyListedKey, compareKeys, resolveRange, validateKey, validateMetadata, validateRange,
   type GetOptions, type GetStreamResult, type ListEntry, type ListOptions, type ObjectInfo, type ObjectStore,
@@ -126,14 +126,17 @@ export class FsObjectStore implements ObjectStore {
     validateMetadata(opts.metadata);
     const file = this.objectPath(key);
     const dir = path.dirname(file);
-    // A concurrent delete may rmdir our (momentarily empty) parent between mkdir and open: retry that race.
+    // Fast path: the directory usually exists. If it does not (first object under it, or a concurrent delete just
+    // pruned it while empty), create it and try again.
     for (let attempt = 1; ; attempt++) {
-      await this.ensureDir(dir);
       try {
         return await this.writeObject(key, file, body, opts);
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT' && attempt < 5 && !isOneShotStream(body)) continue;
-        throw isLanceError(e) ? e : ioError('put', file, e);
+        if (e instanceof DirMissing && attempt < 10) {
+          await this.ensureDir(dir);
+          continue;
+        }
+        throw e instanceof DirMissing ? ioError('put', file, e.cause) : e;
       }
     }
   }
@@ -144,7 +147,12 @@ export class FsObjectStore implements ObjectStore {
     const h = new BodyHasher();
     let fh: fsp.FileHandle | undefined;
     try {
-      fh = await fsp.open(tmp, 'wx', 0o644);
+      try {
+        fh = await fsp.open(tmp, 'wx', 0o644);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new DirMissing(e);
+        throw ioError('create', tmp, e);
+      }
       const write = async (chunk: Buffer): Promise<void> => {
         h.update(chunk);
         try {
@@ -176,11 +184,17 @@ export class FsObjectStore implements ObjectStore {
         metadata: { ...opts.metadata, [CRC32C_METADATA_KEY]: d.crc32c },
         mtimeMs: Date.now(),
       };
-      await fh.write(encodeFooter(footer));
-      await fh.sync();
+      await fh.write(encodeFooter(footer)).catch((e: unknown) => {
+        throw ioError('write', tmp, e);
+      });
+      await fh.sync().catch((e: unknown) => {
+        throw ioError('fsync', tmp, e);
+      });
       await fh.close();
       fh = undefined;
-      await fsp.rename(tmp, file);
+      await fsp.rename(tmp, file).catch((e: unknown) => {
+        throw ioError('rename', file, e);
+      });
       await fsyncDir(dir);
       return { key, etag: footer.etag, size: footer.size, checksum: footer.crc32c };
     } catch (e) {
@@ -415,6 +429,13 @@ export class FsObjectStore implements ObjectStore {
 
   async close(): Promise<void> {
     // no handles are held between calls
+  }
+}
+
+/** the object's directory does not exist (yet, or any more) */
+class DirMissing extends Error {
+  constructor(cause: unknown) {
+    super('directory missing', { cause });
   }
 }
 
