@@ -15,8 +15,8 @@ import {
 
 export interface AdminService {
   readiness(): Ready['checks'];
-  cluster(): ClusterView;
-  listTopics(): TopicSummary[];
+  cluster(): ClusterView | Promise<ClusterView>;
+  listTopics(): TopicSummary[] | Promise<TopicSummary[]>;
   /** throws NOT_FOUND */
   getTopic(name: string): TopicDetail;
   createTopic(req: CreateTopicRequest): Promise<TopicSummary>;
@@ -136,8 +136,8 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
         res.end(text);
       },
     },
-    { method: 'GET', pattern: /^\/v1\/cluster$/, name: '/v1/cluster', handler: async ({ res }) => sendJson(res, 200, service.cluster()) },
-    { method: 'GET', pattern: /^\/v1\/topics$/, name: '/v1/topics', handler: async ({ res }) => sendJson(res, 200, service.listTopics()) },
+    { method: 'GET', pattern: /^\/v1\/cluster$/, name: '/v1/cluster', handler: async ({ res }) => sendJson(res, 200, await service.cluster()) },
+    { method: 'GET', pattern: /^\/v1\/topics$/, name: '/v1/topics', handler: async ({ res }) => sendJson(res, 200, await service.listTopics()) },
     {
       method: 'POST', pattern: /^\/v1\/topics$/, name: '/v1/topics', handler: async ({ req, res }) => {
         const body = validate(CreateTopicRequestSchema, await readBody(req, 64 * 1024), 'create topic');

@@ -62,7 +62,8 @@ export const LanceConfigSchema = z.strictObject({
   topics: z.strictObject({
     autoCreate: bool.default(false),
     defaultPartitions: posInt.default(1),
-  }).default({ autoCreate: false, defaultPartitions: 1 }),
+    rescanIntervalMs: nonNegInt.default(5000),
+  }).default({ autoCreate: false, defaultPartitions: 1, rescanIntervalMs: 5000 }),
   log: z.strictObject({
     level: z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info'),
   }).default({ level: 'info' }),
@@ -109,6 +110,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'storage.retentionCheckIntervalMs', env: 'LANCE_RETENTION_CHECK_INTERVAL_MS', kind: 'int', default: '60000', doc: 'How often retention is enforced.' },
   { path: 'topics.autoCreate', env: 'LANCE_AUTO_CREATE_TOPICS', kind: 'bool', default: 'false', doc: 'Create unknown topics when a Kafka client asks for them in Metadata.' },
   { path: 'topics.defaultPartitions', env: 'LANCE_DEFAULT_PARTITIONS', kind: 'int', default: '1', doc: 'Partitions of auto-created topics and of `POST /v1/topics` without `partitions`.' },
+  { path: 'topics.rescanIntervalMs', env: 'LANCE_TOPICS_RESCAN_INTERVAL_MS', kind: 'int', default: '5000', doc: 'How often the data dir is checked for topics added offline (`lnc import-topic` into a running standalone node, runbook §6.2); `GET /v1/topics` also checks. 0 = only on `GET /v1/topics` / `/v1/cluster`.' },
   { path: 'log.level', env: 'LANCE_LOG_LEVEL', kind: 'string', default: 'info', doc: `pino log level: ${LOG_LEVELS.join(', ')}.` },
 ];
 

@@ -124,6 +124,7 @@ export class LocalBroker implements KafkaBackend {
   private readonly autoCreating = new Set<string>();
   private closed = false;
   private retentionTimer: NodeJS.Timeout | undefined;
+  private rescanTimer: NodeJS.Timeout | undefined;
   /** serialises topic create/delete/alter so they never interleave with each other */
   private adminChain: Promise<unknown> = Promise.resolve();
 
@@ -149,6 +150,12 @@ export class LocalBroker implements KafkaBackend {
       void b.enforceRetention().catch((e: unknown) => b.logger.error({ err: e }, 'retention pass failed'));
     }, opts.config.storage.retentionCheckIntervalMs);
     b.retentionTimer.unref();
+    if (opts.config.topics.rescanIntervalMs > 0) {
+      b.rescanTimer = setInterval(() => {
+        void b.rescanCatalog().catch((e: unknown) => b.logger.error({ err: e }, 'catalog rescan failed'));
+      }, opts.config.topics.rescanIntervalMs);
+      b.rescanTimer.unref();
+    }
     b.logger.info({ topics: b.topics.size, dataDir: opts.config.dataDir }, 'storage open');
     return b;
   }
@@ -180,6 +187,26 @@ export class LocalBroker implements KafkaBackend {
     return run;
   }
 
+  /**
+   * Opens topics that appeared in the data dir since start — the runbook's §6.2 imports backups with
+   * `lnc import-topic --path /data/lance` while the standalone node runs; import moves a complete topic dir into
+   * place atomically, so a topic.json that is there is complete. Returns the names added.
+   */
+  rescanCatalog(): Promise<string[]> {
+    return this.serialize(async () => {
+      if (this.closed) return [];
+      const known = new Set([...this.topics.values()].map((t) => t.meta.id));
+      const added: string[] = [];
+      for (const meta of await catalog.listTopics(this.config.dataDir)) {
+        if (known.has(meta.id) || this.topics.has(meta.name)) continue;
+        await this.openTopic(meta);
+        added.push(meta.name);
+        this.logger.info({ topic: meta.name, id: meta.id, partitions: meta.partitions }, 'topic found in the data dir (e.g. lnc import-topic) and opened');
+      }
+      return added;
+    });
+  }
+
   // ---------------------------------------------------------------- runtime wiring
 
   /** Called once the Kafka listener is bound: what Metadata advertises. */
@@ -205,6 +232,7 @@ export class LocalBroker implements KafkaBackend {
     if (this.closed) return;
     this.closed = true;
     if (this.retentionTimer) clearInterval(this.retentionTimer);
+    if (this.rescanTimer) clearInterval(this.rescanTimer);
     this.hwEvents.emit('closed');
     await this.adminChain.catch(() => undefined);
     const results = await Promise.allSettled([...this.topics.values()].flatMap((t) => t.partitions.map((p) => p.log.close())));
@@ -627,7 +655,8 @@ export class LocalBroker implements KafkaBackend {
     };
   }
 
-  adminListTopics(): TopicSummary[] {
+  async adminListTopics(): Promise<TopicSummary[]> {
+    await this.rescanCatalog();
     return [...this.topics.values()].sort((a, b) => a.meta.id - b.meta.id).map((t) => this.summary(t));
   }
 
@@ -651,7 +680,8 @@ export class LocalBroker implements KafkaBackend {
     });
   }
 
-  clusterView(): ClusterView {
+  async clusterView(): Promise<ClusterView> {
+    await this.rescanCatalog();
     return {
       clusterId: this.clusterId, nodeId: this.nodeId, role: 'standalone', readOnly: this.config.readOnly, version: this.version,
       startedAt: this.startedAt,
