@@ -681,6 +681,19 @@ export class PartitionLog {
     return this._durableOffset;
   }
 
+  /**
+   * Changes roll/retention/flush settings of an open log (topic config updates). Validated like open();
+   * takes effect at the next append / retention pass.
+   */
+  updateOptions(patch: Partial<Omit<LogOptions, 'indexIntervalBytes' | 'now'>>): void {
+    const next: LogOptions = { ...this.options, ...patch, retention: { ...this.options.retention, ...patch.retention } };
+    validateOptions(next);
+    this.options.segmentBytes = next.segmentBytes;
+    this.options.segmentMs = next.segmentMs;
+    this.options.flush = next.flush;
+    this.options.retention = next.retention;
+  }
+
   segments(): SegmentInfo[] {
     return this.segs.map((s) => this.infoOf(s));
   }
