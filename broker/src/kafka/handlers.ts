@@ -222,7 +222,7 @@ export class KafkaHandlers {
       if (name !== undefined) for (const p of t.partitions) wanted.add(`${name}\u0000${p.partition}`);
     }
     let first = await this.fetchOnce(req, version);
-    if (req.maxWaitMs <= 0 || first.bytes >= Math.max(1, req.minBytes) || first.hasError || wanted.size === 0 || signal.aborted) {
+    if (req.maxWaitMs <= 0 || first.bytes >= req.minBytes || first.hasError || wanted.size === 0 || signal.aborted) {
       return first.response;
     }
     await new Promise<void>((resolve) => {

@@ -21,6 +21,7 @@ import { decodeMessage, encodeMessage, inRange, type MessageSpec } from './proto
 import { Reader, Writer } from './protocol/wire.ts';
 
 export const DEFAULT_MAX_FRAME_BYTES = 100 * 1024 * 1024;
+export const DEFAULT_IDLE_TIMEOUT_MS = 10 * 60 * 1000;
 /** requests decoded but not yet answered, per connection; reading pauses above this (backpressure) */
 const MAX_IN_FLIGHT = 64;
 
@@ -40,6 +41,8 @@ export interface KafkaServerOptions {
   backend: KafkaBackend;
   logger: Logger;
   maxFrameBytes?: number;
+  /** close a connection with nothing in flight after this long without input (Kafka: connections.max.idle.ms); default 10 min */
+  idleTimeoutMs?: number;
   metrics?: KafkaMetricsHooks;
 }
 
@@ -75,6 +78,7 @@ export function startKafkaServer(opts: KafkaServerOptions): Promise<KafkaServer>
     sockets.add(socket);
     opts.metrics?.onConnectionOpened?.();
     const conn = new Connection(socket, nextConnId++, maxFrame, handlers, opts.logger, opts.metrics);
+    socket.setTimeout(opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS, () => conn.onIdle());
     socket.on('close', () => {
       sockets.delete(socket);
       conn.abort.abort();
@@ -132,6 +136,16 @@ class Connection {
       this.ending = true;
       void this.flushQueue();
     });
+  }
+
+  /** No input for the idle timeout: close unless requests (e.g. a long-poll Fetch) are still being answered. */
+  onIdle(): void {
+    if (this.inFlight > 0) return;
+    if (this.buffered > 0) this.fail(`incomplete frame: ${this.buffered} bytes received, then nothing until the idle timeout`);
+    else {
+      this.log.debug('closing idle kafka connection');
+      this.socket.destroy();
+    }
   }
 
   private fail(reason: string): void {
