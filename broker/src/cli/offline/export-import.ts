@@ -120,7 +120,7 @@ export interface ImportSummary {
 }
 
 /** Imports a `.lance` stream as a new topic named `name`; nothing is visible in `dataDir` unless it all verified. */
-export async function importTopic(dataDir: string, name: string, input: Readable, inputName: string): Promise<ImportSummary> {
+export async function importTopic(dataDir: string, name: string, input: Readable, inputName: string, progress?: { set(n: number): void; done(): void }): Promise<ImportSummary> {
   validateTopicName(name);
   if (await getTopicByName(dataDir, name)) throw new LanceError('CONFLICT', `--name ${name}: a topic with this name already exists in ${dataDir}`, { name });
   const staging = path.join(dataDir, `.import-${process.pid}-${Date.now()}`);
@@ -156,6 +156,7 @@ export async function importTopic(dataDir: string, name: string, input: Readable
           break;
         }
         case 'entries':
+          progress?.set(ev.position);
           log!.appendReplicated(ev.entries);
           entries += ev.entries.length;
           for (const e of ev.entries) records += e.offsetCount;
@@ -178,8 +179,10 @@ export async function importTopic(dataDir: string, name: string, input: Readable
     }
     await fsyncDir(dataDir);
     await fsp.rm(staging, { recursive: true, force: true });
+    progress?.done();
     return { topic: { id: meta.id, name, partitions: meta.partitions, dir: finalDir }, input: inputName, entries, records, sourceTopic: source };
   } catch (e) {
+    progress?.done();
     await log?.close().catch(() => undefined);
     await fsp.rm(staging, { recursive: true, force: true });
     throw e;
@@ -235,12 +238,14 @@ export const importTopicCommand = defineCommand({
   async run(args, io) {
     await requirePath(args.path, '--path', ['dir']);
     let input: Readable;
+    let size = 0;
     if (args.input === '-') input = io.stdin;
     else {
-      await requirePath(args.input, '--input', ['file', 'segment', 'index']);
+      size = (await requirePath(args.input, '--input', ['file', 'segment', 'index'])).size;
       input = createReadStream(args.input);
     }
-    const r = await importTopic(args.path, args.name, input, args.input === '-' ? 'stdin' : args.input);
+    const bar = size > 0 ? io.progress('import', size) : undefined;
+    const r = await importTopic(args.path, args.name, input, args.input === '-' ? 'stdin' : args.input, bar);
     io.emit(r, () =>
       [
         renderKeyValues([
