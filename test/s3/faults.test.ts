@@ -136,7 +136,8 @@ describe('S3 backend under faults', () => {
   it('a trickling response (never idle, never done) hits the per-attempt deadline: TIMEOUT', async () => {
     const k = key('slow');
     await direct.put(k, randomBytes(64 * 1024));
-    const slowStore = createObjectStore(faultyConfig(proxy.endpoint, { maxAttempts: 1, requestTimeoutMs: 1500 }));
+    // idle timeout far away: only the per-attempt deadline can end this
+    const slowStore = createObjectStore(faultyConfig(proxy.endpoint, { maxAttempts: 1, requestTimeoutMs: 1500, idleTimeoutMs: 60_000 }));
     try {
       // 1 KiB every 100 ms: the socket is never idle for idleTimeoutMs, but 64 KiB would take 6.4 s
       proxy.addRule({ match: op('GetObject'), action: { kind: 'slow', chunkBytes: 1024, intervalMs: 100 } });
@@ -193,6 +194,26 @@ describe('S3 backend under faults', () => {
     // whatever s3rver kept is never served as good data
     const h = await direct.head(bad);
     if (h) await expectCode(direct.get(bad), 'CORRUPT');
+  });
+
+  it('where ETags are not MD5s (etagIsMd5: false), putVerified reads the object back and still catches corruption', async () => {
+    const kms = createObjectStore(faultyConfig(proxy.endpoint, { etagIsMd5: false }));
+    try {
+      const body = randomBytes(25_000);
+      const k = key('readback');
+      const before = proxy.requests.length;
+      proxy.addRule({ name: 'rbflip', match: op('PutObject'), action: { kind: 'corrupt-request' }, times: 1 });
+      await kms.putVerified(k, body);
+      expect(proxy.fired('rbflip')).toBe(1);
+      expect(opsOf(before, 'GetObject')).toBeGreaterThanOrEqual(2); // a read-back per upload
+      expect((await direct.get(k)).equals(body)).toBe(true);
+      proxy.clearRules();
+      proxy.addRule({ match: op('PutObject'), action: { kind: 'corrupt-request' } });
+      const e = await expectCode(kms.putVerified(key('readback-always'), body), 'CORRUPT');
+      expect(e.message).toContain('crc32c');
+    } finally {
+      await kms.close();
+    }
   });
 
   it('a lost PutObject (200 but never stored) fools put() but not putVerified()', async () => {
