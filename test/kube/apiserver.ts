@@ -535,6 +535,7 @@ function readBody(req: http.IncomingMessage): Promise<Buffer> {
 }
 
 function parseObject(body: Buffer, contentType: string | undefined): Record<string, unknown> {
+  if (String(contentType ?? '').includes('protobuf') || String(contentType ?? '').includes('cbor')) throw errors.unsupportedMediaType(String(contentType));
   const text = body.toString('utf8');
   let v: unknown;
   try {

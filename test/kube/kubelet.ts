@@ -454,7 +454,7 @@ export class Kubelet extends Controller {
     if (probe.httpGet) {
       const g = probe.httpGet;
       return new Promise<boolean>((resolve) => {
-        const req = http.get({ host: g.host ?? rt.ip, port: portOf(g.port), path: g.path ?? '/', timeout, headers: Object.fromEntries((g.httpHeaders ?? []).map((h: any) => [h.name, h.value])) }, (res) => {
+        const req = http.get({ host: g.host ?? rt.ip, port: portOf(g.port), path: g.path ?? '/', timeout, agent: false, headers: Object.fromEntries((g.httpHeaders ?? []).map((h: any) => [h.name, h.value])) }, (res) => {
           res.resume();
           resolve((res.statusCode ?? 500) >= 200 && (res.statusCode ?? 500) < 400);
         });

@@ -376,7 +376,8 @@ export class Store {
 function stripVolatile(o: KObject): KObject {
   const c = clone(o);
   delete c.metadata.resourceVersion;
-  delete c.metadata.managedFields;
+  // managedFields count (a new manager is a change) but their timestamps do not.
+  if (c.metadata.managedFields) c.metadata.managedFields = c.metadata.managedFields.map((f) => { const { time: _t, ...rest } = f; return rest; });
   delete c.metadata.generation;
   return c;
 }

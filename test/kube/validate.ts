@@ -107,11 +107,11 @@ export function defaultPodSpec(spec: Record<string, any>): void {
   for (const ct of [...(spec.containers ?? []), ...(spec.initContainers ?? [])]) if (isPlainObject(ct)) defaultContainer(ct);
 }
 
-export function validatePodSpec(c: Causes, f: string, spec: any, restartPolicies = ['Always', 'OnFailure', 'Never']): void {
+export function validatePodSpec(c: Causes, f: string, spec: any, restartPolicies = ['Always', 'OnFailure', 'Never'], extraVolumes: string[] = []): void {
   if (!isPlainObject(spec)) return req(c, f);
   const containers = spec.containers;
   if (!Array.isArray(containers) || containers.length === 0) req(c, `${f}.containers`);
-  const volumeNames = new Set<string>();
+  const volumeNames = new Set<string>(extraVolumes);
   (Array.isArray(spec.volumes) ? spec.volumes : []).forEach((v: any, i: number) => {
     if (!v?.name) req(c, `${f}.volumes[${i}].name`);
     else if (volumeNames.has(v.name)) c.push({ field: `${f}.volumes[${i}].name`, message: `Duplicate value: ${JSON.stringify(v.name)}`, reason: 'FieldValueDuplicate' });
@@ -200,7 +200,7 @@ function admitBuiltin(rt: ResourceType, op: 'create' | 'update', o: KObject, old
         for (const t of spec.volumeClaimTemplates ?? []) { t.apiVersion ??= 'v1'; t.kind ??= 'PersistentVolumeClaim'; t.spec ??= {}; t.spec.volumeMode ??= 'Filesystem'; }
       }
       validateWorkloadSelector(c, spec);
-      validatePodSpec(c, 'spec.template.spec', spec?.template?.spec, ['Always']);
+      validatePodSpec(c, 'spec.template.spec', spec?.template?.spec, ['Always'], (spec?.volumeClaimTemplates ?? []).map((t: any) => t?.metadata?.name).filter(Boolean));
       if (spec?.podManagementPolicy && !['OrderedReady', 'Parallel'].includes(spec.podManagementPolicy)) unsupported(c, 'spec.podManagementPolicy', spec.podManagementPolicy, ['OrderedReady', 'Parallel']);
       if (spec?.updateStrategy?.type && !['RollingUpdate', 'OnDelete'].includes(spec.updateStrategy.type)) unsupported(c, 'spec.updateStrategy.type', spec.updateStrategy.type, ['OnDelete', 'RollingUpdate']);
       (spec?.volumeClaimTemplates ?? []).forEach((t: any, i: number) => {
@@ -301,7 +301,7 @@ function admitBuiltin(rt: ResourceType, op: 'create' | 'update', o: KObject, old
       if (!spec?.resources?.requests?.storage) c.push({ field: 'spec.resources[storage]', message: 'Required value', reason: 'FieldValueRequired' });
       for (const [rk, rv] of Object.entries(spec?.resources?.requests ?? {})) checkQuantity(`spec.resources.requests[${rk}]`, rv);
       if (op === 'update' && old && subresource !== 'status') {
-        const strip = (s: any) => { const x = clone(s ?? {}); delete x.resources; if (!old.spec?.volumeName) delete x.volumeName; return x; };
+        const strip = (s: any) => { const x = clone(s ?? {}); delete x.resources; if (!old.spec?.volumeName) delete x.volumeName; if (!old.spec?.storageClassName) delete x.storageClassName; return x; };
         if (!deepEqual(strip(old.spec), strip(spec))) forbidden(c, 'spec', 'spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims');
       }
       break;

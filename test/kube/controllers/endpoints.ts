@@ -35,7 +35,7 @@ export class EndpointsController extends Controller {
       const ports = (svc.spec.ports ?? []).map((sp: any) => ({ ...(sp.name ? { name: sp.name } : {}), port: live[0] ? (portFor(sp, live[0]) ?? sp.port) : (typeof sp.targetPort === 'number' ? sp.targetPort : sp.port), protocol: sp.protocol ?? 'TCP' }));
       const subsets = live.length ? [{ ...(ready.length ? { addresses: ready.map(addr) } : {}), ...(notReady.length ? { notReadyAddresses: notReady.map(addr) } : {}), ports }] : [];
       const ep = s.tryGet(epT, ns, svc.metadata.name!);
-      const epBody: KObject = { apiVersion: 'v1', kind: 'Endpoints', metadata: { name: svc.metadata.name!, labels: svc.metadata.labels ?? {} }, subsets };
+      const epBody: KObject = { apiVersion: 'v1', kind: 'Endpoints', metadata: { name: svc.metadata.name!, ...(svc.metadata.labels ? { labels: svc.metadata.labels } : {}) }, subsets };
       if (!ep) ignoreRace(() => s.create(epT, ns, epBody));
       else if (!deepEqual(ep.subsets ?? [], subsets)) ignoreRace(() => s.update(epT, ns, ep.metadata.name!, { ...ep, subsets }));
       const sliceName = `${svc.metadata.name}-standin`;

@@ -43,6 +43,12 @@ export class StatefulSetController extends Controller {
       if (m && p.metadata.name === `${name}-${m[1]}`) byOrdinal.set(Number(m[1]), p);
     }
     const parallel = spec.podManagementPolicy === 'Parallel';
+    const crT = s.type('apps', 'controllerrevisions')!;
+    // Each template revision is kept as a ControllerRevision (data = the pod template), as kube does.
+    if (!s.tryGet(crT, ns, updateRevision)) {
+      const revs = s.list(crT, ns).items.filter((r) => ownedBy(r, sts));
+      ignoreRace(() => s.create(crT, ns, { apiVersion: 'apps/v1', kind: 'ControllerRevision', metadata: { name: updateRevision, labels: { ...(spec.selector?.matchLabels ?? {}), 'controller.kubernetes.io/hash': updateRevision.slice(name.length + 1) }, ownerReferences: [controllerRef(sts)] }, data: clone(spec.template), revision: revs.length + 1 }));
+    }
     const revisionOf = (p: KObject) => p.metadata.labels?.['controller-revision-hash'];
     let blocked = false;
     // Failed pods are replaced (deleted; the next pass recreates them).
@@ -55,8 +61,8 @@ export class StatefulSetController extends Controller {
         const currentRev = sts.status?.currentRevision;
         const partition = spec.updateStrategy?.type === 'RollingUpdate' ? (spec.updateStrategy.rollingUpdate?.partition ?? 0) : 0;
         // Below the partition, and under OnDelete, new pods keep the current revision if one is recorded.
-        const useCurrent = currentRev && currentRev !== updateRevision && i < partition && sts.status?.currentTemplate;
-        ignoreRace(() => s.create(podT, ns, this.podFor(sts, i, useCurrent ? sts.status.currentTemplate : spec.template, useCurrent ? currentRev : updateRevision)));
+        const currentTemplate = currentRev && currentRev !== updateRevision && i < partition ? s.tryGet(crT, ns, currentRev)?.data : undefined;
+        ignoreRace(() => s.create(podT, ns, this.podFor(sts, i, currentTemplate ?? spec.template, currentTemplate ? currentRev! : updateRevision)));
         if (!parallel) blocked = true;
         continue;
       }
@@ -95,8 +101,6 @@ export class StatefulSetController extends Controller {
       currentRevision,
       updateRevision,
       collisionCount: 0,
-      // Not a kube field: the template of currentRevision, kept so pods below a partition can be recreated at it.
-      currentTemplate: currentRevision === updateRevision ? spec.template : (sts.status?.currentTemplate ?? spec.template),
     };
     if (!deepEqual(status, sts.status)) ignoreRace(() => s.update(stsT, ns, name, { ...sts, status }, { subresource: 'status' }));
     void pvcT;

@@ -27,4 +27,4 @@ const server = http.createServer((req, res) => {
   res.writeHead(404); res.end();
 });
 server.listen(port, ip, () => { console.log(`test-http ${process.env.POD_NAME} listening on ${ip}:${port} data=${dataDir}`); });
-process.on('SIGTERM', () => { console.log('SIGTERM: shutting down'); server.close(() => process.exit(0)); });
+process.on('SIGTERM', () => { console.log('SIGTERM: shutting down'); server.close(() => process.exit(0)); server.closeAllConnections(); });
