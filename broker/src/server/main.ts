@@ -69,12 +69,42 @@ async function main(): Promise<void> {
   }
 
   const logger = pino({ level: config.log.level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
-  let running;
+  // Signals are handled from the start: a SIGTERM during storage recovery stops the broker as soon as it is open.
+  let running: Awaited<ReturnType<typeof startBroker>> | undefined;
+  let stopRequested = false;
+  let stopping = false;
+  const shutdown = (): void => {
+    if (stopping || !running) return;
+    stopping = true;
+    running.close().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        logger.error({ err: e }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  const onSignal = (signal: string): void => {
+    if (stopRequested) {
+      logger.warn({ signal }, 'second signal: exiting without a clean shutdown');
+      process.exit(1);
+    }
+    stopRequested = true;
+    logger.info({ signal }, running ? 'shutdown requested' : 'shutdown requested during startup; stopping once storage is open');
+    shutdown();
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+
   try {
     running = await startBroker({ ...config, dataDir: path.resolve(config.dataDir) }, logger, version());
   } catch (e) {
     logger.error({ err: e }, 'lance failed to start');
     fail(e);
+  }
+  if (stopRequested) {
+    shutdown();
+    return;
   }
   const kafkaAddr = `${running.kafka.advertisedHost}:${running.kafka.advertisedPort}`;
   const adminHost = running.admin.host === '0.0.0.0' ? running.kafka.advertisedHost : running.admin.host;
@@ -93,25 +123,6 @@ async function main(): Promise<void> {
       '',
     ].join('\n') + '\n');
   }
-
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) {
-      logger.warn({ signal }, 'second signal: exiting without a clean shutdown');
-      process.exit(1);
-    }
-    stopping = true;
-    logger.info({ signal }, 'shutdown requested');
-    running.close().then(
-      () => process.exit(0),
-      (e: unknown) => {
-        logger.error({ err: e }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
 }
 
 process.on('unhandledRejection', (e) => {
