@@ -4,7 +4,7 @@
  * operator itself depends on the broker's admin client alone.)
  */
 import { describe, expect, it } from 'vitest';
-import { parseConfigText, resolveConfig } from '../../../broker/src/server/config.ts';
+import { parseConfigText, parseServerArgs, resolveConfig } from '../../../broker/src/server/config.ts';
 import { objectStoreConfigFromUrl, validateObjectStoreConfig } from '../../../broker/src/tiering/config.ts';
 import { configMapData } from './configmap.ts';
 import { cluster, restore } from './fixtures.test-util.ts';
@@ -37,7 +37,9 @@ describe('broker compatibility', () => {
       if (e.value !== undefined) env[e.name] = e.value.replace(/\$\((\w+)\)/g, (_, v: string) => env[v] ?? '');
       else if (e.valueFrom?.fieldRef?.fieldPath.startsWith('metadata.labels')) env[e.name] = '2';
     }
-    const cfg = resolveConfig({ fileRaw, env, overrides: {} });
+    const args = parseServerArgs(container?.args ?? []);
+    expect(args.configFile).toBe('/etc/lance/lance.yaml');
+    const cfg = resolveConfig({ fileRaw, env, overrides: args.overrides });
     expect(cfg.nodeId).toBe(2);
     expect(cfg.clusterId).toBe('lance.demo');
     expect(cfg.dataDir).toBe('/var/lib/lance');
@@ -59,7 +61,7 @@ describe('broker compatibility', () => {
     expect(cfg.topics).toMatchObject({ autoCreate: true, defaultPartitions: 4 });
     expect(cfg.log.level).toBe('warn');
     expect(cfg.maxFrameBytes).toBe(2_000_000);
-    expect(container?.args).toEqual(['--config', '/etc/lance/lance.yaml']);
+    expect(container?.args).toEqual(['--config', '/etc/lance/lance.yaml', '--data-dir', '/var/lib/lance']);
   });
 
   it('the broker accepts the config of a minimal single-broker cluster', () => {

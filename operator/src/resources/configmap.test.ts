@@ -14,7 +14,6 @@ describe('ConfigMap', () => {
     const conf = parse(cm.data?.['lance.yaml'] ?? '');
     expect(conf).toEqual({
       clusterId: 'lance.demo',
-      dataDir: '/var/lib/lance',
       standalone: false,
       readOnly: true,
       listeners: { kafka: { host: '0.0.0.0', port: 9092 }, admin: { host: '0.0.0.0', port: 1992 }, raft: { host: '0.0.0.0', port: 1993 } },

@@ -11,7 +11,7 @@ import type { V1ConfigMap } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { durationToMs } from '../api/common.ts';
 import { camelConfigPath, type LanceCluster } from '../api/lancecluster.ts';
-import { clusterId, clusterOwnerReference, commonLabels, DATA_DIR, names } from './names.ts';
+import { clusterId, clusterOwnerReference, commonLabels, names } from './names.ts';
 
 export const CONFIG_KEY = 'lance.yaml';
 export const PEERS_KEY = 'peers.yaml';
@@ -56,7 +56,8 @@ export function renderBrokerConfig(cluster: LanceCluster): ConfigTree {
     setPath(tree, camelConfigPath(key), value);
   }
   setPath(tree, 'clusterId', brokerClusterId(cluster));
-  setPath(tree, 'dataDir', DATA_DIR);
+  // dataDir is passed as --data-dir (see statefulset.ts): a path in a flag is visible to whatever maps volume
+  // mounts (the test/kube kubelet rewrites flags and env, not file contents).
   // A single broker runs standalone; more need the replicated mode.
   setPath(tree, 'standalone', spec.replicas === 1);
   setPath(tree, 'readOnly', spec.readOnly);

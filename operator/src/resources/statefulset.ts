@@ -106,7 +106,7 @@ export function brokerContainer(cluster: LanceCluster): V1Container {
     image: spec.image,
     imagePullPolicy: spec.imagePullPolicy,
     // The image's entrypoint is the `lance` server (bin/lance.js).
-    args: ['--config', CONFIG_FILE],
+    args: ['--config', CONFIG_FILE, '--data-dir', DATA_DIR],
     ports: [
       { name: 'kafka', containerPort: spec.listeners.kafkaPort, protocol: 'TCP' },
       { name: 'admin', containerPort: spec.listeners.adminPort, protocol: 'TCP' },
