@@ -5,6 +5,7 @@ import { PassThrough, Writable } from 'node:stream';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { isLanceError } from '../../common/errors.ts';
 import { crc32c } from '../../storage/crc.ts';
+import { createTopic, partitionDir } from '../../storage/catalog.ts';
 import { PartitionLog } from '../../storage/partition-log.ts';
 import { checkRecordBatch, readRecordBatchHeader } from '../../storage/record-batch.ts';
 import { SegmentScanner } from '../../storage/segment-format.ts';
@@ -37,8 +38,8 @@ async function build(n: number): Promise<StoredEntry[]> {
   return readAll();
 }
 
-async function readAll(): Promise<StoredEntry[]> {
-  const log = await PartitionLog.open(dir, OPTS);
+async function readAll(from = dir): Promise<StoredEntry[]> {
+  const log = await PartitionLog.open(from, OPTS);
   try {
     const out: StoredEntry[] = [];
     let next = 1;
@@ -229,5 +230,53 @@ describe('progress bar', () => {
     q.advance(1000);
     q.done();
     expect(pipe).toEqual([]);
+  });
+});
+
+describe('topic-level commands (in-process)', () => {
+  async function topic(): Promise<{ data: string; p0: string }> {
+    const data = path.join(dir, 'data');
+    const t = await createTopic(data, 'events', 1, { segmentBytes: OPTS.segmentBytes });
+    const p0 = partitionDir(data, t.id, 0);
+    const log = await PartitionLog.open(p0, OPTS);
+    for (let i = 0; i < 250; i++) log.append([dataEntry(1, 2, 1_700_000_000_000 + i, 200, i)]);
+    await log.close();
+    return { data, p0 };
+  }
+
+  it('verify-data: a stale index is a warning on the newest segment and a problem on a sealed one', async () => {
+    const { data, p0 } = await topic();
+    const segs = (await fsp.readdir(p0)).filter((n) => n.endsWith('.idx')).sort();
+    expect(segs.length).toBeGreaterThanOrEqual(2);
+    const newest = path.join(p0, segs.at(-1)!);
+    const sealed = path.join(p0, segs[0]!);
+    const cutLast = async (f: string): Promise<void> => fsp.truncate(f, (await fsp.stat(f)).size - 16);
+    await cutLast(newest);
+    const w = await cli(['verify-data', '--path', data, '--topic', '1']);
+    expect(w.code, w.out).toBe(0);
+    expect(w.out).toMatch(/WARNING: .*offset index stale: 1 newest sample\(s\) missing/);
+    await cutLast(sealed);
+    const p = await cli(['verify-data', '--path', data, '--topic', 'events', '--json']);
+    expect(p.code).toBe(1);
+    const j = JSON.parse(p.out) as { findings: { severity: string; file: string }[] };
+    expect(j.findings.filter((f) => f.severity === 'problem').map((f) => f.file)).toEqual([sealed]);
+  });
+
+  it('export-topic leaves out a torn tail of the newest segment with a warning (exit 1); the import has the rest', async () => {
+    const { data, p0 } = await topic();
+    const before = await readAll(p0);
+    const last = (await fsp.readdir(p0)).filter((n) => n.endsWith('.lnc')).sort().at(-1)!;
+    const pos = await positions(path.join(p0, last));
+    await fsp.truncate(path.join(p0, last), pos.at(-1)!.position + 10);
+    const out = path.join(dir, 'events.lance');
+    const e = await cli(['export-topic', '--path', data, '--topic', '1', '--output', out]);
+    expect(e.code).toBe(1);
+    expect(e.err).toMatch(/^lnc: warning: partition 0: .* has a damaged tail from byte \d+/);
+    const i = await cli(['import-topic', '--path', data, '--name', 'events2', '--input', out, '--json']);
+    expect(i.code, i.err).toBe(0);
+    const j = JSON.parse(i.out) as { topic: { id: number }; entries: number };
+    expect(j.topic.id).toBe(2);
+    expect(j.entries).toBe(before.length - 1);
+    expect(await readAll(partitionDir(data, 2, 0))).toEqual(before.slice(0, -1));
   });
 });
