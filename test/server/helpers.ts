@@ -74,8 +74,12 @@ function spawnLance(args: string[], env: Record<string, string> = {}): { proc: C
 }
 
 /** Starts a broker and waits for its "lance ready" line. */
-export async function startLance(dataDir: string, extraArgs: string[] = [], env: Record<string, string> = {}): Promise<LanceProcess> {
-  const args = ['--standalone', '--data-dir', dataDir, '--host', '127.0.0.1', '--kafka-port', '0', '--admin-port', '0', ...extraArgs];
+export function startLance(dataDir: string, extraArgs: string[] = [], env: Record<string, string> = {}): Promise<LanceProcess> {
+  return startLanceWith(['--standalone', '--data-dir', dataDir, '--host', '127.0.0.1', '--kafka-port', '0', '--admin-port', '0', ...extraArgs], env);
+}
+
+/** Starts `lance <args>` exactly as given and waits for its "lance ready" line. */
+export async function startLanceWith(args: string[], env: Record<string, string> = {}): Promise<LanceProcess> {
   const { proc, out, err, exited } = spawnLance(args, env);
   const ready = await new Promise<{ kafkaPort: number; adminPort: number }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`lance not ready within ${START_TIMEOUT_MS} ms; stderr: ${err.join('')}`)), START_TIMEOUT_MS);

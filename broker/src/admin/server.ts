@@ -217,8 +217,10 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e) => {
       const code = (e as NodeJS.ErrnoException).code;
-      const hint = code === 'EADDRINUSE' ? ' (port taken: set listeners.admin.port / LANCE_ADMIN_PORT / --admin-port)' : '';
-      reject(new LanceError('IO', `admin API: cannot listen on ${opts.host}:${opts.port}: ${code ?? e.message}${hint}`, { host: opts.host, port: opts.port }, { cause: e }));
+      const msg = code === 'EADDRINUSE'
+        ? `admin API: port ${opts.port} on ${opts.host} is already in use (another broker running?); choose another with listeners.admin.port / LANCE_ADMIN_PORT / --admin-port`
+        : `admin API: cannot listen on ${opts.host}:${opts.port}: ${code ?? e.message}`;
+      reject(new LanceError('IO', msg, { host: opts.host, port: opts.port }, { cause: e }));
     });
     server.listen(opts.port, opts.host, () => resolve());
   });

@@ -76,7 +76,11 @@ export async function startBroker(config: LanceConfig, logger: Logger, version: 
       metrics: { onRequest: (apiKey, _v, ms, bytesIn, bytesOut) => metrics.onKafkaRequest(apiKey, ms, bytesIn, bytesOut) },
     }).catch((e: unknown) => {
       const code = (e as NodeJS.ErrnoException).code;
-      throw new LanceError('IO', `kafka listener: cannot listen on ${config.listeners.kafka.host}:${config.listeners.kafka.port}: ${code ?? String(e)}${code === 'EADDRINUSE' ? ' (port taken: set listeners.kafka.port / LANCE_KAFKA_PORT / --kafka-port)' : ''}`, { port: config.listeners.kafka.port }, { cause: e });
+      const { host, port } = config.listeners.kafka;
+      const msg = code === 'EADDRINUSE'
+        ? `kafka listener: port ${port} on ${host} is already in use (another broker running?); choose another with listeners.kafka.port / LANCE_KAFKA_PORT / --kafka-port`
+        : `kafka listener: cannot listen on ${host}:${port}: ${code ?? String(e)}`;
+      throw new LanceError('IO', msg, { host, port }, { cause: e });
     });
   } catch (e) {
     await admin?.close().catch(() => undefined);
