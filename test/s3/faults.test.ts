@@ -286,3 +286,22 @@ describe('s3rver quirks are caught, not silently inherited', () => {
     expect(await collect(direct.list(d2))).toEqual(['a/1', 'a/2', 'b/1'].map((k) => d2 + k));
   });
 });
+
+describe('delimiter listing: server-side and client-side roll-up agree (on layouts s3rver handles)', () => {
+  it('one level of prefixes, with and without startAfter', async () => {
+    const server = createObjectStore(s3rverConfig(s3.endpoint, s3.bucket, { listDelimiter: 'server', listPageSize: 2 }));
+    const client = createObjectStore(s3rverConfig(s3.endpoint, s3.bucket, { listDelimiter: 'client', listPageSize: 2 }));
+    try {
+      const d = key('delim') + '/';
+      for (const k of ['a/1', 'a/2', 'b/1', 'c', 'e/1', 'f', 'g']) await direct.put(d + k, Buffer.from(k));
+      const expected = ['[a/]', '[b/]', 'c', '[e/]', 'f', 'g'].map((x) => x.startsWith('[') ? `[${d}${x.slice(1)}` : d + x);
+      expect(await collect(server.list(d, { delimiter: '/' }))).toEqual(expected);
+      expect(await collect(client.list(d, { delimiter: '/' }))).toEqual(expected);
+      expect(await collect(server.list(d, { delimiter: '/', startAfter: d + 'b/1' }))).toEqual(expected.slice(2));
+      expect(await collect(client.list(d, { delimiter: '/', startAfter: d + 'b/1' }))).toEqual(expected.slice(2));
+    } finally {
+      await server.close();
+      await client.close();
+    }
+  });
+});

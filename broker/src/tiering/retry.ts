@@ -45,7 +45,8 @@ export async function withRetry<T>(op: string, ctx: RetryContext, fn: (attempt: 
       if (!c.retryable || attempt >= ctx.policy.maxAttempts) {
         if (c.retryable) {
           // keep the code of the last failure (TIMEOUT stays TIMEOUT), but say the retries are exhausted
-          throw new LanceError(c.error.code, `${c.error.message} (gave up after ${attempt} attempts)`, { ...c.error.details, attempts: attempt }, { cause: e });
+          const { retryable: _r, ...details } = c.error.details ?? {};
+          throw new LanceError(c.error.code, `${c.error.message} (gave up after ${attempt} attempts)`, { ...details, attempts: attempt }, { cause: e });
         }
         throw c.error;
       }

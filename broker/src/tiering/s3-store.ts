@@ -443,9 +443,10 @@ export class S3ObjectStore implements ObjectStore {
     // Client-side roll-up: list without a delimiter and, at each new common prefix, restart the listing just past
     // it (one request per prefix, never a walk through its keys). Exact on every S3 implementation.
     let startAfter = opts.startAfter;
+    let skip: string | undefined;
     restart: for (;;) {
       for await (const e of this.listPages(prefix, undefined, startAfter)) {
-        if (e.kind !== 'object') continue;
+        if (e.kind !== 'object' || (skip !== undefined && e.key.startsWith(skip))) continue;
         const c = classifyListedKey(e.key, prefix, opts);
         if (c.kind === 'skip') continue;
         if (c.kind === 'object') {
@@ -453,9 +454,14 @@ export class S3ObjectStore implements ObjectStore {
           continue;
         }
         yield { kind: 'prefix', prefix: c.prefix };
+        skip = c.prefix;
         // U+10FFFF is the largest code point: in UTF-8 byte order this sorts after every key under the prefix
-        startAfter = c.prefix + '\u{10FFFF}';
-        continue restart;
+        // (except keys that themselves continue with U+10FFFF: then keep reading this listing, skipping them).
+        const next = c.prefix + '\u{10FFFF}';
+        if (compareKeys(next, e.key) > 0) {
+          startAfter = next;
+          continue restart;
+        }
       }
       return;
     }
