@@ -27,6 +27,11 @@ export interface SimOptions {
   /** crash a leader on a healthy cluster at the end and time the failover */
   measureFailover: boolean;
   traceSize: number;
+  /**
+   * Deliberately broken driver, to prove the checks catch what they claim: 'lying-fsync' reports persistence
+   * done without making anything durable (a crash then loses acknowledged state).
+   */
+  driverBug?: 'lying-fsync';
 }
 
 export const defaultSimOptions: Omit<SimOptions, 'seed'> = {
@@ -262,6 +267,7 @@ class Sim {
   private dropRate: number;
   private dupRate: number;
   private readonly compactEvery: number;
+  private events = 0;
   private phase: 'faults' | 'healing' | 'failover' | 'done' = 'faults';
   private healedAt = 0;
   private partitionId = 0;
@@ -289,6 +295,8 @@ class Sim {
         if (this.heap.size === 0) throw new Violation('event queue ran dry');
         const { time, ev } = this.heap.pop();
         this.now = time;
+        // a runaway (message storm, retry loop) is a bug too, and must not hang the test run
+        if (++this.events > 2_000_000) throw new Violation(`event budget exceeded: 2000000 events by t=${time} (heap ${this.heap.size})`);
         this.handle(ev);
       }
       this.finalChecks();
@@ -403,8 +411,10 @@ class Sim {
         const n = this.node(ev.node);
         if (!n.up || n.inc !== ev.inc) return;
         const m = n.members[ev.g]!;
-        m.log.sync(ev.seq);
-        while (m.pendingHs.length > 0 && m.pendingHs[0]!.seq <= ev.seq) m.durableHs = m.pendingHs.shift()!.hs;
+        if (this.o.driverBug !== 'lying-fsync') {
+          m.log.sync(ev.seq);
+          while (m.pendingHs.length > 0 && m.pendingHs[0]!.seq <= ev.seq) m.durableHs = m.pendingHs.shift()!.hs;
+        }
         m.raft!.persisted(ev.seq);
         this.processReady(ev.node, ev.g);
         return;
