@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, truncate, utimes, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -88,6 +88,19 @@ describe('FsObjectStore: files on disk', () => {
     await writeFile(path.join(dir, 't.d', '.tmp-999-abcdef'), 'half-written');
     await writeFile(path.join(dir, 'README'), 'not an object');
     expect(await ls('')).toEqual(['t/seg']);
+  });
+
+  it('removeStaleTempFiles reclaims old leftovers only', async () => {
+    await store.put('t/seg', Buffer.from('data'));
+    const old = path.join(dir, 't.d', '.tmp-1-old');
+    const fresh = path.join(dir, 't.d', '.tmp-1-fresh');
+    await writeFile(old, 'x');
+    await writeFile(fresh, 'y');
+    const hourAgo = new Date(Date.now() - 2 * 3600_000);
+    await utimes(old, hourAgo, hourAgo);
+    expect(await store.removeStaleTempFiles(3600_000)).toBe(1);
+    expect((await readdir(path.join(dir, 't.d'))).sort()).toEqual(['.tmp-1-fresh', 'seg.o']);
+    expect((await store.get('t/seg')).toString()).toBe('data');
   });
 
   it('a damaged object file is CORRUPT, naming the file', async () => {

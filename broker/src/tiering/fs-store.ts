@@ -427,6 +427,38 @@ export class FsObjectStore implements ObjectStore {
     }
   }
 
+  /**
+   * Removes temp files of writes interrupted by a crash (`.tmp-*`, older than `maxAgeMs` so that writes in flight
+   * are left alone). Listings already ignore them; this reclaims their space. Returns how many were removed.
+   */
+  async removeStaleTempFiles(maxAgeMs = 3600_000): Promise<number> {
+    let removed = 0;
+    const cutoff = Date.now() - maxAgeMs;
+    const sweep = async (dir: string): Promise<void> => {
+      let entries: import('node:fs').Dirent[];
+      try {
+        entries = await fsp.readdir(dir, { withFileTypes: true });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw ioError('sweep', dir, e);
+      }
+      for (const ent of entries) {
+        const p = path.join(dir, ent.name);
+        if (ent.isDirectory() && ent.name.endsWith(DIR_SUFFIX)) {
+          await sweep(p);
+        } else if (ent.isFile() && ent.name.startsWith('.tmp-')) {
+          const st = await fsp.stat(p).catch(() => undefined);
+          if (st && st.mtimeMs < cutoff) {
+            await fsp.rm(p, { force: true });
+            removed++;
+          }
+        }
+      }
+    };
+    await sweep(this.root);
+    return removed;
+  }
+
   async close(): Promise<void> {
     // no handles are held between calls
   }

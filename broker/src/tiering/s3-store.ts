@@ -126,6 +126,9 @@ export class S3ObjectStore implements ObjectStore {
     this.o = opts;
     this.log = opts.log ?? silentLogger;
     this.url = `s3://${opts.bucket}/`;
+    // The SDK version is pinned on purpose (later releases need Node 22, see package.json); its "Node 20 support
+    // ends" warning would only clutter broker logs and `lnc` output. An explicit setting by the user wins.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     this.client = new S3Client({
       region: opts.region,
       ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
