@@ -79,6 +79,7 @@ describe('read-only mode', () => {
     expect(m).toMatch(/^lance_kafka_request_duration_seconds_count\{api="ListOffsets"\} [1-9]\d*$/m);
     expect(m).toMatch(/^lance_kafka_bytes_in_total [1-9]\d*$/m);
     expect(m).toMatch(/^lance_kafka_bytes_out_total [1-9]\d*$/m);
+    expect(m).toMatch(/^lance_kafka_connections \d+$/m);
 
     // kcat (installed by npm test's pretest): -C reads, -P is refused with the broker's policy error
     const c = await execFileP('kcat', ['-C', '-b', `127.0.0.1:${lance.kafkaPort}`, '-t', 'ledger', '-e', '-o', 'beginning', '-q'], { timeout: 30_000 });

@@ -31,6 +31,8 @@ export class BrokerMetrics {
   readonly adminRequests: Counter<'route' | 'status'>;
   readonly retentionDeletedSegments: Counter<'topic'>;
   readonly readOnly: Gauge;
+  readonly kafkaConnections: Gauge;
+  readonly kafkaProtocolErrors: Counter;
 
   constructor() {
     const registers = [this.registry];
@@ -53,6 +55,8 @@ export class BrokerMetrics {
     this.adminRequests = new Counter({ name: 'lance_admin_requests_total', help: 'Admin API requests, by route and HTTP status', labelNames: ['route', 'status'], registers });
     this.retentionDeletedSegments = new Counter({ name: 'lance_retention_deleted_segments_total', help: 'Segments deleted by retention', labelNames: ['topic'], registers });
     this.readOnly = new Gauge({ name: 'lance_read_only', help: '1 when the broker is in read-only mode', registers });
+    this.kafkaConnections = new Gauge({ name: 'lance_kafka_connections', help: 'Open Kafka client connections', registers });
+    this.kafkaProtocolErrors = new Counter({ name: 'lance_kafka_protocol_errors_total', help: 'Kafka connections closed because of malformed input', registers });
   }
 
   /** the Kafka server's onRequest hook */
@@ -62,6 +66,21 @@ export class BrokerMetrics {
     this.kafkaRequestDuration.observe({ api }, durationMs / 1000);
     this.kafkaBytesIn.inc(bytesIn);
     this.kafkaBytesOut.inc(bytesOut);
+  }
+
+  /** hooks for startKafkaServer({ metrics }) */
+  kafkaHooks(): {
+    onRequest(apiKey: number, apiVersion: number, durationMs: number, bytesIn: number, bytesOut: number): void;
+    onProtocolError(reason: string): void;
+    onConnectionOpened(): void;
+    onConnectionClosed(): void;
+  } {
+    return {
+      onRequest: (apiKey, _v, ms, bytesIn, bytesOut) => this.onKafkaRequest(apiKey, ms, bytesIn, bytesOut),
+      onProtocolError: () => this.kafkaProtocolErrors.inc(),
+      onConnectionOpened: () => this.kafkaConnections.inc(),
+      onConnectionClosed: () => this.kafkaConnections.dec(),
+    };
   }
 
   removePartitionSeries(topic: string, partition: number): void {

@@ -73,7 +73,7 @@ export async function startBroker(config: LanceConfig, logger: Logger, version: 
       backend: openBroker,
       logger: log.child({ component: 'kafka' }),
       maxFrameBytes: config.maxFrameBytes,
-      metrics: { onRequest: (apiKey, _v, ms, bytesIn, bytesOut) => metrics.onKafkaRequest(apiKey, ms, bytesIn, bytesOut) },
+      metrics: metrics.kafkaHooks(),
     }).catch((e: unknown) => {
       const code = (e as NodeJS.ErrnoException).code;
       const { host, port } = config.listeners.kafka;
