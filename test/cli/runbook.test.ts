@@ -91,6 +91,9 @@ async function segmentsOf(dir: string): Promise<string[]> {
   return (await fsp.readdir(dir)).filter((n) => /^\d{20}\.lnc$/.test(n)).sort();
 }
 
+/** per test: several `node bin/lnc.js` processes on a shared 2-core box (a wait bound, not a speed assertion) */
+const SLOW = 240_000;
+
 const LOG_OPTS = { segmentBytes: 48 * 1024, indexIntervalBytes: 1024 };
 
 /** Writes `n` entries through the real PartitionLog (several segments). */
@@ -153,7 +156,7 @@ describe('runbook §3 data verification on a healthy data dir', () => {
     const j = JSON.parse(json.stdout) as { ok: boolean; records: number; segments: number };
     expect(j.ok).toBe(true);
     expect(j.records).toBe([...before[0]!, ...before[1]!].reduce((a, e) => a + e.offsetCount, 0));
-  });
+  }, SLOW);
 });
 
 describe('runbook §2.1 / §4.1: corrupt tail after a crash', () => {
@@ -204,7 +207,7 @@ describe('runbook §2.1 / §4.1: corrupt tail after a crash', () => {
     const after = await readAll(p0);
     expect(after).toEqual(before[0]!.filter((e) => e.index < torn.index));
     before[0] = after;
-  });
+  }, SLOW);
 
   it('a bit flip inside a sealed segment: found at its byte; the topic-level report names it', async () => {
     const p1 = partitionDir(DATA, Number(topicId), 1);
@@ -227,7 +230,7 @@ describe('runbook §2.1 / §4.1: corrupt tail after a crash', () => {
     expect(scan.stdout).toContain(`CORRUPT at byte ${victim.position}`);
     expect(scan.stdout).toMatch(/after damage:\s+\d+ entries still verify/);
     await fsp.writeFile(file, original); // put it back for the next scenarios
-  });
+  }, SLOW);
 });
 
 describe('runbook §2.2: lost index file', () => {
@@ -267,7 +270,7 @@ describe('runbook §2.2: lost index file', () => {
     const fix = await runbook('lnc rebuild-index --path /data/lance/topic_<id>', { id: topicId });
     expect(fix.code).toBe(0);
     expect(await fsp.readFile(idx)).toEqual(origIdx);
-  });
+  }, SLOW);
 });
 
 describe('runbook §2.3: WAL corruption', () => {
@@ -312,7 +315,7 @@ describe('runbook §2.3: WAL corruption', () => {
       } else expect(byIndex.get(e.index)).toEqual(e);
     }
     await fsp.rm(`${DATA}.backup`, { recursive: true });
-  });
+  }, SLOW);
 });
 
 describe('runbook §4.2: remove a corrupt segment', () => {
@@ -339,7 +342,7 @@ describe('runbook §4.2: remove a corrupt segment', () => {
     const lost = new Set(gone.map((g) => g.index));
     expect(after.filter((e) => !lost.has(e.index))).toEqual(p1Before.filter((e) => !lost.has(e.index)));
     expect(after.filter((e) => lost.has(e.index)).every((e) => e.maxTimestamp === -1)).toBe(true);
-  });
+  }, SLOW);
 });
 
 describe('runbook §7: backup and restore', () => {
@@ -388,7 +391,7 @@ describe('runbook §7: backup and restore', () => {
     expect(flip.code).toBe(1);
     expect(flip.stderr).toMatch(/^lnc: CORRUPT: .*flip\.lance: .* at byte \d+\n$/);
     expect((await fsp.readdir(DATA)).sort()).toEqual(dirBefore);
-  });
+  }, SLOW);
 });
 
 describe('bad CLI input', () => {
@@ -416,5 +419,5 @@ describe('bad CLI input', () => {
       expect(lines[0], argv.join(' ')).toMatch(re);
       expect(r.stdout, argv.join(' ')).toBe('');
     }
-  });
+  }, SLOW);
 });

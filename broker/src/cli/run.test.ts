@@ -143,3 +143,18 @@ describe('output helpers', () => {
     expect(renderProgress('scan', 512, 1024, 10)).toBe('scan [#####.....]  50% 512 B/1.0 KiB');
   });
 });
+
+describe('the real command list', () => {
+  it('every registered command has a unique name and prints its help', async () => {
+    const { commands } = await import('./commands.ts');
+    const names = commands.map((c) => c.name);
+    expect(new Set(names).size).toBe(names.length);
+    for (const name of ['scan', 'verify-data', 'repair', 'rebuild-index', 'inspect-index', 'export-topic', 'import-topic']) expect(names).toContain(name);
+    for (const c of commands) {
+      const cap = capture();
+      const code = await runCli([...c.name.split(' '), '--help'], commands, cap.streams);
+      expect(code, c.name).toBe(0);
+      expect(cap.out(), c.name).toContain(`usage: lnc ${c.name}`);
+    }
+  });
+});
