@@ -69,6 +69,7 @@ export class ApiServer {
   }
 
   async close(): Promise<void> {
+    this.pendingWatches = undefined;
     for (const w of this.openWatches) w.destroy();
     this.openWatches.clear();
     if (!this.server) return;
@@ -211,7 +212,11 @@ export class ApiServer {
     const table = wantsTable(req);
     switch (method) {
       case 'GET': {
-        if (q.get('watch') === 'true' || q.get('watch') === '1') { this.watch(req, res, r, rt, q, table); return 'streaming'; }
+        if (q.get('watch') === 'true' || q.get('watch') === '1') {
+          if (this.pendingWatches) this.pendingWatches.push(() => { if (!res.destroyed) this.watch(req, res, r, rt, q, table); });
+          else this.watch(req, res, r, rt, q, table);
+          return 'streaming';
+        }
         const lo = this.listOpts(rt, q);
         const l = this.store.list(rt, r.ns, lo, r.version);
         if (table) return new HttpReply(200, { ...toTable(rt, l.items, l.resourceVersion, includeObject(q)), metadata: { resourceVersion: l.resourceVersion, ...(l.continue ? { continue: l.continue, remainingItemCount: l.remainingItemCount } : {}) } });
@@ -489,6 +494,23 @@ export class ApiServer {
   /** Ends every open watch (clients reconnect with their last resourceVersion). Tests use this to force resumes. */
   dropWatches(): void {
     for (const w of this.openWatches) w.end();
+  }
+
+  private pendingWatches: (() => void)[] | undefined;
+
+  /**
+   * A watch outage: open watches end and new watch requests are held (not answered) until resumeWatches(). Changes
+   * made meanwhile, plus Store.compact(), make the clients' resume resourceVersions too old → 410 → relist.
+   */
+  pauseWatches(): void {
+    this.pendingWatches ??= [];
+    this.dropWatches();
+  }
+
+  resumeWatches(): void {
+    const p = this.pendingWatches ?? [];
+    this.pendingWatches = undefined;
+    for (const f of p) f();
   }
 }
 

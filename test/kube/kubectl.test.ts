@@ -94,7 +94,7 @@ describe('real kubectl against the stand-in', () => {
     const ip = (await kubectl(env, ['get', 'pod', 'probe-me', '-o', 'jsonpath={.status.podIP}'])).stdout;
     expect(ip).toMatch(/^127\.\d+\.\d+\.\d+$/);
     const res = await fetch(`http://${ip}:8080/data`);
-    expect((await res.json()).pod).toBe('probe-me');
+    expect(((await res.json()) as { pod: string }).pod).toBe('probe-me');
     const logs = await kubectl(env, ['logs', 'probe-me']);
     expect(logs.stdout).toContain(`listening on ${ip}:8080`);
     const table = await kubectl(env, ['get', 'pod', 'probe-me']);
