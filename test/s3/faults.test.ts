@@ -23,7 +23,7 @@ const key = (name: string): string => `f${++n}/${name}`;
 /** small bounds so that giving up happens in seconds; generous enough for a loaded 2-core box */
 const faultyConfig = (endpoint: string, over: Partial<ObjectStoreConfig> = {}): ObjectStoreConfig => s3rverConfig(endpoint, s3.bucket, {
   maxAttempts: 4, retryBaseDelayMs: 10, retryMaxDelayMs: 50, verifyAttempts: 3,
-  idleTimeoutMs: 1500, requestTimeoutMs: 4000, minThroughputBytesPerSec: 16 * MiB, connectTimeoutMs: 2000,
+  idleTimeoutMs: 3000, requestTimeoutMs: 8000, minThroughputBytesPerSec: 16 * MiB, connectTimeoutMs: 2000,
   multipartThresholdBytes: 5 * MiB, partSizeBytes: 5 * MiB, partConcurrency: 2, listPageSize: 10,
   ...over,
 });
@@ -118,15 +118,17 @@ describe('S3 backend under faults', () => {
   it('a stalled request ends in TIMEOUT (not a hang), a single stall is retried', async () => {
     const k = key('stall');
     await direct.put(k, Buffer.from('stalled'));
-    proxy.addRule({ name: 'stall1', match: op('GetObject'), action: { kind: 'stall' }, times: 1 });
-    expect((await store.get(k)).toString()).toBe('stalled');
-    expect(proxy.fired('stall1')).toBe(1);
-    proxy.clearRules();
-    proxy.addRule({ match: op('GetObject', 'PutObject'), action: { kind: 'stall' } });
+    // a short idle timeout, only for this store: every request it makes here is either stalled or tiny
     const stallStore = createObjectStore(faultyConfig(proxy.endpoint, { maxAttempts: 2, idleTimeoutMs: 1000 }));
     try {
+      proxy.addRule({ name: 'stall1', match: op('GetObject'), action: { kind: 'stall' }, times: 1 });
+      expect((await stallStore.get(k)).toString()).toBe('stalled');
+      expect(proxy.fired('stall1')).toBe(1);
+      proxy.clearRules();
+      proxy.addRule({ match: op('GetObject', 'PutObject'), action: { kind: 'stall' } });
       const e = await expectCode(stallStore.get(k), 'TIMEOUT');
       expect(e.message).toContain(k);
+      expect(e.message).toContain('2 attempts');
       await expectCode(stallStore.put(k, Buffer.from('new')), 'TIMEOUT');
     } finally {
       await stallStore.close();
