@@ -70,6 +70,13 @@ describe('StatefulSet', () => {
     expect(env.AWS_ACCESS_KEY_ID).toBeUndefined();
   });
 
+  it('binds all addresses by default, or only the pod IP when asked', () => {
+    expect((container.env ?? []).some((e) => e.name === 'LANCE_KAFKA_HOST')).toBe(false);
+    const env = statefulSet(c, { bindAddress: 'podIP' }).spec!.template.spec!.containers[0].env ?? [];
+    for (const n of ['LANCE_KAFKA_HOST', 'LANCE_ADMIN_HOST', 'LANCE_RAFT_HOST']) expect(env).toContainEqual({ name: n, value: '$(POD_IP)' });
+    expect(env.findIndex((e) => e.name === 'LANCE_KAFKA_HOST')).toBeGreaterThan(env.findIndex((e) => e.name === 'POD_IP'));
+  });
+
   it('injects object-store credentials from the Secret, not from the ConfigMap', () => {
     const s = statefulSet(cluster({ objectStore: { bucket: 'bkt', credentialsSecret: { name: 's3', accessKeyIdKey: 'id', secretAccessKeyKey: 'key' } } }));
     const env = s.spec!.template.spec!.containers[0].env ?? [];

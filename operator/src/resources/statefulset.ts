@@ -39,6 +39,12 @@ export const BROKER_UID = 10001;
 export interface StatefulSetOptions {
   /** StatefulSet replicas; defaults to spec.replicas (the controller passes the current step while scaling). */
   replicas?: number;
+  /**
+   * Where the brokers listen. `any` (default): 0.0.0.0, right for a pod network namespace (port-forward and
+   * `lnc --server localhost:1992` inside the pod work). `podIP`: only the pod's IP, for environments where pods
+   * share one network namespace and differ only by IP (the test/kube stand-in's loopback pod IPs).
+   */
+  bindAddress?: 'any' | 'podIP';
 }
 
 function quantities(list: Record<string, Quantity> | undefined): Record<string, string> | undefined {
@@ -79,8 +85,12 @@ export function credentialEnv(secret: { name: string; accessKeyIdKey: string; se
   ];
 }
 
-function brokerEnv(cluster: LanceCluster): V1EnvVar[] {
+function brokerEnv(cluster: LanceCluster, options: StatefulSetOptions): V1EnvVar[] {
   const { name } = clusterId(cluster);
+  const bind: V1EnvVar[] =
+    options.bindAddress === 'podIP'
+      ? ['LANCE_KAFKA_HOST', 'LANCE_ADMIN_HOST', 'LANCE_RAFT_HOST'].map((n) => ({ name: n, value: '$(POD_IP)' }))
+      : [];
   return [
     { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
@@ -89,6 +99,7 @@ function brokerEnv(cluster: LanceCluster): V1EnvVar[] {
     { name: 'LANCE_NODE_ID', valueFrom: { fieldRef: { fieldPath: `metadata.labels['${LABEL_POD_INDEX}']` } } },
     // Kafka clients reconnect to the broker by its stable per-pod DNS name ($(VAR) is expanded by the kubelet).
     { name: 'LANCE_ADVERTISED_HOST', value: `$(POD_NAME).${names.headlessService(name)}.$(POD_NAMESPACE).svc` },
+    ...bind,
     ...Object.entries(brokerSettingsEnv(cluster)).map(([k, v]) => ({ name: k, value: v })),
     ...credentialEnv(cluster.spec.objectStore?.credentialsSecret),
   ];
@@ -98,7 +109,7 @@ function httpProbe(path: string, port: string, periodSeconds: number, failureThr
   return { httpGet: { path, port }, periodSeconds, timeoutSeconds: 3, failureThreshold };
 }
 
-export function brokerContainer(cluster: LanceCluster): V1Container {
+export function brokerContainer(cluster: LanceCluster, options: StatefulSetOptions = {}): V1Container {
   const { spec } = cluster;
   const resources = spec.resources ? { requests: quantities(spec.resources.requests), limits: quantities(spec.resources.limits) } : undefined;
   return {
@@ -112,7 +123,7 @@ export function brokerContainer(cluster: LanceCluster): V1Container {
       { name: 'admin', containerPort: spec.listeners.adminPort, protocol: 'TCP' },
       { name: 'raft', containerPort: spec.listeners.raftPort, protocol: 'TCP' },
     ],
-    env: brokerEnv(cluster),
+    env: brokerEnv(cluster, options),
     ...(resources ? { resources } : {}),
     volumeMounts: [
       { name: DATA_VOLUME, mountPath: DATA_DIR },
@@ -205,7 +216,7 @@ export function statefulSet(cluster: LanceCluster, options: StatefulSetOptions =
           enableServiceLinks: false,
           terminationGracePeriodSeconds: 60,
           securityContext: podSecurityContext(cluster),
-          containers: [brokerContainer(cluster)],
+          containers: [brokerContainer(cluster, options)],
           volumes: [
             { name: 'config', configMap: { name: names.configMap(name) } },
             { name: 'tmp', emptyDir: { sizeLimit: '256Mi' } },
