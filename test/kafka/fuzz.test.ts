@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KafkaWireClient } from '../../broker/src/kafka/client.ts';
@@ -217,13 +217,21 @@ describe('fuzzing a live broker', () => {
     await waitFor('warm-up connections to close', () => openFds(lance.pid) < 200);
     const fdsBefore = openFds(lance.pid);
     const rssBefore = lance.rssBytes();
+    const cpu = (): number => {
+      const f = readFileSync(`/proc/${lance.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, clock ticks at 100 Hz
+    };
+    const cpuBefore = cpu();
+    const selfBefore = process.cpuUsage();
     const started = Date.now();
     const stats = await run(FRAMES);
+    const brokerCpu = cpu() - cpuBefore;
+    const selfCpu = (process.cpuUsage(selfBefore).user + process.cpuUsage(selfBefore).system) / 1e6;
     const seconds = (Date.now() - started) / 1000;
     const rssAfter = lance.rssBytes();
     console.log(
       `fuzz: ${stats.sent} frames in ${seconds.toFixed(1)} s (${Math.round(stats.sent / seconds)}/s); answered ${stats.answered}, ` +
-        `closed by broker ${stats.closes}, quiet ${stats.quiet}; RSS ${(rssBefore / 2 ** 20).toFixed(0)} → ${(rssAfter / 2 ** 20).toFixed(0)} MiB; fds before ${fdsBefore}`,
+        `closed by broker ${stats.closes}, quiet ${stats.quiet}; RSS ${(rssBefore / 2 ** 20).toFixed(0)} → ${(rssAfter / 2 ** 20).toFixed(0)} MiB; fds before ${fdsBefore}; CPU s broker ${brokerCpu.toFixed(1)}, fuzzer ${selfCpu.toFixed(1)}`,
     );
     expect(stats.sent).toBeGreaterThanOrEqual(FRAMES);
     expect(stats.closes).toBeGreaterThan(FRAMES / 10); // the broker really rejected malformed input

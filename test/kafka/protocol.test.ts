@@ -372,10 +372,16 @@ describe('Kafka protocol against the real lance process', () => {
     expect((await rawExchange(lance.kafkaPort, g)).closedByBroker).toBe(true);
     // a truncated frame followed by the client closing: the broker must drop the partial buffer
     expect((await rawExchange(lance.kafkaPort, Buffer.from('000100000003', 'hex'), true)).closedByBroker).toBe(true);
+    // a client that sends two requests and half-closes still gets both answers, then the broker closes
+    const two = Buffer.concat([KafkaWireClient.encodeRequest(18, 1, 11, {}), KafkaWireClient.encodeRequest(18, 2, 12, {})]);
+    const half = await rawExchange(lance.kafkaPort, two, true);
+    expect(half.received.readInt32BE(4)).toBe(11);
+    expect(half.received.readInt32BE(4 + 4 + half.received.readInt32BE(0))).toBe(12);
 
     await waitFor('the reasons in the broker log', () => /exceeds max frame size/.test(lance.output()) && /unknown or unsupported API key 999/.test(lance.output()));
     expect(lance.output()).toMatch(/frame size -1 is below/);
     expect(lance.output()).toMatch(/malformed MetadataRequest v1/);
+    expect(lance.output()).toMatch(/client closed mid-frame: 6 bytes/);
     // the long-lived client connection is untouched
     const r = await c.request<ApiVersionsResponse>(18, 3, { clientSoftwareName: 'x', clientSoftwareVersion: '1' });
     expect(r.errorCode).toBe(0);

@@ -74,7 +74,8 @@ export function startKafkaServer(opts: KafkaServerOptions): Promise<KafkaServer>
   const sockets = new Set<net.Socket>();
   let nextConnId = 1;
 
-  const server = net.createServer({ noDelay: true }, (socket) => {
+  // allowHalfOpen: a client that shuts down its write side still gets the answers to what it already sent
+  const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => {
     sockets.add(socket);
     opts.metrics?.onConnectionOpened?.();
     const conn = new Connection(socket, nextConnId++, maxFrame, handlers, opts.logger, opts.metrics);
@@ -133,6 +134,7 @@ class Connection {
     socket.on('error', (err) => this.log.debug({ err: err.message }, 'socket error'));
     socket.on('end', () => {
       // client half-closed: answer what is queued, then close
+      if (this.buffered > 0) return this.fail(`client closed mid-frame: ${this.buffered} bytes of an incomplete frame`);
       this.ending = true;
       void this.flushQueue();
     });
