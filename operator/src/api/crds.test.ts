@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,6 +36,13 @@ describe('generated CRDs', () => {
       const committed = await readFile(join(root, f.path), 'utf8').catch(() => '<missing>');
       expect(committed, `${f.path} is stale: run npm run gen:crds`).toBe(f.content);
     }
+  });
+
+  it('npm run gen:crds -- --check agrees (the script CI can run)', async () => {
+    const code = await new Promise<number>((resolve) => {
+      execFile(process.execPath, ['--import', 'tsx', join(root, 'scripts/gen-crds.ts'), '--check'], { cwd: root }, (err) => resolve(err ? ((err as { code?: number }).code ?? 1) : 0));
+    });
+    expect(code).toBe(0);
   });
 
   it('are structural', () => {
