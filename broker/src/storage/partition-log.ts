@@ -99,6 +99,16 @@ interface Segment {
   deleted: boolean;
 }
 
+/** Bytes being read ahead for the fetch that will start at `offset` (position `pos`) of `seg`. */
+interface Readahead {
+  seg: Segment;
+  offset: number;
+  pos: number;
+  gen: number;
+  buf: Buffer;
+  len: Promise<number>;
+}
+
 interface SyncWindow {
   promise: Promise<void>;
   resolve: () => void;
@@ -222,6 +232,8 @@ export class PartitionLog {
   /** bumped on every truncation so readers racing with one stop cleanly */
   private generation = 0;
   private idleWaiters: (() => void)[] = [];
+  /** read-ahead for sequential fetches (overlaps the next fetch's disk read with this one's CRC work) */
+  private readaheads: Readahead[] = [];
 
   private constructor(dir: string, options: LogOptions, logger: Logger, report: RecoveryReport) {
     this.dir = dir;
@@ -326,31 +338,9 @@ export class PartitionLog {
       if (scan.header.baseOffset !== base) {
         throw new LanceError('CORRUPT', `${file}: header base offset ${scan.header.baseOffset} does not match the file name`, { path: file, position: 8 });
       }
-      if (scan.entries === 0 && list.length > 1) {
-        // Empty active segment: fine if the previous one is intact; otherwise a crash hit during a roll.
-        const prevBase = list[list.length - 2]!;
-        const prevFile = path.join(dir, segmentFileName(prevBase));
-        const prevScan = await rebuildIndexFromSegment(prevFile, prevBase, this.options.indexIntervalBytes);
-        if (prevScan.error && prevScan.header) {
-          await this.removeSegmentFiles(file, base, `segment ${segmentFileName(base)} was created by a roll whose flush did not complete (previous segment has a torn tail)`, size);
-          list = list.slice(0, -1);
-          continue;
-        }
-      }
-      if (scan.error) {
-        const cut = scan.validEnd;
-        if (list.length > 1 && scan.entries === 0) {
-          // Nothing valid here: treat like the empty case above.
-          const prevBase = list[list.length - 2]!;
-          const prevScan = await rebuildIndexFromSegment(path.join(dir, segmentFileName(prevBase)), prevBase, this.options.indexIntervalBytes);
-          if (prevScan.error && prevScan.header) {
-            await this.removeSegmentFiles(file, base, `segment ${segmentFileName(base)} has no valid entry (${scan.error.reason}) and the previous segment has a torn tail`, size);
-            list = list.slice(0, -1);
-            continue;
-          }
-        }
-        await this.cutTail(file, cut, size, scan.error.reason);
-      }
+      // A torn tail here is cut; if the previous segment turns out to be torn as well (a crash during a roll),
+      // openSealed signals RollCrash below and this segment is removed instead.
+      if (scan.error) await this.cutTail(file, scan.validEnd, size, scan.error.reason);
       // Sealed segments: cheap checks, oldest first (contiguity needs the previous one).
       try {
         for (let k = 0; k < list.length - 1; k++) this.segs.push(await this.openSealed(list[k]!, k === list.length - 2));
@@ -1051,20 +1041,26 @@ export class PartitionLog {
     sizeHint: number,
     visit: (m: EntryMeta, buf: Buffer, at: number) => boolean,
     stopBefore?: (size: number) => boolean,
-  ): Promise<void> {
+    ra?: Readahead | null,
+  ): Promise<number> {
+    if (seg.deleted) return pos;
     seg.readers++;
     const gen = this.generation;
     try {
       const end = seg.size;
       const first = Math.max(64 * 1024, Math.min(sizeHint, 16 * 1024 * 1024));
-      let chunk = Buffer.allocUnsafe(0);
+      let chunk: Buffer = Buffer.allocUnsafe(0);
       let bufStart = pos;
       let bufLen = 0;
       let cursor = 0;
       let consumed = 0;
+      if (ra && ra.pos === pos && ra.gen === gen) {
+        chunk = ra.buf;
+        bufLen = Math.min(await ra.len, end - pos);
+      }
       for (;;) {
-        if (bufStart + cursor >= end) return;
-        if (stopBefore && bufLen - cursor >= 4 && stopBefore(4 + chunk.readUInt32BE(cursor))) return;
+        if (bufStart + cursor >= end) return end;
+        if (stopBefore && bufLen - cursor >= 4 && stopBefore(4 + chunk.readUInt32BE(cursor))) return bufStart + cursor;
         const r = checkEntry(chunk.subarray(0, bufLen), cursor, bufStart + cursor, bufStart + bufLen >= end);
         if (r === 'more') {
           const unread = bufLen - cursor;
@@ -1083,28 +1079,53 @@ export class PartitionLog {
           try {
             n = await readP(seg.fd, chunk, bufLen, want, bufStart + bufLen);
           } catch (e) {
-            if (seg.deleted || gen !== this.generation) return;
+            if (seg.deleted || gen !== this.generation) return bufStart + cursor;
             throw ioError('read segment', seg.file, e);
           }
           if (n === 0) {
-            if (gen !== this.generation) return;
+            if (gen !== this.generation) return bufStart + cursor;
             throw new LanceError('CORRUPT', `${seg.file}: unexpected end of file at byte ${bufStart + bufLen} (expected ${end} bytes)`, { path: seg.file, position: bufStart + bufLen });
           }
           bufLen += n;
           continue;
         }
         if (isScanError(r)) {
-          if (gen !== this.generation || seg.deleted) return; // truncated under us
+          if (gen !== this.generation || seg.deleted) return bufStart + cursor; // truncated under us
           throw new LanceError('CORRUPT', `${seg.file}: ${r.reason}`, { path: seg.file, position: r.position });
         }
-        if (!visit(r, chunk, cursor)) return;
+        if (!visit(r, chunk, cursor)) return bufStart + cursor;
         cursor += r.size;
         consumed += r.size;
       }
     } finally {
-      seg.readers--;
-      if (seg.deleted && seg.readers === 0) closeQuietly(seg.fd);
+      this.releaseReader(seg);
     }
+  }
+
+  private releaseReader(seg: Segment): void {
+    seg.readers--;
+    if (seg.deleted && seg.readers === 0 && seg.fd >= 0) {
+      closeQuietly(seg.fd);
+      seg.fd = -1;
+    }
+  }
+
+  private takeReadahead(seg: Segment, offset: number): Readahead | null {
+    const i = this.readaheads.findIndex((r) => r.seg === seg && r.offset === offset && r.gen === this.generation);
+    return i < 0 ? null : this.readaheads.splice(i, 1)[0]!;
+  }
+
+  /** Starts reading [pos, pos+size) of `seg` for a fetch expected to start at `offset` next. */
+  private startReadahead(seg: Segment, offset: number, pos: number, size: number): void {
+    if (seg.deleted || seg.fd < 0 || pos >= seg.size) return;
+    const buf = Buffer.allocUnsafe(Math.min(size, seg.size - pos));
+    seg.readers++; // keeps the fd open (and its number unused) until the read is done
+    const len = readP(seg.fd, buf, 0, buf.length, pos)
+      .catch(() => 0)
+      .finally(() => this.releaseReader(seg));
+    this.readaheads.push({ seg, offset, pos, gen: this.generation, buf, len });
+    // A few sequential readers at most; older read-aheads are dropped (their bytes come from the page cache).
+    if (this.readaheads.length > 4) this.readaheads.shift();
   }
 
   /**
@@ -1121,20 +1142,26 @@ export class PartitionLog {
     if (fromOffset === this._nextOffset) return out;
     let bytes = 0;
     let done = false;
+    const sizeHint = maxBytes + this.options.indexIntervalBytes;
     for (let i = this.findSegmentByOffset(fromOffset); i < this.segs.length && !done; i++) {
       const seg = this.segs[i]!;
-      const sample = out.length === 0 ? seg.index.lookupOffset(fromOffset) : null;
-      const pos = sample ? sample.position : SEGMENT_HEADER_BYTES;
+      const ra = out.length === 0 ? this.takeReadahead(seg, fromOffset) : null;
+      const sample = ra || out.length > 0 ? null : seg.index.lookupOffset(fromOffset);
+      const pos = ra ? ra.pos : sample ? sample.position : SEGMENT_HEADER_BYTES;
       const full = (size: number): boolean => {
         if (out.length > 0 && bytes + (size - ENTRY_HEADER_BYTES) > maxBytes) done = true;
         return done;
       };
-      await this.scanSegment(seg, pos, maxBytes + this.options.indexIntervalBytes, (m, buf, at) => {
+      const stop = await this.scanSegment(seg, pos, sizeHint, (m, buf, at) => {
         if (out.length === 0 && m.firstOffset + m.offsetCount <= fromOffset) return true;
         out.push(viewEntry(m, buf, at));
         bytes += m.size - ENTRY_HEADER_BYTES;
         return true;
-      }, full);
+      }, full, ra);
+      if (done && out.length > 0) {
+        const last = out[out.length - 1]!;
+        this.startReadahead(seg, last.firstOffset + last.offsetCount, stop, sizeHint);
+      }
     }
     return out;
   }
@@ -1284,7 +1311,12 @@ export class PartitionLog {
     for (const f of [s.file, s.idxPath, s.tixPath]) fs.rmSync(f, { force: true });
     closeQuietly(s.idxFd);
     closeQuietly(s.tixFd);
-    if (s.readers === 0) closeQuietly(s.fd);
+    s.idxFd = s.tixFd = -1;
+    if (s.readers === 0) {
+      closeQuietly(s.fd);
+      s.fd = -1;
+    }
+    this.readaheads = this.readaheads.filter((r) => r.seg !== s);
     this.dirDirty = true;
   }
 
@@ -1344,6 +1376,7 @@ export class PartitionLog {
       }
     }
     this.closed = true;
+    this.readaheads = [];
     if (this.window) this.window.reject(new LanceError('IO', `partition log ${this.dir} closed before fsync`, { path: this.dir }));
     this.window = null;
     this.closeAllFds();
