@@ -18,24 +18,38 @@ export function corruptCopyName(file: string, now = Date.now()): string {
   return `${file}.corrupt-${ts}`;
 }
 
-/** Copies bytes [from, to) of `file` to a new `.corrupt-<ms>` file, durably; returns its path. */
+/**
+ * Copies bytes [from, to) of `file` to a new `.corrupt-<ms>` file in 1 MiB steps (never the whole range in memory):
+ * temp → fsync → rename → fsync(dir). Returns its path.
+ */
 export async function copyAside(file: string, from: number, to: number): Promise<string> {
   const target = corruptCopyName(file);
-  const fh = await fsp.open(file, 'r').catch((e: unknown) => {
-    throw ioError('open', file, e);
-  });
+  const tmp = path.join(path.dirname(file), `.${path.basename(target)}.tmp-${process.pid}`);
+  let src: fsp.FileHandle | undefined;
+  let dst: fsp.FileHandle | undefined;
   try {
-    const buf = Buffer.alloc(Math.max(0, to - from));
-    let done = 0;
-    while (done < buf.length) {
-      const { bytesRead } = await fh.read(buf, done, buf.length - done, from + done);
+    src = await fsp.open(file, 'r');
+    dst = await fsp.open(tmp, 'w', 0o644);
+    const buf = Buffer.allocUnsafe(1 << 20);
+    let pos = from;
+    while (pos < to) {
+      const { bytesRead } = await src.read(buf, 0, Math.min(buf.length, to - pos), pos);
       if (bytesRead === 0) break;
-      done += bytesRead;
+      await dst.write(buf.subarray(0, bytesRead));
+      pos += bytesRead;
     }
-    await atomicWriteFile(target, buf.subarray(0, done));
+    await dst.sync();
+    await dst.close();
+    dst = undefined;
+    await fsp.rename(tmp, target);
+  } catch (e) {
+    await dst?.close().catch(() => undefined);
+    await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    throw ioError('copy aside', file, e);
   } finally {
-    await fh.close();
+    await src?.close().catch(() => undefined);
   }
+  await fsyncDir(path.dirname(file));
   return target;
 }
 

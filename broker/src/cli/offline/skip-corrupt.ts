@@ -89,10 +89,19 @@ export interface SkipReport {
   placeholders: { entries: number; offsets: number };
 }
 
-/** Writes one new segment: header, kept entries verbatim, placeholders; tracks the sparse index. */
+/** Buffered bytes before the rewriter writes them to its temp file (it never holds a whole segment). */
+const REWRITE_BUFFER_BYTES = 4 << 20;
+
+/**
+ * Writes one new segment, streaming: header, kept entries verbatim, placeholders, into a temp file beside the
+ * segment; tracks the sparse index. Nothing replaces the segment before commit().
+ */
 class SegmentRewriter {
   private parts: Buffer[] = [];
+  private buffered = 0;
   private size = SEGMENT_HEADER_BYTES;
+  private fh: fsp.FileHandle | null = null;
+  private readonly tmp: string;
   nextIndex: number;
   nextOffset: number;
   lastTerm: number;
@@ -108,7 +117,10 @@ class SegmentRewriter {
     intervalBytes: number,
   ) {
     this.target = path.join(path.dirname(file), segmentFileName(header.baseOffset));
-    this.parts.push(encodeSegmentHeader(header));
+    this.tmp = path.join(path.dirname(file), `.${path.basename(this.target)}.skip-${process.pid}`);
+    const h = encodeSegmentHeader(header);
+    this.parts.push(h);
+    this.buffered = h.length;
     this.nextIndex = header.baseIndex;
     this.nextOffset = header.baseOffset;
     this.lastTerm = header.prevTerm;
@@ -118,10 +130,22 @@ class SegmentRewriter {
   private add(m: Pick<EntryMeta, 'index' | 'firstOffset' | 'offsetCount' | 'maxTimestamp' | 'term'>, bytes: Buffer): void {
     this.index.add({ position: this.size, index: m.index, firstOffset: m.firstOffset, maxTimestamp: m.maxTimestamp });
     this.parts.push(Buffer.from(bytes));
+    this.buffered += bytes.length;
     this.size += bytes.length;
     this.nextIndex = m.index + 1;
     this.nextOffset = m.firstOffset + m.offsetCount;
     this.lastTerm = m.term;
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      this.fh ??= await fsp.open(this.tmp, 'w', 0o644);
+      for (const p of this.parts) await this.fh.write(p);
+    } catch (e) {
+      throw ioError('write', this.tmp, e);
+    }
+    this.parts = [];
+    this.buffered = 0;
   }
 
   fillTo(index: number, offset: number): void {
@@ -132,36 +156,39 @@ class SegmentRewriter {
     }
   }
 
-  keep(m: EntryMeta, bytes: Buffer): void {
+  async keep(m: EntryMeta, bytes: Buffer): Promise<void> {
     if (m.index > this.nextIndex) this.fillTo(m.index, m.firstOffset);
     this.add(m, bytes);
+    if (this.buffered >= REWRITE_BUFFER_BYTES) await this.drain();
   }
 
   /** Original → .corrupt-<ms> copy (durable), then temp → fsync → rename over the segment → fsync(dir). */
   async commit(): Promise<string> {
+    await this.drain();
     const original = await copyAside(this.file, 0, (await fsp.stat(this.file)).size);
-    const tmp = path.join(path.dirname(this.file), `.${path.basename(this.target)}.skip-${process.pid}`);
-    let fh: fsp.FileHandle | undefined;
     try {
-      fh = await fsp.open(tmp, 'w', 0o644);
-      for (const p of this.parts) await fh.write(p);
-      await fh.sync();
-      await fh.close();
-      fh = undefined;
-      await fsp.rename(tmp, this.target);
+      await this.fh!.sync();
+      await this.fh!.close();
+      this.fh = null;
+      await fsp.rename(this.tmp, this.target);
       if (this.target !== this.file) {
         // renamed to its new base offset: the old name and its indexes go (the original is in the .corrupt copy)
         const old = indexPathsFor(this.file);
         for (const f of [this.file, old.idx, old.tix]) await fsp.rm(f, { force: true });
       }
     } catch (e) {
-      await fh?.close().catch(() => undefined);
-      await fsp.rm(tmp, { force: true });
+      await this.abort();
       throw ioError('rewrite segment', this.file, e);
     }
     await fsyncDir(path.dirname(this.file));
     await writeIndexFiles(this.target, this.index);
     return original;
+  }
+
+  async abort(): Promise<void> {
+    await this.fh?.close().catch(() => undefined);
+    this.fh = null;
+    await fsp.rm(this.tmp, { force: true });
   }
 }
 
@@ -192,7 +219,12 @@ export async function skipCorruptLog(dir: string, progress?: (label: string, tot
       if (w.entries > 0) startOffset = w.firstOffset;
     }
     if (pending) {
-      pending.fillTo(startIndex, startOffset);
+      try {
+        pending.fillTo(startIndex, startOffset);
+      } catch (e) {
+        await pending.abort();
+        throw e;
+      }
       if (pendingLost?.lostIndexes) pendingLost.lostIndexes.to = startIndex - 1;
       if (pendingLost?.lostOffsets) pendingLost.lostOffsets.to = startOffset - 1;
       await finish(pending);
@@ -214,7 +246,13 @@ export async function skipCorruptLog(dir: string, progress?: (label: string, tot
       throw new LanceError('CORRUPT', `${f}: starts at index ${startIndex}, offset ${startOffset}, inside what the log before it already holds (up to index ${head.index - 1}, offset ${head.offset - 1}); move it aside by hand (runbook 4.2)`, { path: f });
     }
     const rw: SegmentRewriter = new SegmentRewriter(f, { baseOffset: head.offset, baseIndex: head.index, prevTerm: head.term }, await indexIntervalFor(f));
-    const w = await walkSegment(f, { expectIndex: head.index, expectOffset: head.offset, onEntry: (m, bytes) => rw.keep(m, bytes) });
+    let w: Awaited<ReturnType<typeof walkSegment>>;
+    try {
+      w = await walkSegment(f, { expectIndex: head.index, expectOffset: head.offset, onEntry: (m, bytes) => rw.keep(m, bytes) });
+    } catch (e) {
+      await rw.abort(); // (no other rewriter is pending here: it was committed above)
+      throw e;
+    }
     if (w.headerError) report.lost.push({ file: f, start: 0, end: SEGMENT_HEADER_BYTES, bytes: SEGMENT_HEADER_BYTES, reason: `segment header: ${w.headerError.reason} (rewritten)`, lostIndexes: null, lostOffsets: null });
     for (const l of w.lost) report.lost.push({ ...l, file: f });
     report.keptEntries += w.entries;
