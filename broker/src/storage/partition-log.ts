@@ -219,7 +219,8 @@ export class PartitionLog {
   private windowBytes = 0;
   private windowStartedAt = 0;
   private syncing = false;
-  private syncTimer: NodeJS.Timeout | null = null;
+  /** cancels the scheduled sync (a timer, or an immediate for "now") */
+  private syncTimer: (() => void) | null = null;
   private syncTimerDue = 0;
   private lastSyncStart = 0;
   private dirDirty = false;
@@ -880,11 +881,17 @@ export class PartitionLog {
     const due = now + delay;
     if (this.syncTimer) {
       if (this.syncTimerDue <= due) return;
-      clearTimeout(this.syncTimer);
+      this.syncTimer();
     }
     this.syncTimerDue = due;
-    // Even with delay 0: after the current turn, so appends made in this turn join the same fsync.
-    this.syncTimer = setTimeout(() => this.runSync(), delay);
+    if (delay === 0) {
+      // After the current turn (not setTimeout: that waits ≥ 1 ms), so appends of this turn join the fsync.
+      const h = setImmediate(() => this.runSync());
+      this.syncTimer = () => clearImmediate(h);
+    } else {
+      const h = setTimeout(() => this.runSync(), delay);
+      this.syncTimer = () => clearTimeout(h);
+    }
   }
 
   private runSync(): void {
@@ -975,7 +982,7 @@ export class PartitionLog {
       if (this._durableIndex >= target && this.window) return; // only later appends are pending
       if (this.window) {
         if (this.syncTimer) {
-          clearTimeout(this.syncTimer);
+          this.syncTimer();
           this.syncTimer = null;
         }
         const p = this.window.promise;
@@ -1364,7 +1371,7 @@ export class PartitionLog {
     if (this.closed || this.closing) return;
     this.closing = true;
     if (this.syncTimer) {
-      clearTimeout(this.syncTimer);
+      this.syncTimer();
       this.syncTimer = null;
     }
     let err: unknown = null;
