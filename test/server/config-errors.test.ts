@@ -55,5 +55,5 @@ describe('lance config errors', () => {
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('--standalone');
     expect(help.stdout).toContain('--read-only');
-  });
+  }, 120000); // spawns real processes: generous on a loaded box (a wait bound, not a speed assertion)
 });

@@ -44,5 +44,5 @@ describe('lance dev (npm start)', () => {
     } finally {
       blocker.close();
     }
-  });
+  }, 120000); // spawns real processes: generous on a loaded box (a wait bound, not a speed assertion)
 });

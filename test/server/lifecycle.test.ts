@@ -102,5 +102,5 @@ describe('lance server lifecycle', () => {
     expect(wrong.code).toBe(2);
     expect(wrong.stderr.trim().split('\n')).toHaveLength(1);
     expect(wrong.stderr).toContain(`lance: CONFLICT: ${path.join(data, 'node.json')}: data dir belongs to cluster "${node.clusterId}"`);
-  });
+  }, 240000); // spawns real processes: generous on a loaded box (a wait bound, not a speed assertion)
 });

@@ -34,7 +34,7 @@ describe('lnc online commands', () => {
     expect(short.code).toBe(2);
     expect(short.stdout).toBe('e1\ne2\ne3\ne4\n');
     expect(short.stderr.trim()).toBe('lnc: TIMEOUT: consumed 4 of 10 records from events within 1500 ms');
-  });
+  }, 180000); // spawns real processes: generous on a loaded box (a wait bound, not a speed assertion)
 
   it('list-topics --table, cluster-status, delete-topic by id, and one-line errors', async () => {
     expect((await lnc(['create-topic', '--server', lance.admin, '--name', 'tmp'])).code).toBe(0);
@@ -77,5 +77,5 @@ describe('lnc online commands', () => {
     expect(noTopic.stderr.trim()).toBe('lnc: NOT_FOUND: topic "missing" does not exist');
     expect(both.code).toBe(2);
     expect(both.stderr.trim()).toBe('lnc: USAGE: give exactly one of --name or --topic (see lnc delete-topic --help)');
-  });
+  }, 180000); // spawns real processes: generous on a loaded box (a wait bound, not a speed assertion)
 });

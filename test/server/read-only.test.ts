@@ -93,5 +93,5 @@ describe('read-only mode', () => {
     expect(await lance.exited).toBe(0);
     lance = await startLance(data);
     expect((await lnc(['consume', '--server', lance.admin, '--topic', 'ledger', '--from-beginning'])).stdout).toBe('r1\nr2\nr3\n');
-  });
+  }, 180000); // spawns real processes: generous on a loaded box (a wait bound, not a speed assertion)
 });

@@ -60,5 +60,5 @@ describe('runbook online procedures', () => {
     expect(await b.exited).toBe(0);
     const b2 = await startLance(dataB);
     expect((await lnc(['consume', '--server', b2.admin, '--topic', 'restored_topic', '--from-beginning'])).stdout).toBe('o1\no2\no3\no4\n');
-  });
+  }, 240000); // spawns real processes: generous on a loaded box (a wait bound, not a speed assertion)
 });
