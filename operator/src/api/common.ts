@@ -70,6 +70,12 @@ export function durationToMs(d: string): number {
   return total;
 }
 
+/** An http(s) URL with a host (what the broker's object-store config accepts as an S3 endpoint). */
+export const endpointUrl = z
+  .string()
+  .max(2048)
+  .regex(/^https?:\/\/[^\s/?#]+([/?#]\S*)?$/, 'must be an http:// or https:// URL such as http://minio:9000');
+
 /** RFC 3339 timestamp with a zone ("2026-11-22T10:00:00Z" or "...+01:00"). */
 export const timestamp = z.iso.datetime({ offset: true });
 

@@ -58,6 +58,7 @@ describe('CRD admission agrees with zod', () => {
     ['missing image', lc({}), 'spec.image'],
     ['s3 without bucket', lc({ image, objectStore: { backend: 's3' } }), 'spec.objectStore.bucket'],
     ['file without path', lc({ image, objectStore: { backend: 'file' } }), 'spec.objectStore.path'],
+    ['non-http endpoint', lc({ image, objectStore: { bucket: 'bkt', endpoint: 'ftp://x' } }), 'spec.objectStore.endpoint'],
     ['bad duration', lc({ image, objectStore: { bucket: 'bkt', metadataUploadInterval: '10' } }), 'spec.objectStore.metadataUploadInterval'],
     ['admin port = kafka port', lc({ image, listeners: { adminPort: 9092 } }), 'spec.listeners.adminPort'],
     ['raft port = admin port', lc({ image, listeners: { raftPort: 1992 } }), 'spec.listeners.raftPort'],

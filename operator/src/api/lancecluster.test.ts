@@ -86,6 +86,10 @@ describe('LanceCluster spec', () => {
       'spec.objectStore.endpoint',
     ]);
     expect(issuesFor({ ...minimal, objectStore: { bucket: 'bkt', metadataUploadInterval: '10 seconds' } })[0].path).toBe('spec.objectStore.metadataUploadInterval');
+    expect(issuesFor({ ...minimal, objectStore: { bucket: 'bkt', endpoint: 'ftp://files.local' } })[0].path).toBe('spec.objectStore.endpoint');
+    for (const endpoint of ['http://127.0.0.1:4568', 'https://s3.eu-west-1.amazonaws.com', 'http://minio.storage.svc:9000/']) {
+      expect(safeParseLanceClusterSpec({ ...minimal, objectStore: { bucket: 'bkt', endpoint } }).ok, endpoint).toBe(true);
+    }
   });
 
   it('rejects clashing ports and out-of-range ports', () => {
