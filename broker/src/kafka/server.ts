@@ -108,11 +108,86 @@ export function startKafkaServer(opts: KafkaServerOptions): Promise<KafkaServer>
   });
 }
 
+/**
+ * Splits a TCP byte stream into Kafka frames (int32 size prefix). Pure: bytes in, frames or a rejection reason out.
+ * A size below the 8-byte request header or above maxFrame is rejected as soon as the 4 size bytes are in, before
+ * any body is buffered.
+ */
+export class FrameAssembler {
+  private chunks: Buffer[] = [];
+  /** bytes received and not yet returned as a frame */
+  buffered = 0;
+
+  constructor(private readonly maxFrame: number) {}
+
+  push(d: Buffer): void {
+    if (d.length === 0) return;
+    this.chunks.push(d);
+    this.buffered += d.length;
+  }
+
+  /** the next complete frame (without its size prefix), a rejection reason, or null when more bytes are needed */
+  next(): Buffer | string | null {
+    if (this.buffered < 4) return null;
+    const size = this.peek(4).readInt32BE(0);
+    if (size < 8) return `frame size ${size} is below the 8-byte minimum request header`;
+    if (size > this.maxFrame) return `frame size ${size} exceeds max frame size ${this.maxFrame}`;
+    if (this.buffered < 4 + size) return null;
+    return this.take(4 + size).subarray(4);
+  }
+
+  clear(): void {
+    this.chunks = [];
+    this.buffered = 0;
+  }
+
+  /** The first n buffered bytes as one Buffer (merges only the chunks needed; n is 4 here). */
+  private peek(n: number): Buffer {
+    if (this.chunks[0]!.length >= n) return this.chunks[0]!;
+    const merged = this.take(n);
+    this.chunks.unshift(merged);
+    this.buffered += n;
+    return merged;
+  }
+
+  /**
+   * Removes and returns the first n bytes. Copies only when the frame spans chunks, and then only the n bytes
+   * (never the whole backlog: pipelined megabytes must not be re-copied per frame).
+   */
+  private take(n: number): Buffer {
+    const first = this.chunks[0]!;
+    let out: Buffer;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let filled = 0;
+      while (filled < n) {
+        const c = this.chunks[0]!;
+        const want = n - filled;
+        if (c.length <= want) {
+          c.copy(out, filled);
+          filled += c.length;
+          this.chunks.shift();
+        } else {
+          c.copy(out, filled, 0, want);
+          filled += want;
+          this.chunks[0] = c.subarray(want);
+        }
+      }
+    }
+    this.buffered -= n;
+    return out;
+  }
+
+}
+
 /** One client connection: frame splitting, in-order responses for pipelined requests, backpressure. */
 class Connection {
   readonly abort = new AbortController();
-  private chunks: Buffer[] = [];
-  private buffered = 0;
+  private readonly frames: FrameAssembler;
   private inFlight = 0;
   /** responses in request order; each resolves to the encoded frame (or null when nothing is sent) */
   private queue: Array<Promise<Buffer[] | null>> = [];
@@ -130,11 +205,12 @@ class Connection {
     private readonly metrics: KafkaMetricsHooks | undefined,
   ) {
     this.log = logger.child({ conn: id, remote: `${socket.remoteAddress}:${socket.remotePort}` });
+    this.frames = new FrameAssembler(maxFrame);
     socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('error', (err) => this.log.debug({ err: err.message }, 'socket error'));
     socket.on('end', () => {
       // client half-closed: answer what is queued, then close
-      if (this.buffered > 0) return this.fail(`client closed mid-frame: ${this.buffered} bytes of an incomplete frame`);
+      if (this.frames.buffered > 0) return this.fail(`client closed mid-frame: ${this.frames.buffered} bytes of an incomplete frame`);
       this.ending = true;
       void this.flushQueue();
     });
@@ -143,7 +219,7 @@ class Connection {
   /** No input for the idle timeout: close unless requests (e.g. a long-poll Fetch) are still being answered. */
   onIdle(): void {
     if (this.inFlight > 0) return;
-    if (this.buffered > 0) this.fail(`incomplete frame: ${this.buffered} bytes received, then nothing until the idle timeout`);
+    if (this.frames.buffered > 0) this.fail(`incomplete frame: ${this.frames.buffered} bytes received, then nothing until the idle timeout`);
     else {
       this.log.debug('closing idle kafka connection');
       this.socket.destroy();
@@ -155,41 +231,20 @@ class Connection {
     this.closed = true;
     this.log.warn({ reason }, 'closing kafka connection');
     this.metrics?.onProtocolError?.(reason);
-    this.chunks = [];
-    this.buffered = 0;
+    this.frames.clear();
     this.socket.destroy();
   }
 
   private onData(d: Buffer): void {
     if (this.closed) return;
-    this.chunks.push(d);
-    this.buffered += d.length;
-    while (!this.closed && this.buffered >= 4) {
-      const head = this.peek(4);
-      const size = head.readInt32BE(0);
-      if (size < 8) return this.fail(`frame size ${size} is below the 8-byte minimum request header`);
-      if (size > this.maxFrame) return this.fail(`frame size ${size} exceeds max frame size ${this.maxFrame}`);
-      if (this.buffered < 4 + size) return;
-      const frame = this.take(4 + size).subarray(4);
-      this.onFrame(frame);
+    this.frames.push(d);
+    for (;;) {
+      const next = this.frames.next();
+      if (next === null) return;
+      if (typeof next === 'string') return this.fail(next);
+      this.onFrame(next);
+      if (this.closed) return;
     }
-  }
-
-  private peek(n: number): Buffer {
-    if (this.chunks[0]!.length >= n) return this.chunks[0]!;
-    this.chunks = [Buffer.concat(this.chunks)];
-    return this.chunks[0]!;
-  }
-
-  private take(n: number): Buffer {
-    const first = this.chunks[0]!;
-    if (first.length < n) this.chunks = [Buffer.concat(this.chunks)];
-    const buf = this.chunks[0]!;
-    const out = buf.subarray(0, n);
-    if (buf.length === n) this.chunks.shift();
-    else this.chunks[0] = buf.subarray(n);
-    this.buffered -= n;
-    return out;
   }
 
   private onFrame(frame: Buffer): void {
