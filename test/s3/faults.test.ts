@@ -78,6 +78,33 @@ describe('S3 backend under faults', () => {
     expect((await direct.get(k)).equals(body)).toBe(true);
   });
 
+  it('hooks report every attempt, every retry and the bytes moved (for metrics)', async () => {
+    const events: string[] = [];
+    let bytesOut = 0;
+    let bytesIn = 0;
+    const observed = createObjectStore(faultyConfig(proxy.endpoint), {
+      hooks: {
+        onRequest: (o, outcome) => events.push(`${o}:${outcome}`),
+        onRetry: (o, code) => events.push(`retry ${o}:${code}`),
+        onBytes: (dir, n) => {
+          if (dir === 'out') bytesOut += n;
+          else bytesIn += n;
+        },
+      },
+    });
+    try {
+      const k = key('hooks');
+      proxy.addRule({ match: op('PutObject'), action: { kind: 'error', status: 500 }, times: 2 });
+      await observed.put(k, Buffer.alloc(777, 1));
+      await observed.get(k);
+      expect(events).toEqual(['PutObject:IO', 'retry PutObject:IO', 'PutObject:IO', 'retry PutObject:IO', 'PutObject:ok', 'GetObject:ok']);
+      expect(bytesOut).toBe(777);
+      expect(bytesIn).toBe(777);
+    } finally {
+      await observed.close();
+    }
+  });
+
   it('a LIST page that fails is retried with the same continuation token: no key lost or repeated', async () => {
     const d = key('list') + '/';
     const keys = Array.from({ length: 35 }, (_, i) => `${d}${String(i).padStart(3, '0')}`);

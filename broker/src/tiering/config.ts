@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { LanceError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { FsObjectStore } from './fs-store.ts';
-import type { ObjectStore } from './object-store.ts';
+import type { ObjectStore, ObjectStoreHooks } from './object-store.ts';
 import { PrefixedObjectStore, normalizePrefix } from './prefixed.ts';
 import { S3ObjectStore } from './s3-store.ts';
 
@@ -258,13 +258,14 @@ export function describeObjectStore(c: ObjectStoreConfig): string {
   return `s3://${c.bucket}/${prefix}${c.endpoint ? ` (endpoint ${c.endpoint})` : ''}`;
 }
 
-export function createObjectStore(c: ObjectStoreConfig, opts: { log?: Logger } = {}): ObjectStore {
+export function createObjectStore(c: ObjectStoreConfig, opts: { log?: Logger; hooks?: ObjectStoreHooks } = {}): ObjectStore {
   const log = opts.log?.child({ objectStore: describeObjectStore(c) });
   let inner: ObjectStore;
   if (c.backend === 'file') {
     inner = new FsObjectStore({
       root: c.path!, maxAttempts: c.verifyAttempts, memoryLimitBytes: c.multipartThresholdBytes,
       ...(log ? { log } : {}),
+      ...(opts.hooks ? { hooks: opts.hooks } : {}),
     });
   } else {
     inner = new S3ObjectStore({
@@ -289,6 +290,7 @@ export function createObjectStore(c: ObjectStoreConfig, opts: { log?: Logger } =
       etagIsMd5: c.etagIsMd5,
       ...(c.spoolDir ? { spoolDir: c.spoolDir } : {}),
       ...(log ? { log } : {}),
+      ...(opts.hooks ? { hooks: opts.hooks } : {}),
     });
   }
   const prefix = normalizePrefix(c.prefix);

@@ -103,6 +103,18 @@ describe('FsObjectStore: files on disk', () => {
     expect((await store.get('t/seg')).toString()).toBe('data');
   });
 
+  it('hooks see each operation, its outcome and the bytes', async () => {
+    const events: string[] = [];
+    const observed = new FsObjectStore({
+      root: dir,
+      hooks: { onRequest: (o, outcome) => events.push(`${o}:${outcome}`), onBytes: (d, n) => events.push(`${d} ${n}`) },
+    });
+    await observed.put('h/1', Buffer.alloc(10));
+    await observed.get('h/1');
+    await observed.get('h/missing').catch(() => undefined);
+    expect(events).toEqual(['out 10', 'put:ok', 'in 10', 'get:ok', 'get:NOT_FOUND']);
+  });
+
   it('a damaged object file is CORRUPT, naming the file', async () => {
     await store.put('t/seg', Buffer.from('some segment bytes'));
     const file = store.objectPath('t/seg');

@@ -25,7 +25,7 @@ import { BodyHasher, crcHex, crcVerifier, replayable, type ReplayableBody } from
 import {
   CRC32C_METADATA_KEY, classifyListedKey, compareKeys, resolveRange, validateKey, validateMetadata, validateRange,
   type GetOptions, type GetStreamResult, type ListEntry, type ListOptions, type ObjectInfo, type ObjectStore,
-  type PutBody, type PutOptions, type PutResult,
+  type ObjectStoreHooks, type PutBody, type PutOptions, type PutResult,
 } from './object-store.ts';
 
 const DIR_SUFFIX = '.d';
@@ -54,6 +54,7 @@ export interface FsObjectStoreOptions {
   /** one-shot stream bodies up to this size are buffered for putVerified, larger ones spooled */
   memoryLimitBytes?: number;
   log?: Logger;
+  hooks?: ObjectStoreHooks;
 }
 
 function encodeFooter(f: Footer): Buffer {
@@ -69,6 +70,7 @@ export class FsObjectStore implements ObjectStore {
   private readonly maxAttempts: number;
   private readonly memoryLimitBytes: number;
   private readonly log: Logger;
+  private readonly hooks: ObjectStoreHooks | undefined;
 
   constructor(opts: FsObjectStoreOptions) {
     this.root = path.resolve(opts.root);
@@ -76,6 +78,21 @@ export class FsObjectStore implements ObjectStore {
     this.maxAttempts = opts.maxAttempts ?? 3;
     this.memoryLimitBytes = opts.memoryLimitBytes ?? 16 * 1024 * 1024;
     this.log = opts.log ?? silentLogger;
+    this.hooks = opts.hooks;
+  }
+
+  /** reports one operation to the hooks (metrics) */
+  private async observe<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    if (!this.hooks?.onRequest) return fn();
+    const started = performance.now();
+    try {
+      const r = await fn();
+      this.hooks.onRequest(op, 'ok', performance.now() - started);
+      return r;
+    } catch (e) {
+      this.hooks.onRequest(op, isLanceError(e) ? e.code : 'IO', performance.now() - started);
+      throw e;
+    }
   }
 
   /** The file that holds `key` (exported for tests and `lnc` diagnostics). */
@@ -122,7 +139,15 @@ export class FsObjectStore implements ObjectStore {
     }
   }
 
-  async put(key: string, body: PutBody, opts: PutOptions = {}): Promise<PutResult> {
+  put(key: string, body: PutBody, opts: PutOptions = {}): Promise<PutResult> {
+    return this.observe('put', async () => {
+      const r = await this.putUnobserved(key, body, opts);
+      this.hooks?.onBytes?.('out', r.size);
+      return r;
+    });
+  }
+
+  private async putUnobserved(key: string, body: PutBody, opts: PutOptions): Promise<PutResult> {
     validateMetadata(opts.metadata);
     const file = this.objectPath(key);
     const dir = path.dirname(file);
@@ -293,7 +318,15 @@ export class FsObjectStore implements ObjectStore {
     return this.info(o.footer);
   }
 
-  async get(key: string, opts: GetOptions = {}): Promise<Buffer> {
+  get(key: string, opts: GetOptions = {}): Promise<Buffer> {
+    return this.observe('get', async () => {
+      const b = await this.getUnobserved(key, opts);
+      this.hooks?.onBytes?.('in', b.length);
+      return b;
+    });
+  }
+
+  private async getUnobserved(key: string, opts: GetOptions): Promise<Buffer> {
     validateRange(opts.range);
     const o = await this.openObject(key, 'get');
     if (!o) throw this.notFound(key);

@@ -14,7 +14,7 @@
  *   (a stalled request after the bounded retries), IO (anything else), INVALID_ARGUMENT (bad key/range).
  */
 import type { Readable } from 'node:stream';
-import { LanceError } from '../common/errors.ts';
+import { LanceError, type LanceErrorCode } from '../common/errors.ts';
 
 /** Metadata key holding the body's CRC32C (8 lowercase hex digits). S3 sends it as `x-amz-meta-lance-crc32c`. */
 export const CRC32C_METADATA_KEY = 'lance-crc32c';
@@ -100,6 +100,19 @@ export interface ObjectStore {
   delete(keys: readonly string[]): Promise<void>;
   /** releases sockets/handles */
   close(): Promise<void>;
+}
+
+/**
+ * Observation points for metrics (the server wires them to prom-client counters). All optional; they must not
+ * throw. `op` is the S3 operation name (PutObject, UploadPart, GetObject, ...) or the file-backend method.
+ */
+export interface ObjectStoreHooks {
+  /** one finished attempt of a request: 'ok' or the error code it failed with */
+  onRequest?(op: string, outcome: 'ok' | LanceErrorCode, durationMs: number): void;
+  /** an attempt failed with a retryable error and will be retried */
+  onRetry?(op: string, code: LanceErrorCode): void;
+  /** body bytes moved: 'out' = uploaded/written, 'in' = downloaded/read */
+  onBytes?(direction: 'in' | 'out', bytes: number): void;
 }
 
 /** S3's key limit; the file backend enforces the same so both accept the same keys. */

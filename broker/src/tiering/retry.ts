@@ -3,7 +3,7 @@
  * another attempt) are pure functions; withRetry is the small loop that applies them.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import { LanceError } from '../common/errors.ts';
+import { LanceError, type LanceErrorCode } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 
 export interface RetryPolicy {
@@ -33,6 +33,8 @@ export interface RetryContext {
   classify: (e: unknown) => Classified;
   log?: Logger;
   random?: () => number;
+  /** called before each retry (metrics) */
+  onRetry?: (code: LanceErrorCode) => void;
 }
 
 /** Runs `fn` until it succeeds, fails with a non-retryable error, or the attempts are used up. */
@@ -51,6 +53,7 @@ export async function withRetry<T>(op: string, ctx: RetryContext, fn: (attempt: 
         throw c.error;
       }
       const wait = backoffDelayMs(attempt, ctx.policy, ctx.random);
+      ctx.onRetry?.(c.error.code);
       ctx.log?.warn({ op, attempt, code: c.error.code, err: c.error.message, retryInMs: wait }, 'object store request failed, retrying');
       await delay(wait);
     }

@@ -24,7 +24,7 @@ import { crcHex, crcVerifier, multipartEtag, replayable, stripQuotes, type Repla
 import {
   CRC32C_METADATA_KEY, classifyListedKey, compareKeys, validateKey, validateMetadata, validateRange,
   type GetOptions, type GetStreamResult, type ListEntry, type ListOptions, type ObjectInfo, type ObjectStore,
-  type PutBody, type PutOptions, type PutResult,
+  type ObjectStoreHooks, type PutBody, type PutOptions, type PutResult,
 } from './object-store.ts';
 import { withRetry, type Classified, type RetryPolicy } from './retry.ts';
 import { crc32c } from '@node-rs/crc32';
@@ -65,6 +65,7 @@ export interface S3ObjectStoreOptions {
   /** where one-shot stream bodies larger than the multipart threshold are spooled (default: OS temp dir) */
   spoolDir?: string;
   log?: Logger;
+  hooks?: ObjectStoreHooks;
 }
 
 /** what a finished upload should look like, for verification */
@@ -157,29 +158,47 @@ export class S3ObjectStore implements ObjectStore {
    */
   private request<T>(op: string, key: string | undefined, bytes: number, fn: (signal: AbortSignal, extend: (bytes: number) => void) => Promise<T>): Promise<T> {
     const what = `${op} ${this.where(key)}`;
-    return withRetry(what, { policy: this.o.retry, classify: (e) => classifyS3Error(e, what), log: this.log }, async () => {
-      const ac = new AbortController();
-      let timedOutAfter = 0;
-      let timer: NodeJS.Timeout | undefined;
-      const arm = (ms: number): void => {
-        if (timer) clearTimeout(timer);
-        timer = setTimeout(() => {
-          timedOutAfter = ms;
-          ac.abort();
-        }, ms);
-      };
-      arm(this.deadlineMs(bytes));
+    const hooks = this.o.hooks;
+    const opName = op.split(' ')[0]!;
+    const ctx = {
+      policy: this.o.retry, classify: (e: unknown) => classifyS3Error(e, what), log: this.log,
+      ...(hooks?.onRetry ? { onRetry: (code: LanceErrorCode) => hooks.onRetry!(opName, code) } : {}),
+    };
+    return withRetry(what, ctx, async () => {
+      const started = performance.now();
       try {
-        return await fn(ac.signal, (n) => arm(this.deadlineMs(n)));
+        const r = await this.attempt(what, key, bytes, fn);
+        hooks?.onRequest?.(opName, 'ok', performance.now() - started);
+        return r;
       } catch (e) {
-        if (timedOutAfter > 0) {
-          throw new LanceError('TIMEOUT', `${what}: no complete response within ${timedOutAfter} ms`, { key, timeoutMs: timedOutAfter, retryable: true }, { cause: e });
-        }
+        hooks?.onRequest?.(opName, classifyS3Error(e, what).error.code, performance.now() - started);
         throw e;
-      } finally {
-        if (timer) clearTimeout(timer);
       }
     });
+  }
+
+  private async attempt<T>(what: string, key: string | undefined, bytes: number, fn: (signal: AbortSignal, extend: (bytes: number) => void) => Promise<T>): Promise<T> {
+    const ac = new AbortController();
+    let timedOutAfter = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const arm = (ms: number): void => {
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(() => {
+        timedOutAfter = ms;
+        ac.abort();
+      }, ms);
+    };
+    arm(this.deadlineMs(bytes));
+    try {
+      return await fn(ac.signal, (n) => arm(this.deadlineMs(n)));
+    } catch (e) {
+      if (timedOutAfter > 0) {
+        throw new LanceError('TIMEOUT', `${what}: no complete response within ${timedOutAfter} ms`, { key, timeoutMs: timedOutAfter, retryable: true }, { cause: e });
+      }
+      throw e;
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
   }
 
   async put(key: string, body: PutBody, opts: PutOptions = {}): Promise<PutResult> {
@@ -210,6 +229,7 @@ export class S3ObjectStore implements ObjectStore {
         ...(opts.contentType ? { ContentType: opts.contentType } : {}),
         Metadata: this.metadataFor(src, opts),
       }), { abortSignal }).then((r) => {
+        this.o.hooks?.onBytes?.('out', buf.length);
         const etag = stripQuotes(r.ETag);
         if (this.o.etagIsMd5 && etag !== md5hex) {
           throw transient('CORRUPT', `PutObject ${this.where(key)}: ETag ${etag} is not the MD5 ${md5hex} of the body sent (damaged in transit)`, { key });
@@ -248,6 +268,7 @@ export class S3ObjectStore implements ObjectStore {
             Bucket: this.o.bucket, Key: key, UploadId: uploadId, PartNumber: partNumber, Body: buf, ContentLength: buf.length,
             ContentMD5: md5.toString('base64'),
           }), { abortSignal }).then((r) => {
+            this.o.hooks?.onBytes?.('out', buf.length);
             const etag = stripQuotes(r.ETag);
             if (this.o.etagIsMd5 && etag !== md5.toString('hex')) {
               throw transient('CORRUPT', `UploadPart ${partNumber} ${this.where(key)}: ETag ${etag} is not the MD5 of the part sent (damaged in transit)`, { key, partNumber });
@@ -376,6 +397,7 @@ export class S3ObjectStore implements ObjectStore {
         const chunks: Buffer[] = [];
         for await (const c of out.Body as Readable) chunks.push(c as Buffer);
         const buf = Buffer.concat(chunks);
+        this.o.hooks?.onBytes?.('in', buf.length);
         if (buf.length !== expected) {
           throw transient('IO', `GetObject ${this.where(key)}: got ${buf.length} of ${expected} bytes`, { key });
         }
