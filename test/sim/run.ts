@@ -76,7 +76,7 @@ const seeds = args.seed !== undefined ? [args.seed] : Array.from({ length: args.
 const started = Date.now();
 let failed = 0;
 const failover: number[] = [];
-const totals = { acked: 0, crashes: 0, partitions: 0, messages: 0, leadersElected: 0, snapshotsInstalled: 0, configChanges: 0, duplicateAcks: 0, simulatedMs: 0 };
+const totals = { acked: 0, crashes: 0, partitions: 0, messages: 0, leadersElected: 0, snapshotsInstalled: 0, configChanges: 0, transfers: 0, duplicateAcks: 0, simulatedMs: 0 };
 for (const seed of seeds) {
   const opts: SimOptions = {
     seed, nodes: args.nodes ?? (seed % 2 === 0 ? 5 : 3), groups: args.groups, faultMs: args.faultMs, livenessMs: args.livenessMs,

@@ -60,6 +60,7 @@ export interface SimStats {
   retries: number;
   snapshotsInstalled: number;
   configChanges: number;
+  transfers: number;
   maxCommit: number;
 }
 
@@ -73,7 +74,7 @@ export interface SimResult {
   /** leader crash → first commit by the new leader, per measured group (simulated ms) */
   failoverMs: number[];
   /** network parameters this seed drew for the fault phase */
-  network: { maxDelayMs: number; dropRate: number; dupRate: number; compactEvery: number };
+  network: { maxDelayMs: number; dropRate: number; dupRate: number; compactEvery: number; maxEntriesPerAppend: number; maxInflight: number };
 }
 
 class Violation extends Error {}
@@ -271,11 +272,14 @@ class Sim {
   private phase: 'faults' | 'healing' | 'failover' | 'done' = 'faults';
   private healedAt = 0;
   private partitionId = 0;
+  /** one-way link failures "a>b": a's messages to b are lost, b's to a get through */
+  private readonly oneWay = new Set<string>();
+  private readonly raftTuning: { maxEntriesPerAppend: number; maxInflight: number };
   private failover: { t0: number; groups: Map<number, number>; deadline: number } | null = null;
   private readonly failoverMs: number[] = [];
   private readonly stats: SimStats = {
     simulatedMs: 0, messages: 0, dropped: 0, duplicated: 0, crashes: 0, partitions: 0, leadersElected: 0,
-    proposals: 0, acked: 0, duplicateAcks: 0, retries: 0, snapshotsInstalled: 0, configChanges: 0, maxCommit: 0,
+    proposals: 0, acked: 0, duplicateAcks: 0, retries: 0, snapshotsInstalled: 0, configChanges: 0, transfers: 0, maxCommit: 0,
   };
 
   constructor(private readonly o: SimOptions) {
@@ -284,7 +288,8 @@ class Sim {
     this.dropRate = this.rng.pick([0, 0.01, 0.05, 0.15]);
     this.dupRate = this.rng.pick([0, 0.01, 0.05]);
     this.compactEvery = this.rng.pick([8, 32, 128, Infinity]);
-    this.network = { maxDelayMs: this.maxDelay, dropRate: this.dropRate, dupRate: this.dupRate, compactEvery: this.compactEvery };
+    this.raftTuning = { maxEntriesPerAppend: this.rng.pick([1, 4, 32, 256]), maxInflight: this.rng.pick([1, 4, 16]) };
+    this.network = { maxDelayMs: this.maxDelay, dropRate: this.dropRate, dupRate: this.dupRate, compactEvery: this.compactEvery, ...this.raftTuning };
   }
 
   run(): SimResult {
@@ -365,7 +370,7 @@ class Sim {
     n.inc++;
     for (let g = 0; g < this.o.groups; g++) {
       const m = n.members[g]!;
-      m.raft = new RaftNode({ id, random: () => this.rng.next(), bootstrap: { voters: bootstrap, learners: [] }, maxEntriesPerAppend: 32, maxInflight: 4 }, m.log, { ...m.durableHs });
+      m.raft = new RaftNode({ id, random: () => this.rng.next(), bootstrap: { voters: bootstrap, learners: [] }, ...this.raftTuning }, m.log, { ...m.durableHs });
       const snap = m.log.snapshot();
       if (snap) {
         const s = decodeSnap(snap.data);
@@ -399,7 +404,7 @@ class Sim {
       case 'deliver': {
         const msg = ev.msg;
         const to = this.node(msg.to);
-        if (!to.up || to.side !== this.node(msg.from).side) {
+        if (!to.up || to.side !== this.node(msg.from).side || this.oneWay.has(`${msg.from}>${msg.to}`)) {
           this.stats.dropped++;
           return;
         }
@@ -435,6 +440,7 @@ class Sim {
         if (ev.id !== this.partitionId) return;
         this.log('partition healed');
         for (const n of this.nodes) n.side = 0;
+        this.oneWay.clear();
         return;
       case 'client':
         if (this.groups[ev.g]!.clientAt !== ev.at) return; // superseded by an earlier wake-up
@@ -708,7 +714,7 @@ class Sim {
   private injectFault(): void {
     const choices: string[] = [];
     if (this.o.crashes) choices.push('crash', 'crash-leader');
-    if (this.o.partitions) choices.push('partition', 'isolate-leader');
+    if (this.o.partitions) choices.push('partition', 'isolate-leader', 'one-way');
     if (choices.length === 0) return;
     const what = this.rng.pick(choices);
     if (what === 'crash' || what === 'crash-leader') {
@@ -721,7 +727,13 @@ class Sim {
     } else {
       const id = ++this.partitionId;
       this.stats.partitions++;
-      if (what === 'isolate-leader') {
+      if (what === 'one-way') {
+        const a = this.rng.int(1, this.o.nodes);
+        const b = (a % this.o.nodes) + 1;
+        const [from, to] = this.rng.chance(0.5) ? [a, b] : [b, a];
+        this.oneWay.add(`${from}>${to}`);
+        this.log(`one-way link failure n${from} -> n${to}`);
+      } else if (what === 'isolate-leader') {
         const l = this.leaderOf(this.rng.int(0, this.o.groups - 1));
         for (const n of this.nodes) n.side = n.id === l ? 1 : 0;
       } else {
@@ -776,6 +788,14 @@ class Sim {
       } else if (missing.length > 0) {
         raft.addLearner(missing[0]!);
         what = `add learner n${missing[0]}`;
+      } else if (this.phase === 'faults' && this.rng.chance(0.3)) {
+        const to = this.rng.pick(c.voters);
+        raft.transferLeadership(to);
+        this.stats.transfers++;
+        what = `transfer leadership to n${to}`;
+        this.log(`g${g} leader n${l}: ${what}`);
+        this.processReady(l, g);
+        return;
       } else if (this.phase === 'faults' && this.rng.chance(0.5)) {
         const victim = this.rng.pick(c.voters);
         raft.removeServer(victim);
@@ -798,6 +818,7 @@ class Sim {
     this.healedAt = this.now;
     this.partitionId++;
     for (const n of this.nodes) n.side = 0;
+    this.oneWay.clear();
     this.dropRate = 0;
     this.dupRate = 0;
     for (const n of this.nodes) if (!n.up) this.start(n.id);

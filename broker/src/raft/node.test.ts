@@ -385,6 +385,43 @@ describe('RaftNode: snapshots, membership, transfer', () => {
     net.runUntil(() => net.get(l).raft.currentLeader === target);
   });
 
+  it('refills a follower whose data dir was wiped (restarted with the same id and an empty log)', () => {
+    const net = cluster([1, 2, 3]);
+    net.runUntil(() => net.leaders().length === 1);
+    const l = net.leader();
+    const lr = net.get(l).raft;
+    for (let i = 0; i < 20; i++) lr.propose([data(`p${i}`)]);
+    net.runUntil(() => [1, 2, 3].every((id) => net.get(id).raft.commitIndex === lr.lastIndex));
+    const f = [1, 2, 3].find((id) => id !== l)!;
+    net.members.delete(f);
+    const wiped = net.add(f, { bootstrap: { voters: [1, 2, 3], learners: [] } }, { log: new MemoryRaftLog(), hs: { term: 0, vote: null, commit: 0 } });
+    expect(wiped.raft.lastIndex).toBe(1);
+    net.runUntil(() => wiped.raft.lastIndex === lr.lastIndex && wiped.raft.commitIndex === lr.commitIndex);
+    expect(wiped.applied.filter((e) => e.type === EntryType.DATA)).toHaveLength(20);
+  });
+
+  it('fencing: a fenced node neither campaigns nor votes; a fenced leader steps down', () => {
+    const net = cluster([1, 2, 3]);
+    net.runUntil(() => net.leaders().length === 1);
+    const l = net.leader();
+    net.get(l).raft.setFenced(true);
+    net.collect(l);
+    expect(net.get(l).raft.currentRole).toBe('follower');
+    net.runUntil(() => net.leaders().length === 1 && net.leader() !== l);
+    // fence a second node: the only unfenced node cannot get a majority of votes, so no leader after a crash of it
+    const l2 = net.leader();
+    const third = [1, 2, 3].find((id) => id !== l && id !== l2)!;
+    net.get(third).raft.setFenced(true);
+    net.get(l2).up = false;
+    net.run(2000);
+    expect(net.leaders().filter((id) => id !== l2)).toEqual([]);
+    expect(net.get(third).raft.status().fenced).toBe(true);
+    // unfence: the cluster recovers
+    net.get(third).raft.setFenced(false);
+    net.get(l).raft.setFenced(false);
+    net.runUntil(() => net.leaders().filter((id) => id !== l2).length === 1);
+  });
+
   it('validates options and rejects admin commands on followers', () => {
     expectLanceError(() => new RaftNode({ id: 1, random: lcg(1), heartbeatMs: 200 }, new MemoryRaftLog()), 'INVALID_CONFIG');
     const net = cluster([1, 2, 3]);

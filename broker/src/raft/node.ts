@@ -95,6 +95,8 @@ export class RaftNode {
   private applied = 0;
   private role: Role = 'follower';
   private leader: NodeId | null = null;
+  /** fenced (operator split-brain isolation): no campaigning, no votes; still follows and replicates */
+  private fenced = false;
 
   private now = 0;
   private electionDeadline = 0;
@@ -192,7 +194,7 @@ export class RaftNode {
     return {
       id: this.id, role: this.role, term: this.term, vote: this.vote, leader: this.leader, commitIndex: this.commit,
       appliedIndex: this.applied, lastIndex: this.log.lastIndex(), snapshotIndex: this.log.snapshotIndex(),
-      config: this.config, progress, transferTarget: this.transferee,
+      config: this.config, progress, transferTarget: this.transferee, fenced: this.fenced,
     };
   }
 
@@ -220,7 +222,7 @@ export class RaftNode {
       return;
     }
     if (this.now >= this.electionDeadline) {
-      if (this.isVoter(this.id)) this.campaign(this.preVote ? 'pre' : 'real');
+      if (this.isVoter(this.id) && !this.fenced) this.campaign(this.preVote ? 'pre' : 'real');
       else this.resetElectionTimer();
     }
   }
@@ -247,7 +249,7 @@ export class RaftNode {
       if (m.type === 'Append' || m.type === 'Snapshot') {
         this.send({ type: 'AppendResp', from: this.id, to: m.from, term: this.term, success: false, matchIndex: 0, rejectedIndex: 0, hintIndex: 0, hintTerm: 0 });
       } else if (m.type === 'Heartbeat') {
-        this.send({ type: 'HeartbeatResp', from: this.id, to: m.from, term: this.term });
+        this.send({ type: 'HeartbeatResp', from: this.id, to: m.from, term: this.term, lastIndex: this.log.lastIndex() });
       }
       return;
     }
@@ -259,7 +261,7 @@ export class RaftNode {
       case 'Heartbeat': return this.onHeartbeat(m);
       case 'Snapshot': return this.onSnapshot(m);
       case 'TimeoutNow':
-        if (this.role === 'follower' && this.isVoter(this.id)) this.campaign('transfer');
+        if (this.role === 'follower' && this.isVoter(this.id) && !this.fenced) this.campaign('transfer');
         return;
       case 'AppendResp': return this.onAppendResp(m);
       case 'HeartbeatResp': return this.onHeartbeatResp(m);
@@ -313,6 +315,16 @@ export class RaftNode {
     this.log.compact({ index, term, config: this.configAt(index) }, data);
     this.logDirty = true;
     this.pruneConfigs();
+  }
+
+  /** Fence (or unfence) this member: it stops campaigning and voting, and a leader steps down at once. */
+  setFenced(fenced: boolean): void {
+    this.fenced = fenced;
+    if (fenced && this.role !== 'follower') this.becomeFollower(this.term, null);
+  }
+
+  get isFenced(): boolean {
+    return this.fenced;
   }
 
   transferLeadership(to: NodeId): void {
@@ -454,7 +466,7 @@ export class RaftNode {
   }
 
   private onPreVote(m: Extract<RaftMessage, { type: 'PreVote' }>): void {
-    const grant = m.term > this.term && !this.inLease() && this.upToDate(m.lastIndex, m.lastTerm);
+    const grant = !this.fenced && m.term > this.term && !this.inLease() && this.upToDate(m.lastIndex, m.lastTerm);
     // granted: echo the proposed term so the pre-candidate can match it; rejected: our term, which may teach it
     this.send({ type: 'PreVoteResp', from: this.id, to: m.from, term: grant ? m.term : this.term, granted: grant });
   }
@@ -468,7 +480,7 @@ export class RaftNode {
       if (!m.transfer && this.inLease()) return; // a live leader exists: ignore the disruption
       this.becomeFollower(m.term, null);
     }
-    const grant = (this.vote === null || this.vote === m.from) && this.leader === null && this.upToDate(m.lastIndex, m.lastTerm);
+    const grant = !this.fenced && (this.vote === null || this.vote === m.from) && this.leader === null && this.upToDate(m.lastIndex, m.lastTerm);
     if (grant) {
       this.vote = m.from;
       this.resetElectionTimer();
@@ -571,7 +583,7 @@ export class RaftNode {
     this.noteLeader(m.from);
     const c = Math.min(m.commit, this.log.lastIndex());
     if (c > this.commit) this.commit = c;
-    this.send({ type: 'HeartbeatResp', from: this.id, to: m.from, term: this.term });
+    this.send({ type: 'HeartbeatResp', from: this.id, to: m.from, term: this.term, lastIndex: this.log.lastIndex() });
   }
 
   private onSnapshot(m: Extract<RaftMessage, { type: 'Snapshot' }>): void {
@@ -737,6 +749,11 @@ export class RaftNode {
     if (pr.state === 'replicate' && m.rejectedIndex <= pr.match) return;
     if (pr.state === 'probe' && m.rejectedIndex !== pr.next - 1) return;
     if (pr.state === 'snapshot') return;
+    if (m.rejectedIndex <= pr.match) {
+      // The follower refuses an index it acknowledged: its storage lost data (wiped or restored disk). Forget the
+      // acknowledgement (lowering match never endangers safety) and refill it from where its log really ends.
+      pr.match = Math.max(0, Math.min(pr.match, (m.hintTerm === 0 ? m.hintIndex : m.rejectedIndex) - 1));
+    }
     let next = m.hintIndex;
     if (m.hintTerm > 0) {
       let i = Math.min(m.rejectedIndex, this.log.lastIndex());
@@ -754,6 +771,11 @@ export class RaftNode {
     const pr = this.progress.get(m.from);
     if (!pr) return;
     pr.lastHeardAt = this.now;
+    if (m.lastIndex < pr.match && pr.state !== 'snapshot') {
+      // shorter than acknowledged: lost storage, or a reordered old answer. Either way re-probing is safe.
+      pr.match = m.lastIndex;
+      this.toProbe(pr);
+    }
     if (pr.match < this.log.lastIndex()) {
       if (pr.state === 'probe') pr.paused = false;
       this.sendAppend(m.from, pr);

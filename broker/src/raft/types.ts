@@ -87,7 +87,8 @@ export type RaftMessage =
   | (Hdr & { type: 'AppendResp'; success: boolean; matchIndex: number; rejectedIndex: number; hintIndex: number; hintTerm: number })
   /** commit = min(leader commit, the follower's match index): safe for the follower to adopt */
   | (Hdr & { type: 'Heartbeat'; commit: number })
-  | (Hdr & { type: 'HeartbeatResp' })
+  /** lastIndex: the follower's last log index, so a leader notices a follower that lost its log (wiped disk) */
+  | (Hdr & { type: 'HeartbeatResp'; lastIndex: number })
   /** The whole snapshot in one message; the transport may chunk `data` (the core needs it only once complete). */
   | (Hdr & { type: 'Snapshot'; meta: SnapshotMeta; data: Uint8Array })
   | (Hdr & { type: 'SnapshotResp'; matchIndex: number })
@@ -161,4 +162,5 @@ export interface RaftStatus {
   /** leader only */
   progress: ProgressStatus[];
   transferTarget: NodeId | null;
+  fenced: boolean;
 }
