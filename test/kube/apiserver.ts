@@ -11,6 +11,7 @@ import { parseLabelSelector, parseFieldSelector, matchLabels, matchFields, selec
 import { mergePatch, jsonPatch, strategicMergePatch, serverSideApply, applyConflicts } from './patch.ts';
 import { toTable, type IncludeObject } from './table.ts';
 import { unknownFields } from './schema.ts';
+import { decodeKubeProtobuf } from './protobuf.ts';
 
 /** Hooks the workload layer provides (pod logs). */
 export interface ApiHooks {
@@ -557,7 +558,8 @@ function readBody(req: http.IncomingMessage): Promise<Buffer> {
 }
 
 function parseObject(body: Buffer, contentType: string | undefined): Record<string, unknown> {
-  if (String(contentType ?? '').includes('protobuf') || String(contentType ?? '').includes('cbor')) throw errors.unsupportedMediaType(String(contentType));
+  if (String(contentType ?? '').includes('protobuf')) return decodeKubeProtobuf(body);
+  if (String(contentType ?? '').includes('cbor')) throw errors.unsupportedMediaType(String(contentType));
   const text = body.toString('utf8');
   let v: unknown;
   try {
@@ -574,7 +576,10 @@ function parseObject(body: Buffer, contentType: string | undefined): Record<stri
 
 function parseDeleteOptions(body: Buffer, q: URLSearchParams): DeleteOptions {
   let raw: unknown = {};
-  if (body.length) {
+  if (body.length >= 4 && body.subarray(0, 4).toString('latin1') === 'k8s\0') {
+    const { apiVersion: _a, kind: _k, metadata: _m, ...rest } = decodeKubeProtobuf(body);
+    raw = rest;
+  } else if (body.length) {
     try { raw = JSON.parse(body.toString('utf8')); } catch (e) { throw errors.badRequest(`DeleteOptions: ${(e as Error).message}`); }
   }
   const parsed = deleteOptionsBody.safeParse(raw);

@@ -280,7 +280,7 @@ function admitBuiltin(rt: ResourceType, op: 'create' | 'update', o: KObject, old
       if (o.immutable && old?.immutable && (!deepEqual(o.data, old.data) || !deepEqual(o.binaryData, old.binaryData))) forbidden(c, 'data', 'field is immutable when `immutable` is set');
       break;
     case 'Secret': {
-      o.type ??= 'Opaque';
+      if (!o.type) o.type = 'Opaque';
       if (isPlainObject(o.stringData)) {
         const data = (o.data ?? {}) as Record<string, string>;
         for (const [k, v] of Object.entries(o.stringData)) data[k] = Buffer.from(String(v), 'utf8').toString('base64');
