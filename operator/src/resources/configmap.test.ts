@@ -36,11 +36,13 @@ describe('ConfigMap', () => {
     const c = cluster({ replicas: 3 });
     const data = parse(configMapData(c)['peers.yaml']);
     expect(data.peers).toEqual([
-      { ordinal: 0, pod: 'demo-0', host: 'demo-0.demo-headless.lance.svc', kafkaPort: 9092, adminPort: 1992, raftPort: 1993 },
-      { ordinal: 1, pod: 'demo-1', host: 'demo-1.demo-headless.lance.svc', kafkaPort: 9092, adminPort: 1992, raftPort: 1993 },
-      { ordinal: 2, pod: 'demo-2', host: 'demo-2.demo-headless.lance.svc', kafkaPort: 9092, adminPort: 1992, raftPort: 1993 },
+      { ordinal: 0, nodeId: 0, pod: 'demo-0', host: 'demo-0.demo-headless.lance.svc', kafkaPort: 9092, adminPort: 1992, raftPort: 1993 },
+      { ordinal: 1, nodeId: 1, pod: 'demo-1', host: 'demo-1.demo-headless.lance.svc', kafkaPort: 9092, adminPort: 1992, raftPort: 1993 },
+      { ordinal: 2, nodeId: 2, pod: 'demo-2', host: 'demo-2.demo-headless.lance.svc', kafkaPort: 9092, adminPort: 1992, raftPort: 1993 },
     ]);
-    expect(peers(c, 5).map((p) => p.pod)).toEqual(['demo-0', 'demo-1', 'demo-2', 'demo-3', 'demo-4']);
+    expect(peers(c, { replicas: 5 }).map((p) => p.pod)).toEqual(['demo-0', 'demo-1', 'demo-2', 'demo-3', 'demo-4']);
+    // After ordinal 1 was replaced, its broker has a new node id.
+    expect(peers(c, { nodeIds: { 1: 7 } }).map((p) => [p.ordinal, p.nodeId])).toEqual([[0, 0], [1, 7], [2, 2]]);
   });
 
   it('renders the objectStore section without secrets, tuning keys from additionalConfig included', () => {
@@ -74,7 +76,7 @@ describe('ConfigMap', () => {
     expect(configHash(configMapData(cluster({ replicas: 3 })))).toBe(base);
     // Scaling 3 -> 5 changes peers only: no rolling restart.
     expect(configHash(configMapData(cluster({ replicas: 5 })))).toBe(base);
-    expect(configHash(configMapData(cluster({ replicas: 3 }), 5))).toBe(base);
+    expect(configHash(configMapData(cluster({ replicas: 3 }), { replicas: 5, nodeIds: { 0: 9 } }))).toBe(base);
     expect(configHash(configMapData(cluster({ replicas: 3, config: { retentionMs: 1 } })))).not.toBe(base);
     expect(configHash(configMapData(cluster({ replicas: 3, readOnly: true })))).not.toBe(base);
     expect(configHash(configMapData(cluster({ replicas: 3, objectStore: { bucket: 'bkt' } })))).not.toBe(base);

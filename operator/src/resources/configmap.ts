@@ -111,6 +111,8 @@ export function brokerSettingsEnv(cluster: LanceCluster): Record<string, string>
 
 export interface Peer {
   ordinal: number;
+  /** Node id of the broker at this ordinal: the ordinal for a first-generation broker, a new id after a replacement. */
+  nodeId: number;
   pod: string;
   host: string;
   kafkaPort: number;
@@ -118,12 +120,20 @@ export interface Peer {
   raftPort: number;
 }
 
+export interface PeerOptions {
+  /** Brokers to list; defaults to spec.replicas (the controller passes the current step while scaling). */
+  replicas?: number;
+  /** Node ids that differ from the ordinal (after node replacement), by ordinal; kept by the controller in status. */
+  nodeIds?: Readonly<Record<number, number>>;
+}
+
 /** The bootstrap peers: one per ordinal, addressed by the headless Service's per-pod DNS name. */
-export function peers(cluster: LanceCluster, replicas = cluster.spec.replicas): Peer[] {
+export function peers(cluster: LanceCluster, options: PeerOptions = {}): Peer[] {
   const { name, namespace } = clusterId(cluster);
   const l = cluster.spec.listeners;
-  return Array.from({ length: replicas }, (_, ordinal) => ({
+  return Array.from({ length: options.replicas ?? cluster.spec.replicas }, (_, ordinal) => ({
     ordinal,
+    nodeId: options.nodeIds?.[ordinal] ?? ordinal,
     pod: names.pod(name, ordinal),
     host: names.podHost(name, namespace, ordinal),
     kafkaPort: l.kafkaPort,
@@ -136,11 +146,11 @@ function yaml(value: unknown): string {
   return stringify(value, { lineWidth: 0 });
 }
 
-/** The ConfigMap's data; `replicas` overrides spec.replicas while the controller scales one step at a time. */
-export function configMapData(cluster: LanceCluster, replicas = cluster.spec.replicas): Record<string, string> {
+/** The ConfigMap's data (see the file comment for the keys). */
+export function configMapData(cluster: LanceCluster, options: PeerOptions = {}): Record<string, string> {
   return {
     [CONFIG_KEY]: yaml(renderBrokerConfig(cluster)),
-    [PEERS_KEY]: yaml({ peers: peers(cluster, replicas) }),
+    [PEERS_KEY]: yaml({ peers: peers(cluster, options) }),
   };
 }
 
@@ -158,7 +168,7 @@ export function configHash(data: Record<string, string>, settingsEnv: Record<str
   return h.digest('hex');
 }
 
-export function configMap(cluster: LanceCluster, replicas = cluster.spec.replicas): V1ConfigMap {
+export function configMap(cluster: LanceCluster, options: PeerOptions = {}): V1ConfigMap {
   const { name, namespace } = clusterId(cluster);
   return {
     apiVersion: 'v1',
@@ -169,6 +179,6 @@ export function configMap(cluster: LanceCluster, replicas = cluster.spec.replica
       labels: commonLabels(name, 'broker'),
       ownerReferences: [clusterOwnerReference(cluster)],
     },
-    data: configMapData(cluster, replicas),
+    data: configMapData(cluster, options),
   };
 }

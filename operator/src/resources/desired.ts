@@ -11,7 +11,7 @@ export type DesiredResource = V1ServiceAccount | V1ConfigMap | V1Service | V1Pod
 export function desiredResources(cluster: LanceCluster, options: StatefulSetOptions = {}): DesiredResource[] {
   return [
     serviceAccount(cluster),
-    configMap(cluster, options.replicas),
+    configMap(cluster, options),
     headlessService(cluster),
     clientService(cluster),
     podDisruptionBudget(cluster),

@@ -16,7 +16,7 @@ import type {
 } from '@kubernetes/client-node';
 import { quantityString, type Quantity } from '../api/common.ts';
 import type { LanceCluster } from '../api/lancecluster.ts';
-import { brokerSettingsEnv, configHash, configMapData } from './configmap.ts';
+import { brokerSettingsEnv, configHash, configMapData, type PeerOptions } from './configmap.ts';
 import {
   ANNOTATION_CONFIG_HASH,
   CONFIG_DIR,
@@ -36,9 +36,7 @@ export const BROKER_CONTAINER = 'lance';
 /** UID/GID of the broker image's non-root user. */
 export const BROKER_UID = 10001;
 
-export interface StatefulSetOptions {
-  /** StatefulSet replicas; defaults to spec.replicas (the controller passes the current step while scaling). */
-  replicas?: number;
+export interface StatefulSetOptions extends PeerOptions {
   /**
    * Where the brokers listen. `any` (default): 0.0.0.0, right for a pod network namespace (port-forward and
    * `lnc --server localhost:1992` inside the pod work). `podIP`: only the pod's IP, for environments where pods
@@ -173,7 +171,8 @@ export function statefulSet(cluster: LanceCluster, options: StatefulSetOptions =
   const { spec } = cluster;
   const overrides = spec.podTemplate ?? {};
   const replicas = options.replicas ?? spec.replicas;
-  const hash = configHash(configMapData(cluster, replicas), brokerSettingsEnv(cluster));
+  // peers.yaml is not part of the hash, so the peer options do not matter here.
+  const hash = configHash(configMapData(cluster), brokerSettingsEnv(cluster));
   const selector = selectorLabels(name);
   const podLabels = {
     ...(overrides.labels ?? {}),
