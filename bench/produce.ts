@@ -9,6 +9,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { KafkaWireClient } from '../broker/src/kafka/client.ts';
 import type { CreateTopicsResponse, ListOffsetsResponse, ProduceResponse } from '../broker/src/kafka/protocol/messages.ts';
@@ -112,11 +113,15 @@ async function main(): Promise<void> {
       errors,
       ackedTotal: acked,
       logEndOffsetsTotal: logEnd,
+      // figures are only comparable on a quiet machine: report how busy it was
+      loadAverage1m: Number(loadavg()[0]!.toFixed(1)),
+      cpus: cpus().length,
     };
     console.log(`produce (acks=1, ${RECORD_BYTES} B records, ${BATCH_RECORDS}/batch, ${CONNECTIONS}x${INFLIGHT} in flight, ${PARTITIONS} partitions):`);
     console.log(`  ${summary.recordsPerSec} records/s, ${summary.payloadMBps} MB/s payload (${summary.batchMBps} MB/s of batches)`);
     console.log(`  dd conv=fdatasync on the same disk: ${summary.ddFdatasyncMBps} MB/s → ratio ${summary.ratioToDd}`);
     console.log(`  acknowledged ${acked} records; log end offsets sum ${logEnd}${errors ? `; ${errors} errors` : ''}`);
+    console.log(`  machine load average (1 min) ${summary.loadAverage1m} on ${summary.cpus} CPUs`);
     console.log(JSON.stringify(summary));
     if (logEnd !== acked) {
       console.error(`MISMATCH: acknowledged ${acked} records but the log holds ${logEnd}`);
