@@ -141,10 +141,10 @@ describe('runbook §3 data verification on a healthy data dir', () => {
       runbook('lnc scan --path /data/lance/topic_<id>/<segment>.lnc', { id: topicId, segment: seg }),
       lncArgv(['verify-data', '--path', DATA, '--topic', topicId, '--json']),
     ]);
-    expect(v.code, v.stderr).toBe(0);
+    expect(v.code, v.stdout + v.stderr).toBe(0);
     expect(v.stdout).toContain('result: OK');
-    expect(ff.code).toBe(0);
-    expect(scan.code, scan.stderr).toBe(0);
+    expect(ff.code, ff.stdout + ff.stderr).toBe(0);
+    expect(scan.code, scan.stdout + scan.stderr).toBe(0);
     // the scanned segment's record count = offsets of the entries the engine put there
     const entries = await entryPositions(path.join(p0, segs[1]!));
     const segEntries = before[0]!.filter((e) => e.index >= entries[0]!.index && e.index <= entries.at(-1)!.index);
@@ -154,7 +154,7 @@ describe('runbook §3 data verification on a healthy data dir', () => {
     expect(scan.stdout).toContain(`offset range: ${segEntries[0]!.firstOffset} .. ${segEntries.at(-1)!.firstOffset + segEntries.at(-1)!.offsetCount - 1}`);
     expect(scan.stdout).toMatch(/crc status:\s+ok/);
     const j = JSON.parse(json.stdout) as { ok: boolean; records: number; segments: number };
-    expect(j.ok).toBe(true);
+    expect(j.ok, json.stdout).toBe(true);
     expect(j.records).toBe([...before[0]!, ...before[1]!].reduce((a, e) => a + e.offsetCount, 0));
   }, SLOW);
 });
