@@ -1,8 +1,8 @@
 /**
  * A fault-injecting HTTP reverse proxy between an S3 client and s3rver (path-style requests). Rules are
  * programmable at run time: answer 5xx, stall (accept and never answer), answer slowly, reset the connection, cut
- * a response mid-body, flip a byte of a request or response body, or "lose" a write (answer 200 with a valid-looking
- * ETag without forwarding it). Probabilistic rules draw from a seeded PRNG, so a failing run can be replayed.
+ * a response mid-body, flip a byte of a request or response body, "lose" a write (answer 200 with a valid-looking
+ * ETag without forwarding it) or lose the answer to a write that did happen. Probabilistic rules draw from a seeded PRNG, so a failing run can be replayed.
  *
  * Used to prove that the layers above never use a corrupt object, never treat a lost upload as done, and never hang.
  */
@@ -66,6 +66,8 @@ export type FaultAction =
   | { kind: 'cut-response'; afterBytes: number }
   /** forward, flip one byte of the response body (default: the middle one) */
   | { kind: 'corrupt-response'; offset?: number }
+  /** forward (the request takes effect), then reset the client connection: the answer is lost */
+  | { kind: 'lose-response' }
   /** flip one byte of the request body (default: the middle one), then forward */
   | { kind: 'corrupt-request'; offset?: number }
   /**
@@ -237,6 +239,11 @@ export async function startFaultProxy(upstream: string, opts: { seed?: number } 
     record.status = upRes.statusCode;
     const status = upRes.statusCode ?? 502;
 
+    if (a?.kind === 'lose-response') {
+      upRes.resume();
+      upRes.once('end', () => req.socket.destroy());
+      return;
+    }
     if (a?.kind === 'corrupt-response') {
       const data = flip(await readAll(upRes), a.offset);
       res.writeHead(status, upRes.headers);

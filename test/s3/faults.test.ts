@@ -282,6 +282,25 @@ describe('S3 backend under faults', () => {
     if (h) await expectCode(direct.get(k2), 'CORRUPT');
   });
 
+  it('lost answers to writes that happened: PutObject is simply rewritten, a lost Complete is recognised as done', async () => {
+    const small = randomBytes(3000);
+    const k = key('lost-ack');
+    proxy.addRule({ name: 'ackput', match: op('PutObject'), action: { kind: 'lose-response' }, times: 1 });
+    await store.putVerified(k, small);
+    expect(proxy.fired('ackput')).toBe(1);
+    expect((await direct.get(k)).equals(small)).toBe(true);
+
+    const big = randomBytes(10 * MiB + 3);
+    const k2 = key('lost-complete');
+    const before = proxy.requests.length;
+    proxy.addRule({ name: 'ackcomplete', match: op('CompleteMultipartUpload'), action: { kind: 'lose-response' }, times: 1 });
+    await store.putVerified(k2, big);
+    expect(proxy.fired('ackcomplete')).toBe(1);
+    expect(opsOf(before, 'CompleteMultipartUpload')).toBeGreaterThanOrEqual(2);
+    expect(opsOf(before, 'CreateMultipartUpload')).toBe(1); // recognised as done, not uploaded again
+    expect((await direct.get(k2)).equals(big)).toBe(true);
+  });
+
   it('multipart: a part corrupted in transit is re-sent (its ETag is not the MD5 of what we sent)', async () => {
     const body = randomBytes(10 * MiB + 5);
     const k = key('part-flip');

@@ -286,18 +286,28 @@ export class S3ObjectStore implements ObjectStore {
       const settled = await Promise.allSettled(workers);
       const firstFailure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
       if (firstFailure) throw firstFailure.reason;
-      const done = await this.request('CompleteMultipartUpload', key, 0, (abortSignal) => this.client.send(new CompleteMultipartUploadCommand({
-        Bucket: this.o.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts },
-      }), { abortSignal }));
+      const goodEtags = [src.md5.toString('hex'), multipartEtag(partMd5s)];
+      let completedEtag: string;
+      try {
+        const done = await this.request('CompleteMultipartUpload', key, 0, (abortSignal) => this.client.send(new CompleteMultipartUploadCommand({
+          Bucket: this.o.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts },
+        }), { abortSignal }));
+        completedEtag = stripQuotes(done.ETag);
+      } catch (e) {
+        // A Complete whose answer was lost succeeded anyway; its retry then fails (S3: NoSuchUpload). If the key now
+        // holds exactly our body, the upload is done.
+        const h = await this.head(key).catch(() => null);
+        const ours = h !== null && h.size === src.size && h.metadata[CRC32C_METADATA_KEY] === src.crc32c && (!this.o.etagIsMd5 || goodEtags.includes(h.etag));
+        if (!ours) throw isLanceError(e, 'NOT_FOUND') ? new LanceError('IO', e.message, e.details, { cause: e }) : e;
+        log.info({ err: String(e) }, 'CompleteMultipartUpload failed but the object is complete (its answer was lost)');
+        completedEtag = h.etag;
+      }
       const head = await this.head(key);
       if (!head || head.size !== src.size) {
         throw new LanceError('CORRUPT', `CompleteMultipartUpload ${this.where(key)}: object is ${head ? head.size : 'missing'} bytes, uploaded ${src.size}`, { key, size: head?.size, expected: src.size });
       }
       log.debug({ parts: partCount, size: src.size }, 'multipart upload complete');
-      return {
-        result: { key, etag: stripQuotes(done.ETag), size: src.size, checksum: src.crc32c },
-        goodEtags: [src.md5.toString('hex'), multipartEtag(partMd5s)],
-      };
+      return { result: { key, etag: completedEtag, size: src.size, checksum: src.crc32c }, goodEtags };
     } catch (e) {
       // Best effort: an upload that is not aborted keeps its parts (and their storage cost) around.
       await this.request('AbortMultipartUpload', key, 0, (abortSignal) => this.client.send(new AbortMultipartUploadCommand({
