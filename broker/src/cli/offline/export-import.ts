@@ -111,6 +111,22 @@ export async function exportTopic(dataDir: string, topicArg: string, out: string
   }
 }
 
+/** Staging dirs of imports whose process died (SIGKILL, power loss) are garbage: nothing in them was visible. */
+async function removeDeadStagingDirs(dataDir: string): Promise<void> {
+  for (const n of await fsp.readdir(dataDir).catch(() => [] as string[])) {
+    const m = /^\.import-(\d+)-\d+$/.exec(n);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    let alive = true;
+    try {
+      process.kill(pid, 0);
+    } catch (e) {
+      alive = (e as NodeJS.ErrnoException).code === 'EPERM';
+    }
+    if (!alive) await fsp.rm(path.join(dataDir, n), { recursive: true, force: true });
+  }
+}
+
 export interface ImportSummary {
   topic: { id: number; name: string; partitions: number; dir: string };
   input: string;
@@ -123,6 +139,7 @@ export interface ImportSummary {
 export async function importTopic(dataDir: string, name: string, input: Readable, inputName: string, progress?: { set(n: number): void; done(): void }): Promise<ImportSummary> {
   validateTopicName(name);
   if (await getTopicByName(dataDir, name)) throw new LanceError('CONFLICT', `--name ${name}: a topic with this name already exists in ${dataDir}`, { name });
+  await removeDeadStagingDirs(dataDir);
   const staging = path.join(dataDir, `.import-${process.pid}-${Date.now()}`);
   await mkdirDurable(staging);
   let log: PartitionLog | null = null;

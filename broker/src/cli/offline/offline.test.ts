@@ -272,7 +272,10 @@ describe('topic-level commands (in-process)', () => {
     const e = await cli(['export-topic', '--path', data, '--topic', '1', '--output', out]);
     expect(e.code).toBe(1);
     expect(e.err).toMatch(/^lnc: warning: partition 0: .* has a damaged tail from byte \d+/);
+    // a staging dir left by an import that was SIGKILLed (its pid no longer exists) is cleaned up
+    await fsp.mkdir(path.join(data, '.import-999999999-1/topic_2'), { recursive: true });
     const i = await cli(['import-topic', '--path', data, '--name', 'events2', '--input', out, '--json']);
+    expect((await fsp.readdir(data)).filter((n) => n.startsWith('.import-'))).toEqual([]);
     expect(i.code, i.err).toBe(0);
     const j = JSON.parse(i.out) as { topic: { id: number }; entries: number };
     expect(j.topic.id).toBe(2);
