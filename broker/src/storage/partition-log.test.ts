@@ -435,6 +435,26 @@ describe('truncateAfterIndex', () => {
   });
 });
 
+describe('reset (snapshot install)', () => {
+  it('discards the log and continues at the given index/offset/term, also after reopen', async () => {
+    const dir = await tmp();
+    const log = await open(dir, { segmentBytes: 2000 });
+    await fill(log, 30);
+    const removed = await log.reset({ baseOffset: 5000, baseIndex: 900, prevTerm: 7 });
+    expect(removed.length).toBeGreaterThan(1);
+    expect([log.lastIndex, log.lastTerm, log.nextOffset, log.firstIndex, log.logStartOffset]).toEqual([899, 7, 5000, 900, 5000]);
+    expect(await log.termAt(899)).toBe(7);
+    await expect(log.read(0, 10)).rejects.toSatisfy((e: unknown) => isLanceError(e, 'OFFSET_OUT_OF_RANGE'));
+    const r = log.append([entryFor(1, 8)]);
+    expect([r.firstIndex, r.firstOffset]).toEqual([900, 5000]);
+    await log.close();
+    const again = await open(dir, { segmentBytes: 2000 });
+    expect([again.lastIndex, again.lastTerm, again.nextOffset]).toEqual([900, 8, 5000 + entryFor(1).offsetCount]);
+    expect(again.recovery.actions).toEqual([]);
+    await expect(again.reset({ baseOffset: -1, baseIndex: 1, prevTerm: 0 })).rejects.toThrow(/baseOffset/);
+  });
+});
+
 describe('retention and rolling', () => {
   it('planRetention: 0 means unlimited for both size and age', () => {
     const segs = [

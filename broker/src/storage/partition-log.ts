@@ -18,7 +18,7 @@ import type { Logger } from '../common/log.ts';
 import { silentLogger } from '../common/log.ts';
 import { LanceError, ioError } from '../common/errors.ts';
 import { atomicWriteFile, fsyncDir, mkdirDurable } from '../common/fsutil.ts';
-import { INDEX_HEADER_BYTES, SegmentIndex, rebuildIndexFromSegment } from './index-file.ts';
+import { INDEX_HEADER_BYTES, SegmentIndex, decodeIndexHeader, rebuildIndexFromSegment } from './index-file.ts';
 import { checkRecordBatch } from './record-batch.ts';
 import {
   ENTRY_HEADER_BYTES,
@@ -513,7 +513,11 @@ export class PartitionLog {
       if (h.value.baseOffset !== base) throw new LanceError('CORRUPT', `${file}: header base offset ${h.value.baseOffset} does not match the file name`, { path: file, position: 8 });
       let index: SegmentIndex | string = 'index files missing';
       try {
-        index = SegmentIndex.fromFiles(fs.readFileSync(this.idxPathOf(base)), fs.readFileSync(this.tixPathOf(base)), base, this.options.indexIntervalBytes);
+        const idxBuf = fs.readFileSync(this.idxPathOf(base));
+        // A sealed segment keeps the interval it was indexed with (a config change must not force rebuilds).
+        const hdr = decodeIndexHeader(idxBuf);
+        const interval = hdr.ok && hdr.value.intervalBytes > 0 ? hdr.value.intervalBytes : this.options.indexIntervalBytes;
+        index = SegmentIndex.fromFiles(idxBuf, fs.readFileSync(this.tixPathOf(base)), base, interval);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('read index', this.idxPathOf(base), e);
       }
@@ -1308,6 +1312,46 @@ export class PartitionLog {
       this._durableOffset = Math.min(this._durableOffset, this._nextOffset);
       this.log.warn({ afterIndex: index, removed: removed.length, nextOffset: this._nextOffset }, 'truncated log after raft index');
       return removed;
+    } finally {
+      this.truncating = false;
+    }
+  }
+
+  /**
+   * Raft snapshot install / follower far behind: discards the whole local log and continues empty at the given
+   * position — the next entry gets raft index `baseIndex` and offset `baseOffset`, and termAt(baseIndex - 1) is
+   * `prevTerm`. Returns the removed segments. Crash-consistent: segments are deleted newest first, so a crash
+   * leaves either a prefix of the old log, an empty log, or the new empty log — never a mixture; the caller
+   * (which persisted its snapshot first) redoes the reset if the log does not match after a restart.
+   */
+  async reset(pos: { baseOffset: number; baseIndex: number; prevTerm: number }): Promise<SegmentInfo[]> {
+    for (const [k, v, min] of [['baseOffset', pos.baseOffset, 0], ['baseIndex', pos.baseIndex, 1], ['prevTerm', pos.prevTerm, 0]] as const) {
+      if (!Number.isSafeInteger(v) || v < min) throw new LanceError('INVALID_ARGUMENT', `reset: ${k} must be an integer ≥ ${min}, got ${v}`, { field: k });
+    }
+    this.checkWritable();
+    this.truncating = true;
+    try {
+      await this.flush();
+      this.generation++;
+      this.readaheads = [];
+      const old = this.segs.splice(0);
+      const infos = old.map((s) => this.infoOf(s));
+      for (const s of old.slice().reverse()) this.deleteSegment(s);
+      for (const x of this.sealedIndexFds) closeQuietly(x.fd);
+      this.sealedIndexFds = [];
+      await fsyncDir(this.dir);
+      this.dirDirty = false;
+      const seg = this.createSegmentFile(pos.baseOffset, pos.baseIndex, pos.prevTerm);
+      this.segs.push(seg);
+      this.setActive(seg);
+      this._lastIndex = pos.baseIndex - 1;
+      this._lastTerm = pos.prevTerm;
+      this._nextOffset = pos.baseOffset;
+      await this.syncAll();
+      this._durableIndex = this._lastIndex;
+      this._durableOffset = this._nextOffset;
+      this.log.warn({ ...pos, removedSegments: infos.length }, 'log reset (snapshot install)');
+      return infos;
     } finally {
       this.truncating = false;
     }

@@ -8,7 +8,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { LanceError, ioError } from '../common/errors.ts';
 import { atomicWriteFile } from '../common/fsutil.ts';
-import { decodeIndexFile, rebuildIndexFromSegment } from './index-file.ts';
+import { decodeIndexFile, decodeIndexHeader, rebuildIndexFromSegment } from './index-file.ts';
 import { SEGMENT_HEADER_BYTES, SegmentScanner, type EntryMeta, type ScanError, type SegmentHeader } from './segment-format.ts';
 import { EntryType } from './types.ts';
 
@@ -141,6 +141,13 @@ export async function listSegmentFiles(dir: string): Promise<string[]> {
   return names.filter((n) => SEGMENT_FILE_RE.test(n)).sort().map((n) => path.join(dir, n));
 }
 
+/** The interval an existing .idx was built with (its header), else the default 4096. */
+async function intervalOf(idxPath: string): Promise<number> {
+  const b = await readOrNull(idxPath);
+  const h = b ? decodeIndexHeader(b) : null;
+  return h && h.ok && h.value.intervalBytes > 0 ? h.value.intervalBytes : 4096;
+}
+
 async function readOrNull(p: string): Promise<Buffer | null> {
   try {
     return await fsp.readFile(p);
@@ -188,8 +195,7 @@ export async function verifyPartitionDir(dir: string, opts: { indexIntervalBytes
     let idxCheck: IndexCheck;
     let tixCheck: IndexCheck;
     const haveIdx = await readOrNull(idx);
-    const interval = opts.indexIntervalBytes ?? (haveIdx && haveIdx.length >= 24 ? haveIdx.readUInt32BE(16) : 4096);
-    const rebuilt = await rebuildIndexFromSegment(file, base, interval > 0 ? interval : 4096);
+    const rebuilt = await rebuildIndexFromSegment(file, base, opts.indexIntervalBytes ?? (await intervalOf(idx)));
     idxCheck = compareIndex(idx, haveIdx, rebuilt.index.idxFile());
     tixCheck = compareIndex(tix, await readOrNull(tix), rebuilt.index.tixFile());
     for (const c of [idxCheck, tixCheck]) if (c.status !== 'ok') out.problems.push(`${c.path}: ${c.status}${c.detail ? ': ' + c.detail : ''}`);
@@ -202,15 +208,15 @@ export async function verifyPartitionDir(dir: string, opts: { indexIntervalBytes
 }
 
 /**
- * Rewrites the .idx/.tix of every segment in a partition directory from the segment data (atomically).
- * Returns the files written. A segment with a bad entry gets an index of its good prefix (repair it first).
+ * Rewrites the .idx/.tix of every segment in a partition directory from the segment data (atomically), with
+ * `indexIntervalBytes` or else the interval in the existing .idx header (else 4096). Returns the files written. A segment with a bad entry gets an index of its good prefix (repair it first).
  */
-export async function rebuildPartitionIndexes(dir: string, indexIntervalBytes = 4096): Promise<{ written: string[]; problems: string[] }> {
+export async function rebuildPartitionIndexes(dir: string, indexIntervalBytes?: number): Promise<{ written: string[]; problems: string[] }> {
   const written: string[] = [];
   const problems: string[] = [];
   for (const file of await listSegmentFiles(dir)) {
     const base = Number(SEGMENT_FILE_RE.exec(path.basename(file))![1]);
-    const r = await rebuildIndexFromSegment(file, base, indexIntervalBytes);
+    const r = await rebuildIndexFromSegment(file, base, indexIntervalBytes ?? (await intervalOf(indexPathsOf(file).idx)));
     if (r.error) problems.push(`${file}: ${r.error.reason} (index covers the ${r.entries} entries before it)`);
     const { idx, tix } = indexPathsOf(file);
     await atomicWriteFile(idx, r.index.idxFile());
