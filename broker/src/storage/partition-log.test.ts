@@ -348,6 +348,37 @@ describe('recovery: corruption of the last entry', () => {
   });
 });
 
+describe('recovery: odd directory states', () => {
+  it('a torn header of the very first segment (crash while creating the log) is rewritten', async () => {
+    const dir = await tmp();
+    fs.writeFileSync(path.join(dir, '00000000000000000000.lnc'), Buffer.from('LNCSEG\x01'));
+    const log = await open(dir);
+    expect(log.recovery.actions.join()).toMatch(/rewrote torn header/);
+    expect(log.recovery.corruptCopies.length).toBe(1);
+    const r = log.append([entryFor(0)]);
+    await r.durable;
+    expect(r.firstIndex).toBe(1);
+  });
+
+  it('orphan index files are deleted, and a torn header in a later segment removes that segment', async () => {
+    const dir = await tmp();
+    const l = await PartitionLog.open(dir, { segmentBytes: 2000 });
+    await fill(l, 20);
+    await l.close();
+    fs.writeFileSync(path.join(dir, '00000000000000099999.idx'), 'x');
+    const segs = await listSegmentFiles(dir);
+    const last = segs[segs.length - 1]!;
+    // simulate a roll whose new file only got half a header, after the previous segment was complete
+    const next = path.join(dir, String(Number(path.basename(last).slice(0, 20)) + 1000).padStart(20, '0') + '.lnc');
+    fs.writeFileSync(next, Buffer.from('LNC'));
+    const log = await open(dir, { segmentBytes: 2000 });
+    expect(fs.existsSync(path.join(dir, '00000000000000099999.idx'))).toBe(false);
+    expect(log.recovery.segmentsRemoved).toEqual([next]);
+    expect(log.lastIndex).toBe(20);
+    expect((await verifyPartitionDir(dir)).ok).toBe(true);
+  });
+});
+
 describe('indexes', () => {
   it('a rebuild equals the index written while appending, byte for byte', async () => {
     const dir = await tmp();
