@@ -57,6 +57,8 @@ export interface SimStats {
   proposals: number;
   acked: number;
   duplicateAcks: number;
+  /** ids committed more than once because the client retried after losing its answer */
+  duplicateEntries: number;
   retries: number;
   snapshotsInstalled: number;
   configChanges: number;
@@ -279,7 +281,7 @@ class Sim {
   private readonly failoverMs: number[] = [];
   private readonly stats: SimStats = {
     simulatedMs: 0, messages: 0, dropped: 0, duplicated: 0, crashes: 0, partitions: 0, leadersElected: 0,
-    proposals: 0, acked: 0, duplicateAcks: 0, retries: 0, snapshotsInstalled: 0, configChanges: 0, transfers: 0, maxCommit: 0,
+    proposals: 0, acked: 0, duplicateAcks: 0, duplicateEntries: 0, retries: 0, snapshotsInstalled: 0, configChanges: 0, transfers: 0, maxCommit: 0,
   };
 
   constructor(private readonly o: SimOptions) {
@@ -896,8 +898,15 @@ class Sim {
         if (!c || c.id !== id) throw new Violation(`g${g}: acknowledged ${id} at index ${index} is not in the committed log (found ${c?.id ?? 'nothing'})`);
       }
       // acknowledged entries sit at increasing indexes in ack order (checked at each ack); the log has no holes
+      const seen = new Set<string>();
       for (let i = 1; i <= G.maxCommitted; i++) {
-        if (G.committed[i] === undefined) throw new Violation(`g${g}: committed log has a hole at ${i}`);
+        const c = G.committed[i];
+        if (c === undefined) throw new Violation(`g${g}: committed log has a hole at ${i}`);
+        // client retries may commit an id twice (no deduplication in this state machine): counted, not an error
+        if (c.id !== null) {
+          if (seen.has(c.id)) this.stats.duplicateEntries++;
+          seen.add(c.id);
+        }
       }
       if (G.issued !== G.acked.size) throw new Violation(`g${g}: ${G.issued} ids issued but ${G.acked.size} acknowledged`);
     }
