@@ -153,6 +153,20 @@ describe('PartitionLog round trip', () => {
     await c.durable;
   });
 
+  it('entries larger than the write buffer (5 MiB) are written directly and read back intact', async () => {
+    const dir = await tmp();
+    const log = await open(dir, { segmentBytes: 8 * 1024 * 1024 });
+    log.append([entryFor(0)]);
+    const big = dataEntry(1, 3, 42, 5 * 1024 * 1024, 9);
+    const r = log.append([big, entryFor(1)]);
+    await r.durable;
+    const [e] = await log.read(1, 1);
+    expect(e!.payload.length).toBe(big.payload.length);
+    expect(e!.payload.subarray(8).equals(big.payload.subarray(8))).toBe(true);
+    expect((await log.read(4, 1))[0]!.index).toBe(3);
+    expect(() => log.append([dataEntry(1, 1, 1, 64 * 1024 * 1024, 1)])).toThrow(/exceeds/);
+  });
+
   it('flush policies every-entry and bytes make entries durable', async () => {
     for (const flush of [{ mode: 'every-entry' }, { mode: 'bytes', bytes: 1000, maxDelayMs: 3 }] as const) {
       const dir = await tmp();
