@@ -29,7 +29,7 @@ import { PartitionLog } from '../../storage/partition-log.ts';
 import { encodeSegmentHeader, SegmentScanner, type EntryMeta } from '../../storage/segment-format.ts';
 import { defineCommand, ExitCode } from '../command.ts';
 import { renderKeyValues } from '../table.ts';
-import { listSegments, requirePath, resolveTopic, segmentFileName } from './layout.ts';
+import { listSegments, requirePath, resolveTopic, segmentFileName, statKind } from './layout.ts';
 
 const VERSION = '0.1.0';
 
@@ -223,6 +223,11 @@ export const exportTopicCommand = defineCommand({
   }),
   async run(args, io) {
     if (args.output === '-' && io.json) throw new LanceError('USAGE', '--output - and --json both want stdout (see lnc export-topic --help)', { flag: '--output' });
+    if (args.output !== '-') {
+      const st = await statKind(args.output);
+      if (st.kind === 'dir') throw new LanceError('USAGE', `--output ${args.output}: is a directory, expected a file name (e.g. ${path.join(args.output, `topic_${args.topic}.lance`)})`, { flag: '--output' });
+      if ((await statKind(path.dirname(path.resolve(args.output)))).kind !== 'dir') throw new LanceError('NOT_FOUND', `--output ${args.output}: directory ${path.dirname(path.resolve(args.output))} does not exist`, { flag: '--output' });
+    }
     const r = await exportTopic(args.path, args.topic, args.output, io.stdout, (total) => io.progress('export', total));
     for (const w of r.warnings) io.err(`lnc: warning: ${w}`);
     const human = (): string =>
