@@ -322,16 +322,25 @@ describe('S3 backend under faults', () => {
 });
 
 describe('s3rver quirks are caught, not silently inherited', () => {
-  it('keys that the endpoint lists out of byte order make list() fail loudly instead of skipping keys', async () => {
+  it('keys that the endpoint lists out of byte order: sorted when one page holds them, a loud IO error when paged', async () => {
     const d = key('order') + '/';
-    for (const k of ['a', 'a/b', 'a-c', 'b']) await direct.put(d + k, Buffer.from(k));
+    const keys = ['a', 'a/b', 'a-c', 'b'];
+    for (const k of keys) await direct.put(d + k, Buffer.from(k));
     // s3rver walks directories: it returns a/b before a and a-c, and resuming after a/b would skip both
-    const e = await expectCode(collect(direct.list(d)), 'IO');
-    expect(e.message).toContain('byte order');
-    // same-shape keys (what the layers above use) list fine
-    const d2 = key('order-ok') + '/';
-    for (const k of ['a/1', 'a/2', 'b/1']) await direct.put(d2 + k, Buffer.from(k));
-    expect(await collect(direct.list(d2))).toEqual(['a/1', 'a/2', 'b/1'].map((k) => d2 + k));
+    expect(await collect(direct.list(d))).toEqual(['a', 'a-c', 'a/b', 'b'].map((k) => d + k));
+    // Detection needs the disorder visible inside a truncated page (with 1 key per page s3rver would just skip
+    // `a` and `a-c` undetectably: the layers above must avoid such key shapes, see tiering/README.md).
+    const paged = createObjectStore(s3rverConfig(s3.endpoint, s3.bucket, { listPageSize: 2 }));
+    try {
+      const e = await expectCode(collect(paged.list(d)), 'IO');
+      expect(e.message).toContain('byte order');
+      // same-shape keys (what the layers above should use) page fine
+      const d2 = key('order-ok') + '/';
+      for (const k of ['a/1', 'a/2', 'b/1']) await direct.put(d2 + k, Buffer.from(k));
+      expect(await collect(paged.list(d2))).toEqual(['a/1', 'a/2', 'b/1'].map((k) => d2 + k));
+    } finally {
+      await paged.close();
+    }
   });
 });
 

@@ -507,7 +507,8 @@ export class S3ObjectStore implements ObjectStore {
     let token: string | undefined;
     const seenPrefixes = new Set<string>();
     let page = 0;
-    let lastKey: string | undefined;
+    /** the largest key of the pages before this one */
+    let maxBefore: string | undefined;
     for (;;) {
       page++;
       const out = await this.request(`ListObjectsV2 page ${page}`, prefix, 0, (abortSignal) => this.client.send(new ListObjectsV2Command({
@@ -516,16 +517,23 @@ export class S3ObjectStore implements ObjectStore {
         ...(token ? { ContinuationToken: token } : startAfter !== undefined ? { StartAfter: startAfter } : {}),
       }), { abortSignal }));
       const entries: ListEntry[] = [];
+      let prev: string | undefined;
+      let maxHere = maxBefore;
       for (const c of out.Contents ?? []) {
         if (c.Key === undefined) continue;
-        // Continuation resumes after the last key returned: an endpoint that returns keys out of order (s3rver
-        // does, for sibling names like `a` / `a-b` / `a/`) makes paged listings skip keys. Fail loudly instead.
-        if (lastKey !== undefined && compareKeys(c.Key, lastKey) <= 0) {
-          throw new LanceError('IO', `ListObjectsV2 ${this.where(prefix)}: the endpoint returned ${JSON.stringify(c.Key)} after ${JSON.stringify(lastKey)} (not in UTF-8 byte order); a paged listing could skip keys`, { prefix, key: c.Key, after: lastKey });
+        // Continuation resumes after the last key returned. An endpoint that returns keys out of byte order (s3rver
+        // does, for siblings like `a` / `a-b` / `a/…` or `x.json` / `x/…`) can make a PAGED listing skip keys: fail
+        // loudly then. A page that is the last one holds everything that is left: sorting it is enough.
+        const outOfOrder = (prev !== undefined && compareKeys(c.Key, prev) <= 0 && out.IsTruncated === true)
+          || (maxBefore !== undefined && compareKeys(c.Key, maxBefore) <= 0);
+        if (outOfOrder) {
+          throw new LanceError('IO', `ListObjectsV2 ${this.where(prefix)}: the endpoint returned ${JSON.stringify(c.Key)} out of UTF-8 byte order (page ${page}); a paged listing could skip keys`, { prefix, key: c.Key, page });
         }
-        lastKey = c.Key;
+        prev = c.Key;
+        if (maxHere === undefined || compareKeys(c.Key, maxHere) > 0) maxHere = c.Key;
         entries.push({ kind: 'object', key: c.Key, size: c.Size ?? 0, etag: stripQuotes(c.ETag), lastModified: c.LastModified ?? new Date(0) });
       }
+      maxBefore = maxHere;
       for (const p of out.CommonPrefixes ?? []) {
         if (p.Prefix === undefined || seenPrefixes.has(p.Prefix)) continue;
         seenPrefixes.add(p.Prefix);
