@@ -94,6 +94,11 @@ describe('lance server lifecycle', () => {
 
     const node = JSON.parse(await readFile(path.join(data, 'node.json'), 'utf8')) as { clusterId: string; nodeId: number };
     expect(node.nodeId).toBe(1);
+    // one broker per data dir: a second one is refused while the first runs (after SIGKILL above, the stale lock
+    // was taken over)
+    const second = await runLanceToExit(['--standalone', '--data-dir', data, '--host', '127.0.0.1', '--kafka-port', '0', '--admin-port', '0']);
+    expect(second.code).toBe(2);
+    expect(second.stderr.trim()).toMatch(new RegExp(`^lance: CONFLICT: ${data.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is in use by another lance process \\(pid ${lance.pid} `));
     process.kill(lance.pid, 'SIGTERM');
     expect(await lance.exited).toBe(0);
 

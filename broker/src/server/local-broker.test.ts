@@ -9,6 +9,10 @@ import { validateConfig } from './config.ts';
 import { LocalBroker, parseKafkaTopicConfigs } from './local-broker.ts';
 import { BrokerMetrics } from './metrics.ts';
 import { decideIdentity, ensureNodeIdentity } from './node-identity.ts';
+import { acquireDataDirLock, isLiveBroker, isStale, type LockHolder } from './data-dir-lock.ts';
+import { hostname } from 'node:os';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { decodeRecordBatches, encodeRecordBatch } from './records.ts';
 
 const dirs: string[] = [];
@@ -189,6 +193,35 @@ describe('LocalBroker', () => {
     expect(parseKafkaTopicConfigs({ 'retention.ms': '-1', 'retention.bytes': '100', 'segment.bytes': '4096', 'cleanup.policy': 'delete', 'segment.ms': null })).toEqual({ retentionMs: 0, retentionBytes: 100, segmentBytes: 4096 });
     expect(() => parseKafkaTopicConfigs({ 'retention.ms': 'abc' })).toThrow(LanceError);
     expect(() => parseKafkaTopicConfigs({ 'cleanup.policy': 'compact' })).toThrow(/only "delete"/);
+  });
+});
+
+describe('data dir lock', () => {
+  it('lets one process hold a data dir and takes over stale locks', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'lance-lock-'));
+    dirs.push(dir);
+    const lock = await acquireDataDirLock(dir);
+    // held by another live lance-looking process: refused
+    const holder = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1e6)', 'lance-lock-holder'], { stdio: 'ignore' });
+    await once(holder, 'spawn'); // exec'd: its /proc cmdline is node's now
+    try {
+      const text0 = await readFile(lock.file, 'utf8');
+      await writeFile(lock.file, text0.replace(`"pid":${process.pid}`, `"pid":${holder.pid}`));
+      expect(isStale(JSON.parse(await readFile(lock.file, 'utf8')) as LockHolder, { pid: process.pid, host: hostname() }, () => true)).toBe(false);
+      await expect(acquireDataDirLock(dir)).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining(`is in use by another lance process (pid ${holder.pid}`) });
+    } finally {
+      holder.kill('SIGKILL');
+    }
+    const text = (await readFile(lock.file, 'utf8')).replace(`"pid":${holder.pid}`, `"pid":${process.pid}`);
+    // our own pid from an earlier life, a dead pid, a half-written file: taken over
+    await writeFile(lock.file, text);
+    const again = await acquireDataDirLock(dir);
+    await writeFile(again.file, '{"pid":');
+    const third = await acquireDataDirLock(dir);
+    await third.release();
+    await third.release();
+    expect(isStale({ pid: 999_999_999, host: 'h', startedAt: '' }, { pid: 1, host: 'h' }, isLiveBroker)).toBe(true);
+    expect(isStale({ pid: 5, host: 'other', startedAt: '' }, { pid: 1, host: 'h' }, () => false)).toBe(false);
   });
 });
 

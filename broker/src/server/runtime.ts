@@ -11,6 +11,8 @@ import { startKafkaServer, type KafkaServer } from '../kafka/server.ts';
 import { advertisedHost, type LanceConfig } from './config.ts';
 import { LocalBroker } from './local-broker.ts';
 import { BrokerMetrics } from './metrics.ts';
+import { mkdirDurable } from '../common/fsutil.ts';
+import { acquireDataDirLock } from './data-dir-lock.ts';
 import { ensureNodeIdentity, type NodeIdentity } from './node-identity.ts';
 
 export interface RunningBroker {
@@ -43,7 +45,15 @@ function adminService(get: () => LocalBroker | undefined): AdminService {
 }
 
 export async function startBroker(config: LanceConfig, logger: Logger, version: string): Promise<RunningBroker> {
-  const identity = await ensureNodeIdentity(config.dataDir, { clusterId: config.clusterId, nodeId: config.nodeId });
+  await mkdirDurable(config.dataDir);
+  const lock = await acquireDataDirLock(config.dataDir);
+  let identity: NodeIdentity;
+  try {
+    identity = await ensureNodeIdentity(config.dataDir, { clusterId: config.clusterId, nodeId: config.nodeId });
+  } catch (e) {
+    await lock.release();
+    throw e;
+  }
   const log = logger.child({ node: identity.nodeId });
   log.info({ clusterId: identity.clusterId, dataDir: config.dataDir, readOnly: config.readOnly, version }, 'lance starting');
   const metrics = new BrokerMetrics();
@@ -85,6 +95,7 @@ export async function startBroker(config: LanceConfig, logger: Logger, version: 
   } catch (e) {
     await admin?.close().catch(() => undefined);
     await broker?.close().catch(() => undefined);
+    await lock.release();
     throw e;
   }
   const advHost = advertisedHost(config, hostname());
@@ -107,7 +118,11 @@ export async function startBroker(config: LanceConfig, logger: Logger, version: 
         running.setKafkaDown();
         // Stop taking new work first; then storage flushes and fsyncs everything that was appended.
         await Promise.all([kafkaServer.close(), adminServer.close()]);
-        await running.close();
+        try {
+          await running.close();
+        } finally {
+          await lock.release();
+        }
         log.info('lance stopped');
       })();
       return closing;
