@@ -159,6 +159,21 @@ describe('real kubectl against the stand-in', () => {
     expect(r4.stderr).toContain('metadata.name: Invalid value: "Bad_Name"');
   });
 
+  it("the project's generated CRDs (crds/) and examples/ apply; their CEL rules are enforced", async () => {
+    const root = path.resolve(FIX, '..', '..', '..');
+    const crds = await kubectl(env, ['apply', '-f', path.join(root, 'crds')]);
+    expect(crds.stderr).toBe('');
+    expect(crds.stdout).toContain('lanceclusters.lance.dev created');
+    for (const f of fs.readdirSync(path.join(root, 'examples')).filter((x) => x.endsWith('.yaml'))) {
+      const r = await kubectl(env, ['apply', '-f', path.join(root, 'examples', f)]);
+      expect(r.stderr, f).toBe('');
+    }
+    const names = (await kubectl(env, ['get', 'lanceclusters', '-o', 'jsonpath={.items[*].metadata.name}'])).stdout.split(' ').filter(Boolean);
+    expect(names.length).toBeGreaterThan(0);
+    const even = await kubectl(env, ['patch', 'lancecluster', names[0], '--type=merge', '-p', '{"spec":{"replicas":4}}']);
+    expect(even.stderr).toContain('spec.replicas');
+  });
+
   it('kubectl api-resources and version use discovery', async () => {
     const r = await kubectl(env, ['api-resources']);
     for (const kind of ['StatefulSet', 'Lease', 'CustomResourceDefinition', 'PodDisruptionBudget', 'EndpointSlice', 'ClusterRoleBinding']) expect(r.stdout).toContain(kind);
