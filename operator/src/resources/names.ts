@@ -108,3 +108,8 @@ export function restoreOwnerReference(restore: LanceRestore): V1OwnerReference {
     blockOwnerDeletion: true,
   };
 }
+
+/** `status.selector` of a LanceCluster (the scale subresource's labelSelectorPath). */
+export function statusSelector(cluster: string): string {
+  return selectorString(selectorLabels(cluster));
+}

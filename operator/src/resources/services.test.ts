@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { V1ConfigMap, V1PodDisruptionBudget, V1Service, V1ServiceAccount, V1StatefulSet } from '@kubernetes/client-node';
 import { desiredResources } from './desired.ts';
 import { cluster } from './fixtures.test-util.ts';
-import { selectorString } from './names.ts';
+import { selectorString, statusSelector } from './names.ts';
 import { podDisruptionBudget, serviceAccount } from './policy.ts';
 import { clientService, headlessService } from './services.ts';
 
@@ -81,5 +81,6 @@ describe('desiredResources', () => {
 
   it('formats the status.selector string for the scale subresource', () => {
     expect(selectorString(selector)).toBe('app.kubernetes.io/component=broker,app.kubernetes.io/instance=demo,app.kubernetes.io/name=lance');
+    expect(statusSelector('demo')).toBe(selectorString(selector));
   });
 });
