@@ -423,6 +423,14 @@ describe('read-only mode over Kafka', () => {
         });
         expect(decodeRecordBatches(f.responses[0]!.partitions[0]!.records!).map((r) => r.value?.toString())).toEqual(['value-1', 'value-2']);
         c.close();
+        // acks=0 gets no response; like Kafka, the failure closes the connection (after earlier answers)
+        const z = await KafkaWireClient.connect('127.0.0.1', ro.kafkaPort);
+        const before = z.request<ApiVersionsResponse>(18, 2, {});
+        await z.request(0, 9, produceBody('ro', 0, buildRecordBatch([rec(4)]), 0), false);
+        const after = z.request<ApiVersionsResponse>(18, 2, {});
+        expect((await before).errorCode).toBe(0);
+        await expect(after).rejects.toThrow(/closed/);
+        await waitFor('the close reason in the log', () => /acks=0 produce to ro\/0 failed with Kafka error 44/.test(ro.output()));
       } finally {
         await ro.stop('SIGKILL');
       }

@@ -57,6 +57,11 @@ export const ANSWERED_UNADVERTISED: ReadonlyMap<number, readonly [number, number
   [ApiKey.FindCoordinator, [0, 4]],
 ]);
 
+/** A handler result that means: send nothing, close the connection after the earlier responses (logged at warn). */
+export class CloseConnection {
+  constructor(readonly reason: string) {}
+}
+
 export interface RequestContext {
   apiKey: number;
   apiVersion: number;
@@ -152,9 +157,9 @@ export class KafkaHandlers {
 
   /**
    * Produce. Validation and the backend.produce calls happen synchronously (before the first await), so pipelined
-   * requests on a connection append in request order. Returns null for acks=0 (no response is sent).
+   * requests on a connection append in request order. For acks=0 resolves to null (no response) or CloseConnection.
    */
-  produce(req: ProduceRequest): Promise<ProduceResponse> | null {
+  produce(req: ProduceRequest): Promise<ProduceResponse | CloseConnection | null> {
     const acks = req.acks;
     const jobs: Array<{ topic: string; result: Promise<ProducePartitionResponse> }> = [];
     for (const td of req.topicData) {
@@ -194,13 +199,14 @@ export class KafkaHandlers {
       }
     }
     if (acks === 0) {
-      // Nobody will read a response; still surface failures in the log.
-      for (const j of jobs) {
-        void j.result.then((r) => {
-          if (r.errorCode !== 0) this.log.warn({ topic: j.topic, partition: r.index, code: r.errorCode, msg2: r.errorMessage }, 'acks=0 produce failed');
-        });
-      }
-      return null;
+      // No response is sent. Like Kafka, a failed acks=0 produce closes the connection: the only signal such a
+      // producer gets (it reconnects and refreshes metadata).
+      return Promise.all(jobs.map((j) => j.result)).then((results) => {
+        const failed = results.map((r, i) => ({ r, topic: jobs[i]!.topic })).filter((x) => x.r.errorCode !== 0);
+        if (failed.length === 0) return null;
+        const f = failed[0]!;
+        return new CloseConnection(`acks=0 produce to ${f.topic}/${f.r.index} failed with Kafka error ${f.r.errorCode}: ${f.r.errorMessage ?? ''}`);
+      });
     }
     return Promise.all(jobs.map((j) => j.result)).then((results) => {
       const byTopic = new Map<string, ProducePartitionResponse[]>();

@@ -3,7 +3,7 @@ import { LanceError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import type { KafkaBackend } from './backend.ts';
 import { KafkaError } from './errors.ts';
-import { ANSWERED_UNADVERTISED, KafkaHandlers, SUPPORTED_VERSIONS } from './handlers.ts';
+import { ANSWERED_UNADVERTISED, CloseConnection, KafkaHandlers, SUPPORTED_VERSIONS } from './handlers.ts';
 import { ApiKey, SPECS } from './protocol/messages.ts';
 import type {
   AlterConfigsRequest,
@@ -190,7 +190,7 @@ class Connection {
   private readonly frames: FrameAssembler;
   private inFlight = 0;
   /** responses in request order; each resolves to the encoded frame (or null when nothing is sent) */
-  private queue: Array<Promise<Buffer[] | null>> = [];
+  private queue: Array<Promise<Buffer[] | null | CloseConnection>> = [];
   private draining = false;
   private ending = false;
   private closed = false;
@@ -295,7 +295,7 @@ class Connection {
       result = Promise.reject(err);
     }
     const encoded = Promise.resolve(result).then(
-      (body) => (body === null ? null : this.encode(apiKey, apiVersion, header.correlationId, body)),
+      (body) => (body === null || body instanceof CloseConnection ? body : this.encode(apiKey, apiVersion, header.correlationId, body)),
       (err: unknown) => {
         this.log.error({ err, apiKey, apiVersion }, 'request handler failed');
         throw err;
@@ -350,12 +350,12 @@ class Connection {
     return chunks;
   }
 
-  private enqueue(h: Header, response: Promise<Buffer[] | null>, bytesIn: number, started: number): void {
+  private enqueue(h: Header, response: Promise<Buffer[] | null | CloseConnection>, bytesIn: number, started: number): void {
     this.inFlight++;
     if (this.inFlight >= MAX_IN_FLIGHT) this.socket.pause();
     const tracked = response.then(
       (chunks) => {
-        const bytesOut = chunks ? chunks.reduce((n, c) => n + c.length, 0) : 0;
+        const bytesOut = Array.isArray(chunks) ? chunks.reduce((n, c) => n + c.length, 0) : 0;
         this.metrics?.onRequest?.(h.apiKey, h.apiVersion, performance.now() - started, bytesIn + 4, bytesOut);
         return chunks;
       },
@@ -378,6 +378,14 @@ class Connection {
         this.queue.shift();
         this.inFlight--;
         if (this.closed || this.socket.destroyed) continue;
+        if (chunks instanceof CloseConnection) {
+          // after every earlier response went out (they were written above, in order)
+          this.closed = true;
+          this.log.warn({ reason: chunks.reason }, 'closing kafka connection');
+          const sock = this.socket;
+          sock.end(() => sock.destroy());
+          continue;
+        }
         if (chunks) {
           this.socket.cork();
           let ok = true;
