@@ -394,6 +394,18 @@ describe('runbook §7: backup and restore', () => {
   }, SLOW);
 });
 
+describe('progress bar', () => {
+  it('is drawn on stderr when it is a terminal (script(1) gives the process a pty), never in a pipe', async () => {
+    const cmd = `${process.execPath} ${path.join(ROOT, 'bin/lnc.js')} verify-data --path ${DATA} --topic ${topicId}`;
+    const tty = await sh(`LNC_PROGRESS_DELAY_MS=0 script -qec '${cmd}' /dev/null`);
+    expect(tty.code, tty.stdout + tty.stderr).toBe(0);
+    expect(tty.stdout).toMatch(/verify \[[#.]+\]\s+\d+% /);
+    expect(tty.stdout).toContain('result: OK');
+    const pipe = await sh(`LNC_PROGRESS_DELAY_MS=0 ${cmd} 2>&1 | cat`);
+    expect(pipe.stdout).not.toContain('verify [');
+  }, SLOW);
+});
+
 describe('bad CLI input', () => {
   it('missing --path, a path that does not exist, a wrong file type, an unknown flag: one stderr line, exit 2', async () => {
     const p0 = partitionDir(DATA, Number(topicId), 0);

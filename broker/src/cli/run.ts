@@ -26,6 +26,11 @@ export function formatError(e: unknown): { line: string; exit: number } {
   return { line: `lnc: INTERNAL: ${msg}`, exit: ExitCode.USAGE };
 }
 
+function progressDelay(): number | undefined {
+  const v = Number(process.env.LNC_PROGRESS_DELAY_MS);
+  return Number.isFinite(v) && v >= 0 && process.env.LNC_PROGRESS_DELAY_MS !== '' ? v : undefined;
+}
+
 function makeIO(streams: RunStreams, json: boolean): CommandIO {
   return {
     ...streams,
@@ -35,7 +40,8 @@ function makeIO(streams: RunStreams, json: boolean): CommandIO {
     emit(value, human) {
       streams.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : human() + '\n');
     },
-    progress: (label, total) => createProgress(streams.stderr, label, total, { enabled: !json }),
+    // LNC_PROGRESS_DELAY_MS: how long work must last before the bar appears (default 300; tests use 0)
+    progress: (label, total) => createProgress(streams.stderr, label, total, { enabled: !json, showAfterMs: progressDelay() }),
   };
 }
 
