@@ -142,3 +142,34 @@ describe('wire primitives', () => {
     expect(r.remaining()).toBe(0);
   });
 });
+
+describe('decoding mutated bytes only ever fails with a CORRUPT LanceError', () => {
+  it('bit flips, truncations and junk on every request schema and version', () => {
+    const rnd = prng(4242);
+    let decoded = 0;
+    let rejected = 0;
+    for (const [, { request }] of SPECS) {
+      for (let v = request.valid.min; v <= request.valid.max; v++) {
+        const w = new Writer();
+        encodeMessage(request, w, sampleStruct(request.fields, v, prng(v + 17)), v);
+        const valid = w.toBuffer();
+        for (let i = 0; i < 300; i++) {
+          let b = Buffer.from(valid);
+          const kind = i % 3;
+          if (kind === 0 && b.length > 0) for (let k = 0; k < 1 + Math.floor(rnd() * 6); k++) b[Math.floor(rnd() * b.length)]! ^= 1 << Math.floor(rnd() * 8);
+          else if (kind === 1) b = b.subarray(0, Math.floor(rnd() * b.length));
+          else b = Buffer.from(Array.from({ length: Math.floor(rnd() * 64) }, () => Math.floor(rnd() * 256)));
+          try {
+            decodeMessage(request, new Reader(b), v);
+            decoded++;
+          } catch (e) {
+            expect(e, `${request.name} v${v}: ${String(e)}`).toMatchObject({ name: 'LanceError', code: 'CORRUPT' });
+            rejected++;
+          }
+        }
+      }
+    }
+    expect(decoded).toBeGreaterThan(100);
+    expect(rejected).toBeGreaterThan(1000);
+  });
+});
