@@ -422,6 +422,41 @@ describe('RaftNode: snapshots, membership, transfer', () => {
     net.runUntil(() => net.leaders().filter((id) => id !== l2).length === 1);
   });
 
+  it('works with a log that serves reads lazily (entries() returns nothing until loaded)', () => {
+    class LazyLog extends MemoryRaftLog {
+      cold = false;
+      override entries(lo: number, hi: number, maxBytes: number): RaftEntry[] {
+        return this.cold ? [] : super.entries(lo, hi, maxBytes);
+      }
+    }
+    const net = new TestNet();
+    const cfg = { voters: [1, 2, 3], learners: [] };
+    const logs = new Map<NodeId, LazyLog>();
+    for (const id of [1, 2, 3]) {
+      const log = new LazyLog();
+      logs.set(id, log);
+      net.add(id, { bootstrap: cfg }, { log });
+    }
+    net.runUntil(() => net.leaders().length === 1 && [1, 2, 3].every((id) => net.get(id).raft.commitIndex === 2));
+    const l = net.leader();
+    const f = [1, 2, 3].find((id) => id !== l)!;
+    logs.get(l)!.cold = true;
+    logs.get(f)!.cold = true;
+    const p = net.get(l).raft.propose([data('lazy')]);
+    net.run(200);
+    // the other follower cannot receive it either: the leader could not read it
+    expect(net.get(l).raft.commitIndex).toBeLessThan(p.lastIndex);
+    logs.get(l)!.cold = false;
+    net.get(l).raft.logReadable();
+    net.collect(l);
+    net.runUntil(() => net.get(l).raft.commitIndex === p.lastIndex && net.get(f).raft.commitIndex === p.lastIndex);
+    // the cold follower knows the commit index but has not applied yet; it does once its log is readable
+    expect(net.get(f).applied.some((e) => e.index === p.lastIndex)).toBe(false);
+    logs.get(f)!.cold = false;
+    net.run(100);
+    expect(net.get(f).applied.map((e) => e.index)).toEqual([1, 2, 3]);
+  });
+
   it('validates options and rejects admin commands on followers', () => {
     expectLanceError(() => new RaftNode({ id: 1, random: lcg(1), heartbeatMs: 200 }, new MemoryRaftLog()), 'INVALID_CONFIG');
     const net = cluster([1, 2, 3]);

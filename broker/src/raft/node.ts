@@ -163,6 +163,7 @@ export class RaftNode {
     const last = log.lastIndex();
     for (let lo = snapIndex + 1; lo <= last;) {
       const batch = log.entries(lo, Math.min(last + 1, lo + 1024), 8 << 20);
+      if (batch.length === 0) throw new LanceError('INTERNAL', `raft node ${opts.id}: the log could not serve entry ${lo} at startup (the membership scan needs the whole tail after the snapshot)`);
       for (const e of batch) if (e.type === EntryType.CONFIG) this.configs.push({ index: e.index, config: decodeConfig(e.data, `entry ${e.index}`) });
       lo += batch.length;
     }
@@ -317,6 +318,14 @@ export class RaftNode {
     this.pruneConfigs();
   }
 
+  /**
+   * A RaftLog whose entries() returned fewer entries than asked (range not in memory yet) calls this once it can
+   * serve them: the leader resumes replication at once instead of at the next heartbeat answer.
+   */
+  logReadable(): void {
+    if (this.role === 'leader') this.broadcastAppend();
+  }
+
   /** Fence (or unfence) this member: it stops campaigning and voting, and a leader steps down at once. */
   setFenced(fenced: boolean): void {
     this.fenced = fenced;
@@ -367,8 +376,9 @@ export class RaftNode {
     this.outRestore = null;
     let committed: RaftEntry[] = [];
     if (this.commit > this.applied) {
+      // a lazily loading log may return fewer entries than asked: apply what we got, the rest next time
       committed = this.log.entries(this.applied + 1, this.commit + 1, Infinity);
-      this.applied = this.commit;
+      if (committed.length > 0) this.applied = committed[committed.length - 1]!.index;
     }
 
     let persist: PersistRequest | null = null;

@@ -51,7 +51,12 @@ export interface RaftLog {
   lastIndex(): number;
   /** term of entry `index`; the snapshot's term at snapshotIndex(); undefined when compacted away or beyond the end */
   term(index: number): number | undefined;
-  /** entries [lo, hi): stops early once maxBytes is exceeded, but returns at least one entry when lo < hi */
+  /**
+   * entries [lo, hi): stops early once maxBytes is exceeded, but returns at least one entry when lo < hi and the
+   * entry is in memory. A disk-backed log may return [] (or a prefix) when the range is not cached: it then loads it
+   * asynchronously and calls node.logReadable(); the core retries (replication and apply both tolerate it).
+   * At construction the core scans the tail after the snapshot for CONFIG entries: that scan must be served fully.
+   */
   entries(lo: number, hi: number, maxBytes: number): RaftEntry[];
   /** appends entries; entries[0].index === lastIndex() + 1, contiguous */
   append(entries: readonly RaftEntry[]): void;
