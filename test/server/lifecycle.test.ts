@@ -73,6 +73,7 @@ describe('lance server lifecycle', () => {
     expect(metrics.text).toMatch(/^lance_fsync_duration_seconds_count [1-9]\d*$/m);
     expect(metrics.text).toMatch(/^lance_admin_requests_total\{route="\/v1\/topics\/:name\/records",status="200"\} [1-9]/m);
     expect(metrics.text).toContain('lance_process_resident_memory_bytes');
+    expect(metrics.text).toMatch(/^lance_build_info\{version="[^"]+",node="v\d+\.\d+\.\d+"\} 1$/m);
     expect(metrics.text).toContain('# TYPE lance_kafka_requests_total counter');
 
     // SIGTERM: graceful, exit 0, data survives the restart

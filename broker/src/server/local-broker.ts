@@ -624,8 +624,17 @@ export class LocalBroker implements KafkaBackend {
     let deleted = 0;
     for (const t of [...this.topics.values()]) {
       for (const p of t.partitions) {
-        if (this.closed || this.topics.get(t.meta.name) !== t) return deleted;
-        const removed = await p.log.enforceRetention();
+        if (this.closed) return deleted;
+        if (this.topics.get(t.meta.name) !== t) break;
+        let removed;
+        try {
+          removed = await p.log.enforceRetention();
+        } catch (e) {
+          // a topic deleted (log closed) under this pass is not an error; anything else is logged, others go on
+          if (this.closed || this.topics.get(t.meta.name) !== t) break;
+          this.logger.error({ err: e, topic: t.meta.name, partition: p.partition }, 'retention failed for a partition');
+          continue;
+        }
         if (removed.length > 0) {
           deleted += removed.length;
           this.metrics?.retentionDeletedSegments.inc({ topic: t.meta.name }, removed.length);

@@ -32,9 +32,10 @@ export class BrokerMetrics {
   readonly retentionDeletedSegments: Counter<'topic'>;
   readonly readOnly: Gauge;
   readonly kafkaConnections: Gauge;
+  readonly buildInfo: Gauge<'version' | 'node'>;
   readonly kafkaProtocolErrors: Counter;
 
-  constructor() {
+  constructor(version = '0.0.0') {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'lance_' });
     this.kafkaRequests = new Counter({ name: 'lance_kafka_requests_total', help: 'Kafka requests handled, by API', labelNames: ['api'], registers });
@@ -55,8 +56,10 @@ export class BrokerMetrics {
     this.adminRequests = new Counter({ name: 'lance_admin_requests_total', help: 'Admin API requests, by route and HTTP status', labelNames: ['route', 'status'], registers });
     this.retentionDeletedSegments = new Counter({ name: 'lance_retention_deleted_segments_total', help: 'Segments deleted by retention', labelNames: ['topic'], registers });
     this.readOnly = new Gauge({ name: 'lance_read_only', help: '1 when the broker is in read-only mode', registers });
+    this.buildInfo = new Gauge({ name: 'lance_build_info', help: 'Always 1; labels say which build runs', labelNames: ['version', 'node'], registers });
     this.kafkaConnections = new Gauge({ name: 'lance_kafka_connections', help: 'Open Kafka client connections', registers });
     this.kafkaProtocolErrors = new Counter({ name: 'lance_kafka_protocol_errors_total', help: 'Kafka connections closed because of malformed input', registers });
+    this.buildInfo.set({ version, node: process.version }, 1);
   }
 
   /** the Kafka server's onRequest hook */

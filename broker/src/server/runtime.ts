@@ -56,7 +56,7 @@ export async function startBroker(config: LanceConfig, logger: Logger, version: 
   }
   const log = logger.child({ node: identity.nodeId });
   log.info({ clusterId: identity.clusterId, dataDir: config.dataDir, readOnly: config.readOnly, version }, 'lance starting');
-  const metrics = new BrokerMetrics();
+  const metrics = new BrokerMetrics(version);
   let broker: LocalBroker | undefined;
   let admin: AdminServerHandle | undefined;
   let kafka: KafkaServer | undefined;
