@@ -173,6 +173,11 @@ describe('LocalBroker', () => {
     expect(segs('trim').logStartOffset).toBeGreaterThan(0);
     expect(segs('trim').sizeBytes).toBeLessThanOrEqual(2048 + 1024 + 200);
     await expect(broker.fetch('trim', 0, 0, 100)).rejects.toMatchObject({ code: 'OFFSET_OUT_OF_RANGE' });
+
+    // AlterConfigs takes effect on the open log at once: 'keep' gets a size limit and the next pass trims it
+    await broker.alterTopicConfigs('keep', { 'retention.bytes': '2048', 'segment.bytes': '1024' }, false);
+    expect(await broker.enforceRetention()).toBeGreaterThan(0);
+    expect(segs('keep').logStartOffset).toBeGreaterThan(0);
   });
 
   it('auto-creates topics only when topics.autoCreate is on', async () => {
