@@ -6,7 +6,7 @@
  *      (/proc/sys/vm/drop_caches if writable, else GNU dd `iflag=nocache count=0` per file)
  *   4. PartitionLog append, 16 KiB and 1 KiB payloads, 64 appenders in flight each awaiting `durable`,
  *      with a 5 ms group-commit window (interval 5 ms, and bytes 256 KiB with maxDelayMs 5)
- *   5. PartitionLog sequential read (uncached and hot)
+ *   5. PartitionLog sequential read (uncached and hot), and the append ceiling without fsync waits
  * Every figure is printed as MB/s and as a ratio to the matching dd figure. Last line: JSON of all figures.
  * Env: BENCH_DIR (default os.tmpdir()), BENCH_APPEND_MB (default 512), BENCH_SECONDS (1 KiB runs, default 2).
  */
@@ -123,6 +123,22 @@ async function appendBench(name: string, payloadBytes: number, flush: FlushPolic
   return { mbps: acked / MB / secs, dir, fsyncs };
 }
 
+/** The store's own ceiling: appends in a tight loop (encode, CRC, copy, page-cache write), fsync not timed. */
+async function ceilingBench(payloadBytes: number, totalBytes: number): Promise<number> {
+  const dir = path.join(baseDir, `ceiling_${payloadBytes}`);
+  const log = await PartitionLog.open(dir, { flush: { mode: 'interval', ms: 1000 } });
+  const payload = makeBatch(1, Date.now(), payloadBytes - 61);
+  const entry = [{ type: EntryType.DATA, term: 1, offsetCount: 1, maxTimestamp: Date.now(), payload }];
+  const n = Math.ceil(totalBytes / payloadBytes);
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) log.append(entry);
+  await log.read(0, 1); // forces the last staged bytes into the file
+  const secs = (performance.now() - t0) / 1000;
+  await log.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+  return (n * payloadBytes) / MB / secs;
+}
+
 // ------------------------------------------------------------------------------------------- 5. read
 async function readBench(dir: string): Promise<{ cold: number; hot: number }> {
   const segs = fs.readdirSync(dir).filter((n) => n.endsWith('.lnc')).map((n) => path.join(dir, n));
@@ -171,6 +187,8 @@ async function main(): Promise<void> {
     else fs.rmSync(r.dir, { recursive: true, force: true });
   }
   const rd = await readBench(readDir);
+  const ceil16 = await ceilingBench(16384, 256 * MB);
+  const ceil1 = await ceilingBench(1024, 64 * MB);
   const dd1 = ddBaselines('after');
   const dd = { write: (dd0.write + dd1.write) / 2, read: (dd0.read + dd1.read) / 2, readHow: dd0.readHow };
   figures.dd_write_fdatasync = Math.round(dd.write);
@@ -182,6 +200,10 @@ async function main(): Promise<void> {
     figures[key] = Math.round(mbps);
     figures[`${key} ratio`] = Number((mbps / dd.write).toFixed(3));
   }
+  line('append ceiling 16 KiB (no fsync wait: encode+CRC+page cache)', ceil16, dd.write, 'dd fdatasync');
+  line('append ceiling 1 KiB (no fsync wait: encode+CRC+page cache)', ceil1, dd.write, 'dd fdatasync');
+  figures.append_ceiling_16k = Math.round(ceil16);
+  figures.append_ceiling_1k = Math.round(ceil1);
   line(`read, uncached (${dd.readHow})`, rd.cold, dd.read, 'dd uncached read');
   line('read, page cache hot', rd.hot, dd.read, 'dd uncached read');
   figures.read_uncached = Math.round(rd.cold);

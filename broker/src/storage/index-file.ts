@@ -114,22 +114,27 @@ export class SegmentIndex {
 
   /** Feed the next entry of the segment (in order). */
   add(m: Pick<EntryMeta, 'position' | 'index' | 'firstOffset' | 'maxTimestamp'>): void {
-    if (this.lastSampledPos < 0 || m.position - this.lastSampledPos >= this.intervalBytes) {
-      this.lastSampledPos = m.position;
-      const rel = m.firstOffset - this.baseOffset;
+    this.addEntry(m.position, m.index, m.firstOffset, m.maxTimestamp);
+  }
+
+  /** add() with the fields as arguments (the append hot path: no object per entry). */
+  addEntry(position: number, index: number, firstOffset: number, maxTimestamp: number): void {
+    if (this.lastSampledPos < 0 || position - this.lastSampledPos >= this.intervalBytes) {
+      this.lastSampledPos = position;
+      const rel = firstOffset - this.baseOffset;
       const a = this.idx.reserve();
       this.idx.buf.writeUInt32BE(rel, a);
-      this.idx.buf.writeUInt32BE(m.position, a + 4);
-      writeI64(this.idx.buf, m.index, a + 8);
+      this.idx.buf.writeUInt32BE(position, a + 4);
+      writeI64(this.idx.buf, index, a + 8);
       if (this.maxTimestamp > this.lastTixTs) {
         this.lastTixTs = this.maxTimestamp;
         const t = this.tix.reserve();
         writeI64(this.tix.buf, this.maxTimestamp, t);
         this.tix.buf.writeUInt32BE(rel, t + 8);
-        this.tix.buf.writeUInt32BE(m.position, t + 12);
+        this.tix.buf.writeUInt32BE(position, t + 12);
       }
     }
-    if (m.maxTimestamp > this.maxTimestamp) this.maxTimestamp = m.maxTimestamp;
+    if (maxTimestamp > this.maxTimestamp) this.maxTimestamp = maxTimestamp;
   }
 
   get offsetEntryCount(): number {

@@ -27,7 +27,7 @@ import {
   SegmentScanner,
   checkEntry,
   decodeSegmentHeader,
-  encodeEntryInto,
+  encodeEntryFields,
   encodeSegmentHeader,
   entrySize,
   isScanError,
@@ -775,7 +775,6 @@ export class PartitionLog {
     if (shouldRoll({ logicalSize: seg.size + this.stageLen, entries: seg.entries, firstEntryTime: seg.firstEntryTime, hasOffsets: seg.nextOffset > seg.baseOffset }, size, this.options, now)) {
       seg = this.roll();
     }
-    const stored: StoredEntry = { type: e.type, term: e.term, offsetCount: e.offsetCount, maxTimestamp: e.maxTimestamp, payload: e.payload, index, firstOffset };
     const position = seg.size + this.stageLen;
     let target: Buffer;
     let at: number;
@@ -788,7 +787,7 @@ export class PartitionLog {
       target = Buffer.allocUnsafe(size);
       at = 0;
     }
-    encodeEntryInto(target, at, stored, patchBaseOffset);
+    encodeEntryFields(target, at, e.type, e.term, index, firstOffset, e.offsetCount, e.maxTimestamp, e.payload, patchBaseOffset);
     if (target === this.stage) {
       this.stageLen += size;
     } else {
@@ -796,7 +795,7 @@ export class PartitionLog {
       seg.size += size;
       seg.dirty = true;
     }
-    seg.index.add({ position, index, firstOffset, maxTimestamp: e.maxTimestamp });
+    seg.index.addEntry(position, index, firstOffset, e.maxTimestamp);
     if (seg.entries === 0) {
       seg.firstEntryTime = now;
       seg.firstTerm = e.term;

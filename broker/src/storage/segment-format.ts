@@ -128,19 +128,35 @@ export function entrySize(payloadLength: number): number {
  * copy); computes the CRC over the bytes as written. Returns the position after the entry.
  */
 export function encodeEntryInto(target: Buffer, pos: number, e: StoredEntry, patchBaseOffset = false): number {
-  const plen = e.payload.length;
+  return encodeEntryFields(target, pos, e.type, e.term, e.index, e.firstOffset, e.offsetCount, e.maxTimestamp, e.payload, patchBaseOffset);
+}
+
+/** encodeEntryInto with the fields as arguments (the append hot path: no object per entry). */
+export function encodeEntryFields(
+  target: Buffer,
+  pos: number,
+  type: EntryType,
+  term: number,
+  index: number,
+  firstOffset: number,
+  offsetCount: number,
+  maxTimestamp: number,
+  payload: Buffer,
+  patchBaseOffset: boolean,
+): number {
+  const plen = payload.length;
   target.writeUInt32BE(ENTRY_LENGTH_OVERHEAD + plen, pos);
   target[pos + 8] = ENTRY_VERSION;
-  target[pos + 9] = e.type;
+  target[pos + 9] = type;
   target.writeUInt16BE(0, pos + 10);
-  writeI64(target, e.term, pos + 12);
-  writeI64(target, e.index, pos + 20);
-  writeI64(target, e.firstOffset, pos + 28);
-  target.writeUInt32BE(e.offsetCount, pos + 36);
-  writeI64(target, e.maxTimestamp, pos + 40);
-  e.payload.copy(target, pos + ENTRY_HEADER_BYTES);
+  writeI64(target, term, pos + 12);
+  writeI64(target, index, pos + 20);
+  writeI64(target, firstOffset, pos + 28);
+  target.writeUInt32BE(offsetCount, pos + 36);
+  writeI64(target, maxTimestamp, pos + 40);
+  payload.copy(target, pos + ENTRY_HEADER_BYTES);
   // DATA payloads are RecordBatches whose baseOffset (bytes 0..7, outside the batch CRC) is the first offset.
-  if (patchBaseOffset && e.type === EntryType.DATA) writeI64(target, e.firstOffset, pos + ENTRY_HEADER_BYTES);
+  if (patchBaseOffset && type === EntryType.DATA) writeI64(target, firstOffset, pos + ENTRY_HEADER_BYTES);
   const end = pos + ENTRY_HEADER_BYTES + plen;
   target.writeUInt32BE(crc32c(target.subarray(pos + 8, end)), pos + 4);
   return end;
