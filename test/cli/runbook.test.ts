@@ -415,6 +415,8 @@ describe('bad CLI input', () => {
     const cases: [string[], RegExp][] = [
       [['scan'], /^lnc: USAGE: missing required flag --path \(see lnc scan --help\)$/],
       [['scan', '--path', path.join(DATA, 'nope.lnc')], /^lnc: NOT_FOUND: --path .*nope\.lnc: no such file or directory$/],
+      // the runbook's layout (no partition dir): the error names the real files
+      [['scan', '--path', path.join(DATA, `topic_${topicId}`, seg)], new RegExp(`^lnc: NOT_FOUND: --path .*: no such file or directory \\(segments live in partition dirs: .*/0/${seg}`)],
       [['scan', '--path', path.join(p0, seg.replace('.lnc', '.idx'))], /^lnc: USAGE: --path .*\.idx: is an index file .*expected a segment file/],
       [['scan', '--path', text], /^lnc: USAGE: --path .*notes\.txt: is a file that is not a segment or index/],
       [['verify-data', '--path', DATA], /^lnc: USAGE: missing required flag --topic/],

@@ -123,10 +123,29 @@ async function knownTopicsHint(dataDir: string): Promise<string> {
   return ids.length > 0 ? ` (topics here: ${ids.sort((a, b) => Number(a) - Number(b)).join(', ')})` : ' (no topic_<id> directories here)';
 }
 
+/**
+ * For a missing `topic_<id>/<name>.lnc` (the runbook's layout, without the partition dir): the real files of that
+ * name in the topic's partition dirs.
+ */
+async function partitionCandidates(p: string): Promise<string[]> {
+  const parent = path.dirname(path.resolve(p));
+  if (!isTopicDirName(parent) || !/\.(lnc|idx|tix)$/.test(p)) return [];
+  const found: string[] = [];
+  for (const d of await listPartitionDirs(parent).catch(() => [])) {
+    const c = path.join(d.dir, path.basename(p));
+    if ((await statKind(c)).kind !== 'missing') found.push(c);
+  }
+  return found;
+}
+
 /** Requires that `p` exists and is of the expected kind; the error names the flag and the path. */
 export async function requirePath(p: string, flag: string, expected: PathKind[]): Promise<{ kind: PathKind; size: number }> {
   const st = await statKind(p);
-  if (st.kind === 'missing') throw new LanceError('NOT_FOUND', `${flag} ${p}: no such file or directory`, { path: p });
+  if (st.kind === 'missing') {
+    const c = await partitionCandidates(p);
+    const hint = c.length > 0 ? ` (segments live in partition dirs: ${c.join(', ')})` : '';
+    throw new LanceError('NOT_FOUND', `${flag} ${p}: no such file or directory${hint}`, { path: p });
+  }
   if (!expected.includes(st.kind)) {
     const what = (k: PathKind): string => ({ segment: 'a segment file (*.lnc)', index: 'an index file (*.idx or *.tix)', dir: 'a directory', file: 'a file', missing: '' })[k];
     const actual = st.kind === 'file' ? 'a file that is not a segment or index' : what(st.kind);
