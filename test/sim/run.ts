@@ -8,9 +8,10 @@ import { defaultSimOptions, runSim, type SimOptions, type SimResult } from './si
 
 const USAGE = `usage: npm run sim -- [--seeds N] [--start S] [--seed X] [--nodes 3|5] [--groups G]
        [--fault-ms MS] [--liveness-ms MS] [--no-crashes] [--no-partitions] [--no-membership] [--no-failover]
-       [--trace N] [--max-failures N] [--verbose]
+       [--trace N] [--max-failures N] [--verbose] [--lying-fsync]
   --seeds N     run seeds S..S+N-1 (default 100; nodes alternate 3/5 unless --nodes is given)
-  --seed X      run exactly one seed (prints its trace tail even when it passes with --verbose)`;
+  --seed X      run exactly one seed (prints its trace tail even when it passes with --verbose)
+  --lying-fsync self-check: the driver acknowledges fsyncs it never did; seeds are expected to FAIL`;
 
 const argsSchema = z.object({
   seeds: z.number().int().positive().default(100),
@@ -27,6 +28,7 @@ const argsSchema = z.object({
   trace: z.number().int().min(0).default(40),
   maxFailures: z.number().int().positive().default(5),
   verbose: z.boolean().default(false),
+  lyingFsync: z.boolean().default(false),
 });
 
 function parseArgs(argv: string[]): z.infer<typeof argsSchema> {
@@ -42,7 +44,7 @@ function parseArgs(argv: string[]): z.infer<typeof argsSchema> {
     if (!a.startsWith('--')) fail(`unexpected argument "${a}"`);
     const name = a.slice(2);
     if (name.startsWith('no-')) { raw[camel(name.slice(3))] = false; continue; }
-    if (name === 'verbose') { raw.verbose = true; continue; }
+    if (name === 'verbose' || name === 'lying-fsync') { raw[camel(name)] = true; continue; }
     if (!numeric.has(name)) fail(`unknown option --${name}`);
     const v = argv[++i];
     if (v === undefined || !/^\d+$/.test(v)) fail(`--${name} needs a non-negative integer, got ${v === undefined ? 'nothing' : `"${v}"`}`);
@@ -82,6 +84,7 @@ for (const seed of seeds) {
   const opts: SimOptions = {
     seed, nodes: args.nodes ?? (seed % 2 === 0 ? 5 : 3), groups: args.groups, faultMs: args.faultMs, livenessMs: args.livenessMs,
     crashes: args.crashes, partitions: args.partitions, membership: args.membership, measureFailover: args.failover, traceSize: args.trace,
+    ...(args.lyingFsync ? { driverBug: 'lying-fsync' as const } : {}),
   };
   const r = runSim(opts);
   for (const k of Object.keys(totals) as Array<keyof typeof totals>) totals[k] += r.stats[k];

@@ -248,6 +248,7 @@ export function replayCommand(o: SimOptions): string {
   if (!o.partitions) flags.push('--no-partitions');
   if (!o.membership) flags.push('--no-membership');
   if (!o.measureFailover) flags.push('--no-failover');
+  if (o.driverBug === 'lying-fsync') flags.push('--lying-fsync');
   return `npm run sim -- ${flags.join(' ')}`;
 }
 
