@@ -2,7 +2,7 @@
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createObjectStore, validateObjectStoreConfig } from '../../broker/src/tiering/config.ts';
+import { createObjectStore, objectStoreConfigFromUrl, validateObjectStoreConfig } from '../../broker/src/tiering/config.ts';
 import { FsObjectStore } from '../../broker/src/tiering/fs-store.ts';
 import { MiB, objectStoreContract } from './contract.ts';
 
@@ -11,6 +11,7 @@ objectStoreContract('file backend', async () => {
   const threshold = 5 * MiB;
   return {
     store: (prefix) => createObjectStore(validateObjectStoreConfig({ backend: 'file', path: dir, multipartThresholdBytes: threshold, ...(prefix ? { prefix } : {}) })),
+    fromUrl: (prefix) => createObjectStore(objectStoreConfigFromUrl(`file://${dir}/${prefix}`)),
     async corruptAtRest(key) {
       const fh = await open(new FsObjectStore({ root: dir }).objectPath(key), 'r+');
       try {

@@ -2,7 +2,7 @@
 // size exercises continuation tokens; a 5 MiB multipart threshold exercises multipart upload.
 import { open } from 'node:fs/promises';
 import * as path from 'node:path';
-import { createObjectStore } from '../../broker/src/tiering/config.ts';
+import { createObjectStore, objectStoreConfigFromUrl } from '../../broker/src/tiering/config.ts';
 import { MiB, objectStoreContract } from './contract.ts';
 import { s3rverConfig, startS3rver } from './harness.ts';
 
@@ -12,6 +12,9 @@ objectStoreContract('s3 backend (s3rver)', async () => {
   return {
     store: (prefix) => createObjectStore(s3rverConfig(s3.endpoint, s3.bucket, {
       listPageSize: 100, multipartThresholdBytes: threshold, partSizeBytes: 5 * MiB, ...(prefix ? { prefix } : {}),
+    })),
+    fromUrl: (prefix) => createObjectStore(objectStoreConfigFromUrl(`s3://${s3.bucket}/${prefix}?endpoint=${s3.endpoint}&forcePathStyle=true`, {
+      S3_ACCESS_KEY: 'S3RVER', S3_SECRET_KEY: 'S3RVER',
     })),
     async corruptAtRest(key) {
       // s3rver keeps each object in <dir>/<bucket>/<key>._S3rver_object

@@ -17,6 +17,8 @@ export const MiB = 1024 * 1024;
 export interface ContractBackend {
   /** a store over the backend's bucket; with `prefix`, the objectStore.prefix setting */
   store(prefix?: string): ObjectStore;
+  /** the store `lnc restore --from <url>` would open for this bucket and prefix (objectStoreConfigFromUrl) */
+  fromUrl(prefix: string): ObjectStore;
   /** damages the stored bytes of `key` (a bucket-level key) behind the store's back */
   corruptAtRest(key: string): Promise<void>;
   /** the multipart threshold the store was configured with (bodies above it take the multipart path on S3) */
@@ -259,10 +261,24 @@ export function objectStoreContract(name: string, setup: () => Promise<ContractB
         expect(await collect(scoped.list('k/', { startAfter: 'k/1' }))).toEqual(['k/2']);
         expect((await scoped.get('k/1')).toString()).toBe('one');
         expect((await scoped.head('k/2'))!.size).toBe(3);
-        // the unscoped store sees the full keys
-        expect(await collect(store.list(p + '/'))).toEqual([`${p}/k/1`, `${p}/k/2`]);
+        // the URL form of the same bucket + prefix (lnc restore --from) is the same store
+        const viaUrl = backend.fromUrl(p);
+        try {
+          expect(await collect(viaUrl.list(''))).toEqual(['k/1', 'k/2']);
+          expect((await viaUrl.get('k/2')).toString()).toBe('two');
+        } finally {
+          await viaUrl.close();
+        }
+        // another prefix is another namespace
+        const other = backend.store(p + '-other');
+        try {
+          expect(await collect(other.list(''))).toEqual([]);
+          expect(await other.head('k/1')).toBeNull();
+        } finally {
+          await other.close();
+        }
         await scoped.delete(['k/1', 'k/2']);
-        expect(await collect(store.list(p + '/'))).toEqual([]);
+        expect(await collect(scoped.list(''))).toEqual([]);
       } finally {
         await scoped.close();
       }

@@ -75,6 +75,8 @@ describe('objectStore config from lance.yaml values', () => {
     expect(configError(() => validateObjectStoreConfig({ backend: 'azure' }))).toBe('objectStore.backend: expected s3 or file');
     expect(configError(() => validateObjectStoreConfig({ backend: 's3', bucket: 'b1b', listPageSize: 5000 }))).toMatch(/^objectStore\.listPageSize: expected an integer 1\.\.1000/);
     expect(configError(() => validateObjectStoreConfig({ backend: 's3', bucket: 'b1b', retryBaseDelayMs: 500, retryMaxDelayMs: 100 }))).toBe('objectStore.retryMaxDelayMs: must be >= retryBaseDelayMs');
+    expect(configError(() => validateObjectStoreConfig({ backend: 'file', path: '/dr', prefix: 'a/../../etc' }))).toMatch(/^objectStore\.prefix: must not contain empty, "\." or "\.\." components/);
+    expect(validateObjectStoreConfig({ backend: 's3', bucket: 'b1b', prefix: 'a/../b' }).prefix).toBe('a/../b'); // just key bytes on S3
   });
 });
 
@@ -89,6 +91,11 @@ describe('objectStore config from URLs (lnc restore --from)', () => {
   it('query parameters override single fields', () => {
     expect(objectStoreConfigFromUrl('s3://bkt/p?endpoint=http://h:1&region=eu-west-1&forcePathStyle=true')).toMatchObject({ endpoint: 'http://h:1', region: 'eu-west-1', forcePathStyle: true });
     expect(configError(() => objectStoreConfigFromUrl('s3://bkt/p?colour=blue'))).toMatch(/^url \?colour: unknown parameter/);
+  });
+  it('a file store with a prefix is the directory the URL names', () => {
+    const c = validateObjectStoreConfig({ backend: 'file', path: '/mnt/dr', prefix: 'clusters/prod' });
+    expect(describeObjectStore(c)).toBe('file:///mnt/dr/clusters/prod/');
+    expect(objectStoreConfigFromUrl(describeObjectStore(c))).toMatchObject({ backend: 'file', path: '/mnt/dr/clusters/prod' });
   });
   it('file:///abs and file://relative', () => {
     expect(objectStoreConfigFromUrl('file:///var/backups')).toMatchObject({ backend: 'file', path: '/var/backups' });

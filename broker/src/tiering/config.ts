@@ -68,6 +68,10 @@ export const ObjectStoreConfigSchema = z.strictObject({
 }).superRefine((c, ctx) => {
   if (c.backend === 's3' && c.bucket === undefined) ctx.addIssue({ code: 'custom', path: ['bucket'], message: 'required when backend is s3' });
   if (c.backend === 'file' && c.path === undefined) ctx.addIssue({ code: 'custom', path: ['path'], message: 'required when backend is file' });
+  // The file backend turns the prefix into sub-directories of path (so file:///dir/prefix names the same place).
+  if (c.backend === 'file' && normalizePrefix(c.prefix).split('/').slice(0, -1).some((p) => p === '.' || p === '..' || p === '')) {
+    ctx.addIssue({ code: 'custom', path: ['prefix'], message: 'must not contain empty, "." or ".." components with the file backend' });
+  }
   if ((c.accessKeyId === undefined) !== (c.secretAccessKey === undefined)) {
     ctx.addIssue({ code: 'custom', path: [c.accessKeyId === undefined ? 'accessKeyId' : 'secretAccessKey'], message: 'accessKeyId and secretAccessKey must be set together' });
   }
@@ -260,40 +264,41 @@ export function describeObjectStore(c: ObjectStoreConfig): string {
 
 export function createObjectStore(c: ObjectStoreConfig, opts: { log?: Logger; hooks?: ObjectStoreHooks } = {}): ObjectStore {
   const log = opts.log?.child({ objectStore: describeObjectStore(c) });
-  let inner: ObjectStore;
+  const prefix = normalizePrefix(c.prefix);
   if (c.backend === 'file') {
-    inner = new FsObjectStore({
-      root: c.path!, maxAttempts: c.verifyAttempts, memoryLimitBytes: c.multipartThresholdBytes,
-      ...(log ? { log } : {}),
-      ...(opts.hooks ? { hooks: opts.hooks } : {}),
-    });
-  } else {
-    inner = new S3ObjectStore({
-      bucket: c.bucket!,
-      ...(c.endpoint ? { endpoint: c.endpoint } : {}),
-      region: c.region,
-      forcePathStyle: c.forcePathStyle,
-      ...(c.accessKeyId && c.secretAccessKey
-        ? { credentials: { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey, ...(c.sessionToken ? { sessionToken: c.sessionToken } : {}) } }
-        : {}),
-      multipartThresholdBytes: c.multipartThresholdBytes,
-      partSizeBytes: c.partSizeBytes,
-      partConcurrency: c.partConcurrency,
-      retry: { maxAttempts: c.maxAttempts, baseDelayMs: c.retryBaseDelayMs, maxDelayMs: c.retryMaxDelayMs },
-      verifyAttempts: c.verifyAttempts,
-      connectTimeoutMs: c.connectTimeoutMs,
-      idleTimeoutMs: c.idleTimeoutMs,
-      requestTimeoutMs: c.requestTimeoutMs,
-      minThroughputBytesPerSec: c.minThroughputBytesPerSec,
-      listPageSize: c.listPageSize,
-      listDelimiter: c.listDelimiter,
-      etagIsMd5: c.etagIsMd5,
-      ...(c.spoolDir ? { spoolDir: c.spoolDir } : {}),
+    // The prefix is a plain sub-directory of the bucket directory: `{path: /dr, prefix: p}` and `file:///dr/p`
+    // (what `lnc restore --from` gets) are the same store.
+    return new FsObjectStore({
+      root: path.join(path.resolve(c.path!), ...prefix.split('/').filter((x) => x !== '')),
+      maxAttempts: c.verifyAttempts, memoryLimitBytes: c.multipartThresholdBytes,
       ...(log ? { log } : {}),
       ...(opts.hooks ? { hooks: opts.hooks } : {}),
     });
   }
-  const prefix = normalizePrefix(c.prefix);
+  const inner = new S3ObjectStore({
+    bucket: c.bucket!,
+    ...(c.endpoint ? { endpoint: c.endpoint } : {}),
+    region: c.region,
+    forcePathStyle: c.forcePathStyle,
+    ...(c.accessKeyId && c.secretAccessKey
+      ? { credentials: { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey, ...(c.sessionToken ? { sessionToken: c.sessionToken } : {}) } }
+      : {}),
+    multipartThresholdBytes: c.multipartThresholdBytes,
+    partSizeBytes: c.partSizeBytes,
+    partConcurrency: c.partConcurrency,
+    retry: { maxAttempts: c.maxAttempts, baseDelayMs: c.retryBaseDelayMs, maxDelayMs: c.retryMaxDelayMs },
+    verifyAttempts: c.verifyAttempts,
+    connectTimeoutMs: c.connectTimeoutMs,
+    idleTimeoutMs: c.idleTimeoutMs,
+    requestTimeoutMs: c.requestTimeoutMs,
+    minThroughputBytesPerSec: c.minThroughputBytesPerSec,
+    listPageSize: c.listPageSize,
+    listDelimiter: c.listDelimiter,
+    etagIsMd5: c.etagIsMd5,
+    ...(c.spoolDir ? { spoolDir: c.spoolDir } : {}),
+    ...(log ? { log } : {}),
+    ...(opts.hooks ? { hooks: opts.hooks } : {}),
+  });
   return prefix === '' ? inner : new PrefixedObjectStore(inner, prefix);
 }
 
