@@ -227,52 +227,66 @@ export class KafkaHandlers {
       const name = version >= 13 ? this.backend.getTopicById(t.topicId)?.name : t.topic;
       if (name !== undefined) for (const p of t.partitions) wanted.add(`${name}\u0000${p.partition}`);
     }
-    let first = await this.fetchOnce(req, version);
-    if (req.maxWaitMs <= 0 || first.bytes >= req.minBytes || first.hasError || wanted.size === 0 || signal.aborted) {
-      return first.response;
-    }
-    await new Promise<void>((resolve) => {
-      let done = false;
-      const finish = (): void => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        unsubscribe();
-        signal.removeEventListener('abort', finish);
-        resolve();
-      };
-      const timer = setTimeout(finish, req.maxWaitMs);
-      let checking = false;
-      let again = false;
-      const check = (): void => {
-        if (checking) {
-          again = true;
-          return;
-        }
-        checking = true;
-        void this.fetchOnce(req, version).then(
-          (r) => {
-            checking = false;
-            first = r;
-            if (r.bytes >= req.minBytes || r.hasError) finish();
-            else if (again) {
-              again = false;
-              check();
-            }
-          },
-          () => {
-            checking = false;
-            finish();
-          },
-        );
-      };
-      const unsubscribe = this.backend.onHighWatermark((topic, partition) => {
-        if (!done && wanted.has(`${topic}\u0000${partition}`)) check();
+    const mayWait = req.maxWaitMs > 0 && wanted.size > 0;
+    // Subscribe BEFORE the first read so an append that lands while it runs is not missed.
+    let advanced = false;
+    let onAdvance: () => void = () => {
+      advanced = true;
+    };
+    const unsubscribe = mayWait
+      ? this.backend.onHighWatermark((topic, partition) => {
+          if (wanted.has(`${topic}\u0000${partition}`)) onAdvance();
+        })
+      : () => undefined;
+    try {
+      let latest = await this.fetchOnce(req, version);
+      if (!mayWait || latest.bytes >= req.minBytes || latest.hasError || signal.aborted) return latest.response;
+      const satisfied = await new Promise<boolean>((resolve) => {
+        let done = false;
+        let checking = false;
+        let again = false;
+        const finish = (enough: boolean): void => {
+          if (done) return;
+          done = true;
+          clearTimeout(timer);
+          signal.removeEventListener('abort', onAbort);
+          resolve(enough);
+        };
+        const onAbort = (): void => finish(false);
+        const timer = setTimeout(() => finish(false), req.maxWaitMs);
+        const check = (): void => {
+          if (done) return;
+          if (checking) {
+            again = true;
+            return;
+          }
+          checking = true;
+          void this.fetchOnce(req, version).then(
+            (r) => {
+              checking = false;
+              latest = r;
+              if (r.bytes >= req.minBytes || r.hasError) finish(true);
+              else if (again) {
+                again = false;
+                check();
+              }
+            },
+            () => {
+              checking = false;
+              finish(false);
+            },
+          );
+        };
+        onAdvance = check;
+        signal.addEventListener('abort', onAbort);
+        if (advanced) check();
       });
-      signal.addEventListener('abort', finish);
-    });
-    if (signal.aborted) return first.response;
-    return (await this.fetchOnce(req, version)).response;
+      if (satisfied || signal.aborted) return latest.response;
+      // max wait elapsed: answer with whatever is there now
+      return (await this.fetchOnce(req, version)).response;
+    } finally {
+      unsubscribe();
+    }
   }
 
   private async fetchOnce(req: FetchRequest, version: number): Promise<{ response: FetchResponse; bytes: number; hasError: boolean }> {
@@ -366,7 +380,9 @@ export class KafkaHandlers {
       if (codec !== 0 && codec !== 1) return null;
       const hit = decodeRecordBatches(one).find((x) => x.offset >= offset && x.timestamp >= ts);
       return hit ? { offset: hit.offset, timestamp: hit.timestamp } : null;
-    } catch {
+    } catch (err) {
+      // the batch-level answer stands; say why it could not be refined
+      this.log.warn({ err, topic, partition, offset, timestamp: ts }, 'ListOffsets: could not refine the by-time offset inside its batch');
       return null;
     }
   }
