@@ -7,6 +7,9 @@ import { CelError, evalCel, parseCel, usesOldSelf, type Node } from './cel.ts';
 /* eslint-disable @typescript-eslint/no-explicit-any -- JSON schemas are walked structurally */
 type Schema = Record<string, any>;
 
+/** kube's CRD finalizer: custom resources are deleted (honouring their own finalizers) before the CRD goes. */
+export const CR_CLEANUP = 'customresourcecleanup.apiextensions.k8s.io';
+
 const celCache = new Map<string, Node>();
 function compiled(rule: string): Node {
   let n = celCache.get(rule);
@@ -37,6 +40,7 @@ export function validateCrd(c: StatusCause[], o: KObject, old: KObject | undefin
     checkRules(c, schema, `${f}.schema.openAPIV3Schema`);
   });
   if (old && old.spec?.scope !== s.scope) c.push({ field: 'spec.scope', message: `Invalid value: ${JSON.stringify(s.scope)}: field is immutable`, reason: 'FieldValueInvalid' });
+  if (!old && !(o.metadata.finalizers ?? []).includes(CR_CLEANUP)) o.metadata.finalizers = [...(o.metadata.finalizers ?? []), CR_CLEANUP];
   if (!old) {
     // kube marks a CRD Established as soon as its names are accepted; helm and `kubectl wait` look for it.
     const conflict = store.allTypes().find((t) => t.group === s.group && t.plural === names.plural);
@@ -106,7 +110,10 @@ export function watchCrds(store: Store): void {
       store.unregisterType(crd.spec.group, crd.spec.names.plural);
       return;
     }
-    if (crd.metadata.deletionTimestamp) return;
+    if (crd.metadata.deletionTimestamp) {
+      // Terminating: condition as kube reports it; the GC controller deletes the CRs, then drops the finalizer.
+      return;
+    }
     store.registerType(crdToResourceType(crd));
   });
 }

@@ -142,6 +142,21 @@ describe('API semantics over HTTP', () => {
     expect(smp.status).toBe(415);
   });
 
+  it('deleting a CRD deletes its CRs first (honouring their finalizers), then stops serving the kind', async () => {
+    await call('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', {
+      apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: 'things.example.com' },
+      spec: { group: 'example.com', scope: 'Namespaced', names: { plural: 'things', kind: 'Thing' }, versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }] },
+    });
+    const base = '/apis/example.com/v1/namespaces/default/things';
+    expect((await call('POST', base, { apiVersion: 'example.com/v1', kind: 'Thing', metadata: { name: 't', finalizers: ['example.com/cleanup'] } })).status).toBe(201);
+    expect((await call('DELETE', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/things.example.com')).status).toBe(202);
+    await waitFor('CR marked for deletion', async () => (await call('GET', `${base}/t`)).body.metadata?.deletionTimestamp);
+    expect((await call('GET', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/things.example.com')).status).toBe(200);
+    await call('PATCH', `${base}/t`, { metadata: { finalizers: null } }, 'application/merge-patch+json');
+    await waitFor('CRD gone', async () => (await call('GET', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/things.example.com')).status === 404);
+    expect((await call('GET', base)).status).toBe(404);
+  });
+
   it('a CRD whose CEL rule uses unsupported CEL is rejected at creation, naming the rule', async () => {
     const r = await call('POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', {
       apiVersion: 'apiextensions.k8s.io/v1', kind: 'CustomResourceDefinition', metadata: { name: 'bads.example.com' },

@@ -166,6 +166,37 @@ describe('workloads: StatefulSets and Jobs become real processes', () => {
     expect(fs.readdirSync(dir)).toEqual([]);
   });
 
+  it('RollingUpdate replaces pods highest ordinal first; OnDelete waits for a delete', async () => {
+    const roll = stsManifest('roll', 2);
+    await apps.createNamespacedStatefulSet({ namespace: NS, body: roll });
+    await waitFor('2 roll pods ready', async () => (await readyPods('roll')).length === 2, 90_000);
+    const rev = async () => (await apps.readNamespacedStatefulSet({ namespace: NS, name: 'roll' })).status!;
+    const rev1 = (await rev()).updateRevision!;
+    const podsRev = async () => Object.fromEntries((await core.listNamespacedPod({ namespace: NS, labelSelector: 'app=roll' })).items.map((p) => [p.metadata!.name!, p.metadata!.labels!['controller-revision-hash']]));
+    const recreated: string[] = [];
+    const uids = Object.fromEntries((await readyPods('roll')).map((p) => [p.metadata!.name!, p.metadata!.uid!]));
+    const patchEnv = (v: string) => apps.patchNamespacedStatefulSet({ namespace: NS, name: 'roll', body: [{ op: 'add', path: '/spec/template/spec/containers/0/env/-', value: { name: 'VERSION', value: v } }] }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch));
+    await patchEnv('2');
+    await waitFor('rolled to the new revision', async () => {
+      for (const p of await readyPods('roll')) if (p.metadata!.uid !== uids[p.metadata!.name!] && !recreated.includes(p.metadata!.name!)) recreated.push(p.metadata!.name!);
+      const st = await rev();
+      return st.updateRevision !== rev1 && st.currentRevision === st.updateRevision && st.updatedReplicas === 2 && st.readyReplicas === 2;
+    }, 90_000, 50);
+    expect(recreated).toEqual(['roll-1', 'roll-0']);
+    for (const p of await readyPods('roll')) allPids.add((await data(p.status!.podIP!)).pid);
+
+    await apps.patchNamespacedStatefulSet({ namespace: NS, name: 'roll', body: { spec: { updateStrategy: { type: 'OnDelete', rollingUpdate: null } } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+    const rev2 = (await rev()).updateRevision!;
+    await patchEnv('3');
+    const st3 = await waitFor('controller saw the OnDelete template change', async () => { const s = await rev(); return s.observedGeneration === (await apps.readNamespacedStatefulSet({ namespace: NS, name: 'roll' })).metadata!.generation && s.updateRevision !== rev2 ? s : undefined; });
+    expect(Object.values(await podsRev())).toEqual([rev2, rev2]); // nothing replaced by itself
+    expect(st3.currentRevision).toBe(rev2);
+    await core.deleteNamespacedPod({ namespace: NS, name: 'roll-0' });
+    await waitFor('roll-0 recreated at the new revision', async () => (await podsRev())['roll-0'] === st3.updateRevision && (await readyPods('roll')).length === 2, 90_000);
+    expect((await podsRev())['roll-1']).toBe(rev2);
+    for (const p of await readyPods('roll')) allPids.add((await data(p.status!.podIP!)).pid);
+  });
+
   it('a Job runs to Complete; a failing Job hits backoffLimit → Failed', async () => {
     await batch.createNamespacedJob({ namespace: NS, body: {
       apiVersion: 'batch/v1', kind: 'Job', metadata: { name: 'ok' },

@@ -1,5 +1,6 @@
 import { Controller, ignoreRace } from './base.ts';
 import { FOREGROUND } from '../store.ts';
+import { CR_CLEANUP } from '../schema.ts';
 import type { KObject } from '../types.ts';
 
 /**
@@ -29,6 +30,12 @@ export class GcController extends Controller {
         if (blocking.length === 0) {
           ignoreRace(() => s.update(t, o.metadata.namespace, o.metadata.name!, { ...o, metadata: { ...o.metadata, finalizers: (o.metadata.finalizers ?? []).filter((f) => f !== FOREGROUND) } }));
         }
+      }
+      if (t.kind === 'CustomResourceDefinition' && o.metadata.deletionTimestamp && o.metadata.finalizers?.includes(CR_CLEANUP)) {
+        const crT = s.type(o.spec.group, o.spec.names.plural);
+        const crs = crT ? s.list(crT, undefined).items : [];
+        for (const cr of crs) if (!cr.metadata.deletionTimestamp) ignoreRace(() => s.delete(crT!, cr.metadata.namespace, cr.metadata.name!, { propagationPolicy: 'Background' }));
+        if (crs.length === 0) ignoreRace(() => s.update(t, undefined, o.metadata.name!, { ...o, metadata: { ...o.metadata, finalizers: o.metadata.finalizers!.filter((f) => f !== CR_CLEANUP) } }));
       }
       if (t.kind === 'Namespace' && t.group === '' && o.metadata.deletionTimestamp) {
         const contents = s.objectsInNamespace(o.metadata.name!);
