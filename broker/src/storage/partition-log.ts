@@ -107,7 +107,13 @@ interface Readahead {
   gen: number;
   buf: Buffer;
   len: Promise<number>;
+  /** counted against READAHEAD_BUDGET_BYTES until taken or dropped */
+  bytes: number;
 }
+
+/** Process-wide cap on read-ahead buffers (all partitions). */
+const READAHEAD_BUDGET_BYTES = 256 * 1024 * 1024;
+let readaheadBytes = 0;
 
 interface SyncWindow {
   promise: Promise<void>;
@@ -1121,21 +1127,35 @@ export class PartitionLog {
   }
 
   private takeReadahead(seg: Segment, offset: number): Readahead | null {
-    const i = this.readaheads.findIndex((r) => r.seg === seg && r.offset === offset && r.gen === this.generation);
-    return i < 0 ? null : this.readaheads.splice(i, 1)[0]!;
+    const found = this.readaheads.find((r) => r.seg === seg && r.offset === offset && r.gen === this.generation) ?? null;
+    this.dropReadaheads((r) => r === found || r.gen !== this.generation);
+    return found;
   }
 
   /** Starts reading [pos, pos+size) of `seg` for a fetch expected to start at `offset` next. */
   private startReadahead(seg: Segment, offset: number, pos: number, size: number): void {
     if (seg.deleted || seg.fd < 0 || pos >= seg.size) return;
-    const buf = Buffer.allocUnsafe(Math.min(size, seg.size - pos));
+    const bytes = Math.min(size, seg.size - pos);
+    // Bounded process-wide so thousands of partitions cannot pin unbounded memory in read-ahead buffers.
+    if (readaheadBytes + bytes > READAHEAD_BUDGET_BYTES) return;
+    readaheadBytes += bytes;
+    const buf = Buffer.allocUnsafe(bytes);
     seg.readers++; // keeps the fd open (and its number unused) until the read is done
     const len = readP(seg.fd, buf, 0, buf.length, pos)
       .catch(() => 0)
       .finally(() => this.releaseReader(seg));
-    this.readaheads.push({ seg, offset, pos, gen: this.generation, buf, len });
-    // A few sequential readers at most; older read-aheads are dropped (their bytes come from the page cache).
-    if (this.readaheads.length > 4) this.readaheads.shift();
+    this.readaheads.push({ seg, offset, pos, gen: this.generation, buf, len, bytes });
+    // Two sequential readers per partition at most; older read-aheads are dropped.
+    if (this.readaheads.length > 2) this.dropReadaheads((r) => r === this.readaheads[0]);
+  }
+
+  /** Forgets read-aheads (their budget is returned; bytes already read stay in the page cache). */
+  private dropReadaheads(which: (r: Readahead) => boolean): void {
+    this.readaheads = this.readaheads.filter((r) => {
+      if (!which(r)) return true;
+      readaheadBytes -= r.bytes;
+      return false;
+    });
   }
 
   /**
@@ -1259,6 +1279,7 @@ export class PartitionLog {
       await this.flush();
       const removed = (await this.readByIndex(index + 1, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)).map(copyEntry);
       this.generation++;
+      this.dropReadaheads(() => true);
       let si = this.findSegmentByIndex(index + 1);
       // A segment that would become empty goes entirely (unless it is the first one).
       if (si > 0 && this.segs[si]!.header.baseIndex === index + 1) si--;
@@ -1332,7 +1353,7 @@ export class PartitionLog {
     try {
       await this.flush();
       this.generation++;
-      this.readaheads = [];
+      this.dropReadaheads(() => true);
       const old = this.segs.splice(0);
       const infos = old.map((s) => this.infoOf(s));
       for (const s of old.slice().reverse()) this.deleteSegment(s);
@@ -1366,7 +1387,7 @@ export class PartitionLog {
       closeQuietly(s.fd);
       s.fd = -1;
     }
-    this.readaheads = this.readaheads.filter((r) => r.seg !== s);
+    this.dropReadaheads((r) => r.seg === s);
     this.dirDirty = true;
   }
 
@@ -1426,7 +1447,7 @@ export class PartitionLog {
       }
     }
     this.closed = true;
-    this.readaheads = [];
+    this.dropReadaheads(() => true);
     if (this.window) this.window.reject(new LanceError('IO', `partition log ${this.dir} closed before fsync`, { path: this.dir }));
     this.window = null;
     this.closeAllFds();
