@@ -262,7 +262,7 @@ describe('S3 backend under faults', () => {
   });
 
   it('multipart: a lost UploadPart never yields a verified object; a single loss is recovered by a fresh upload', async () => {
-    const body = randomBytes(11 * MiB + 77);
+    const body = randomBytes(5 * MiB + 77_777); // two parts
     const k = key('lost-part');
     const before = proxy.requests.length;
     proxy.addRule({ name: 'losepart', match: (r) => r.op === 'UploadPart' && r.url.includes('partNumber=2'), action: { kind: 'lose' }, times: 1 });
@@ -290,7 +290,7 @@ describe('S3 backend under faults', () => {
     expect(proxy.fired('ackput')).toBe(1);
     expect((await direct.get(k)).equals(small)).toBe(true);
 
-    const big = randomBytes(10 * MiB + 3);
+    const big = randomBytes(5 * MiB + 3_333);
     const k2 = key('lost-complete');
     const before = proxy.requests.length;
     proxy.addRule({ name: 'ackcomplete', match: op('CompleteMultipartUpload'), action: { kind: 'lose-response' }, times: 1 });
@@ -302,7 +302,7 @@ describe('S3 backend under faults', () => {
   });
 
   it('multipart: a part corrupted in transit is re-sent (its ETag is not the MD5 of what we sent)', async () => {
-    const body = randomBytes(10 * MiB + 5);
+    const body = randomBytes(5 * MiB + 5_555);
     const k = key('part-flip');
     proxy.addRule({ name: 'partflip', match: op('UploadPart'), action: { kind: 'corrupt-request' }, times: 1 });
     await store.putVerified(k, body);
