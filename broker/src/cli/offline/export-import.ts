@@ -28,6 +28,7 @@ import { ExportWriter, fileSink, readExport, streamSink, type ExportTrailer } fr
 import { PartitionLog } from '../../storage/partition-log.ts';
 import { encodeSegmentHeader, SegmentScanner, type EntryMeta } from '../../storage/segment-format.ts';
 import { defineCommand, ExitCode } from '../command.ts';
+import { brokerRunningWarning, refuseIfBrokerRunning } from './broker-lock.ts';
 import { renderKeyValues } from '../table.ts';
 import { listSegments, requirePath, resolveTopic, segmentFileName, statKind } from './layout.ts';
 
@@ -228,6 +229,8 @@ export const exportTopicCommand = defineCommand({
       if (st.kind === 'dir') throw new LanceError('USAGE', `--output ${args.output}: is a directory, expected a file name (e.g. ${path.join(args.output, `topic_${args.topic}.lance`)})`, { flag: '--output' });
       if ((await statKind(path.dirname(path.resolve(args.output)))).kind !== 'dir') throw new LanceError('NOT_FOUND', `--output ${args.output}: directory ${path.dirname(path.resolve(args.output))} does not exist`, { flag: '--output' });
     }
+    const warn = await brokerRunningWarning(args.path);
+    if (warn) io.err(warn);
     const r = await exportTopic(args.path, args.topic, args.output, io.stdout, (total) => io.progress('export', total));
     for (const w of r.warnings) io.err(`lnc: warning: ${w}`);
     const human = (): string =>
@@ -259,6 +262,7 @@ export const importTopicCommand = defineCommand({
   }),
   async run(args, io) {
     await requirePath(args.path, '--path', ['dir']);
+    await refuseIfBrokerRunning(args.path);
     let input: Readable;
     let size = 0;
     if (args.input === '-') input = io.stdin;

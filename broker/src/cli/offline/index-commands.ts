@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { ioError, LanceError } from '../../common/errors.ts';
 import { decodeIndexFile } from '../../storage/index-file.ts';
 import { defineCommand, ExitCode } from '../command.ts';
+import { brokerRunningWarning, refuseIfBrokerRunning } from './broker-lock.ts';
 import { renderTable, type Cell } from '../table.ts';
 import { classifyDir, isTopicDirName, listIndexFiles, listPartitionDirs, listSegments, requirePath, statKind } from './layout.ts';
 import { writeIndexFiles } from './repair-ops.ts';
@@ -26,6 +27,7 @@ export const rebuildIndexCommand = defineCommand({
   options: z.object({ path: z.string().min(1).describe('a topic dir (all partitions), a partition dir or a segment file') }),
   async run(args, io) {
     const st = await requirePath(args.path, '--path', ['dir', 'segment']);
+    await refuseIfBrokerRunning(args.path);
     const logDirs = st.kind === 'segment' ? [] : await logDirsOf(args.path);
     const segmentLists = st.kind === 'segment' ? [[args.path]] : await Promise.all(logDirs.map(listSegments));
     const rows: { segment: string; entries: number; offsetSamples: number; timeSamples: number; before: { idx: string; tix: string }; damage: string | null }[] = [];
@@ -143,6 +145,8 @@ export const inspectIndexCommand = defineCommand({
     else if (st.kind === 'index') files = [args.path];
     else if (st.kind === 'dir') files = (await Promise.all((await logDirsOf(args.path)).map(listIndexFiles))).flat();
     else throw new LanceError('USAGE', `--path ${args.path}: is ${st.kind === 'segment' ? 'a segment file' : 'not an index file'}, expected an index file (*.idx or *.tix) or a directory`, { path: args.path });
+    const warn = await brokerRunningWarning(files[0] ?? args.path);
+    if (warn) io.err(warn);
     const results: InspectResult[] = [];
     for (const f of files) {
       try {

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -281,5 +282,37 @@ describe('topic-level commands (in-process)', () => {
     expect(j.topic.id).toBe(2);
     expect(j.entries).toBe(before.length - 1);
     expect(await readAll(partitionDir(data, 2, 0))).toEqual(before.slice(0, -1));
+  });
+});
+
+describe('a running broker (lance.lock)', () => {
+  it('writing commands refuse a data dir a live broker holds; reading ones warn; a dead holder is ignored', async () => {
+    const data = path.join(dir, 'data');
+    const t = await createTopic(data, 'locked', 1, {});
+    const p0 = partitionDir(data, t.id, 0);
+    const log = await PartitionLog.open(p0, OPTS);
+    log.append([dataEntry(1, 1, 1, 100, 1)]);
+    await log.close();
+    const seg = path.join(p0, '00000000000000000000.lnc');
+    // a stand-in broker: a live process whose command line names lance (what the lock check looks for)
+    const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', 'lance-broker-stand-in'], { stdio: 'ignore' });
+    try {
+      await fsp.writeFile(path.join(data, 'lance.lock'), JSON.stringify({ pid: child.pid, host: os.hostname(), startedAt: 'now' }));
+      const rep = await cli(['repair', '--path', seg]);
+      expect(rep.code).toBe(2);
+      expect(rep.err).toMatch(new RegExp(`^lnc: CONFLICT: --path .*: the data dir is in use by a running broker \\(pid ${child.pid} `));
+      const rb = await cli(['rebuild-index', '--path', path.dirname(p0)]);
+      expect(rb.code).toBe(2);
+      const scan = await cli(['scan', '--path', seg]);
+      expect(scan.code).toBe(0);
+      expect(scan.err).toContain('lnc: warning: a broker is running on this data dir');
+    } finally {
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+    }
+    // the same lock, its process gone: not a reason to refuse
+    const again = await cli(['repair', '--path', seg]);
+    expect(again.code, again.err).toBe(0);
+    expect(again.out).toContain('nothing to repair');
   });
 });

@@ -2,6 +2,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { LanceError } from '../../common/errors.ts';
 import { defineCommand, ExitCode, type CommandIO } from '../command.ts';
+import { refuseIfBrokerRunning } from './broker-lock.ts';
 import { renderKeyValues, renderTable } from '../table.ts';
 import { classifyDir, listPartitionDirs, listSegments, requirePath } from './layout.ts';
 import { copyAside, moveSegmentAside, truncateDurable, writeIndexFiles } from './repair-ops.ts';
@@ -177,6 +178,7 @@ export const repairCommand = defineCommand({
   }),
   async run(args, io) {
     const st = await requirePath(args.path, '--path', ['segment', 'dir']);
+    await refuseIfBrokerRunning(args.path);
     if (st.kind === 'segment') {
       if (args.skipCorrupt) {
         const dir = path.dirname(args.path);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { defineCommand, ExitCode } from '../command.ts';
+import { brokerRunningWarning } from './broker-lock.ts';
 import { renderKeyValues, renderTable, type Cell } from '../table.ts';
 import { requirePath } from './layout.ts';
 import { checkSegment, type SegmentCheck } from './segment-check.ts';
@@ -51,6 +52,8 @@ export const scanCommand = defineCommand({
   }),
   async run(args, io) {
     const st = await requirePath(args.path, '--path', ['segment']);
+    const warn = await brokerRunningWarning(args.path);
+    if (warn) io.err(warn);
     const progress = io.progress('scan', st.size);
     const c = await checkSegment(args.path, { verbose: args.verbose, probeDamage: true, progress });
     progress.done();

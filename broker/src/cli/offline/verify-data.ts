@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import { z } from 'zod';
 import { defineCommand, ExitCode } from '../command.ts';
+import { brokerRunningWarning } from './broker-lock.ts';
 import { renderTable } from '../table.ts';
 import { listIndexFiles, listPartitionDirs, listSegments, indexPathsFor, resolveTopic } from './layout.ts';
 import { checkIndexes, checkSegment, fileSize, type IndexCheck, type SegmentCheck } from './segment-check.ts';
@@ -49,6 +50,8 @@ export const verifyDataCommand = defineCommand({
   }),
   async run(args, io) {
     const topic = await resolveTopic(args.path, args.topic);
+    const warn = await brokerRunningWarning(args.path);
+    if (warn) io.err(warn);
     const parts = await listPartitionDirs(topic.dir);
     const findings: Finding[] = [];
     const results: { partition: number; dir: string; segments: SegmentResult[] }[] = [];
