@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { AdminClient } from '../../broker/src/admin/client.ts';
 import { killAll, lnc, startLance, type LanceProcess } from './helpers.ts';
 
 let dir: string;
@@ -11,7 +12,8 @@ let lance: LanceProcess;
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'lance-lnc-'));
-  lance = await startLance(path.join(dir, 'data'));
+  // retention passes every 200 ms so the timer-driven retention is observable
+  lance = await startLance(path.join(dir, 'data'), [], { LANCE_RETENTION_CHECK_INTERVAL_MS: '200' });
 });
 afterAll(async () => {
   killAll();
@@ -35,6 +37,31 @@ describe('lnc online commands', () => {
     expect(short.stdout).toBe('e1\ne2\ne3\ne4\n');
     expect(short.stderr.trim()).toBe('lnc: TIMEOUT: consumed 4 of 10 records from events within 1500 ms');
   }, 180000); // spawns real processes: generous on a loaded box (a wait bound, not a speed assertion)
+
+  it('the retention timer trims a topic by size (and never one with 0 = unlimited)', async () => {
+    const client = new AdminClient(lance.admin);
+    await client.createTopic({ name: 'trimmed', config: { segmentBytes: 4096, retentionBytes: 8192 } });
+    await client.createTopic({ name: 'unlimited', config: { segmentBytes: 4096, retentionBytes: 0, retentionMs: 0 } });
+    const lines = Array.from({ length: 60 }, (_, i) => `${i}:${'x'.repeat(500)}`).join('\n') + '\n';
+    for (const topic of ['trimmed', 'unlimited']) {
+      expect((await lnc(['produce', '--server', lance.admin, '--topic', topic, '--batch-size', '1'], lines)).code).toBe(0);
+    }
+    // wait on the condition: the timer's pass has run
+    let start = 0;
+    while (start === 0) {
+      start = (await client.getTopic('trimmed')).partitionStates[0]!.logStartOffset;
+      if (start === 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    const trimmed = (await client.getTopic('trimmed')).partitionStates[0]!;
+    expect(trimmed.logEndOffset).toBe(60);
+    expect(trimmed.sizeBytes).toBeLessThanOrEqual(8192 + 4096 + 1024);
+    const unlimited = (await client.getTopic('unlimited')).partitionStates[0]!;
+    expect(unlimited.logStartOffset).toBe(0);
+    expect(unlimited.segments).toBeGreaterThan(3);
+    const m = await client.metricsText();
+    expect(m).toMatch(/^lance_retention_deleted_segments_total\{topic="trimmed"\} [1-9]\d*$/m);
+    expect(m).not.toMatch(/lance_retention_deleted_segments_total\{topic="unlimited"\}/);
+  }, 180_000);
 
   it('list-topics --table, cluster-status, delete-topic by id, and one-line errors', async () => {
     expect((await lnc(['create-topic', '--server', lance.admin, '--name', 'tmp'])).code).toBe(0);
