@@ -55,7 +55,8 @@ export async function startBroker(config: LanceConfig, logger: Logger, version: 
     throw e;
   }
   const log = logger.child({ node: identity.nodeId });
-  log.info({ clusterId: identity.clusterId, dataDir: config.dataDir, readOnly: config.readOnly, version }, 'lance starting');
+  // the effective config (defaults < file < env < flags), so an operator can see what the process really runs with
+  log.info({ clusterId: identity.clusterId, dataDir: config.dataDir, readOnly: config.readOnly, version, config }, 'lance starting');
   const metrics = new BrokerMetrics(version);
   let broker: LocalBroker | undefined;
   let admin: AdminServerHandle | undefined;
