@@ -116,15 +116,12 @@ export async function walkSegment(file: string, opts: WalkOptions = {}): Promise
         if (before === win) return checkEntry(win, p - winStart, p, true) as EntryMeta | ScanError;
       }
     };
-    /** cheap checks before computing a CRC at candidate `p` */
-    const plausible = async (p: number): Promise<boolean> => {
-      if (p + 12 > size) return false;
-      // sync fast path: this runs once per byte of a damaged range
-      if (p < winStart || p + 12 > winStart + win.length) await ensure(p, 12);
+    /** cheap checks before computing a CRC at candidate `p`, which must lie in the window with 12 bytes */
+    const plausibleInWindow = (p: number): boolean => {
       const at = p - winStart;
+      if (win[at + 8] !== ENTRY_VERSION || win[at + 10] !== 0 || win[at + 11] !== 0 || !VALID_TYPES.has(win[at + 9]!)) return false;
       const len = win.readUInt32BE(at);
-      if (len < ENTRY_LENGTH_OVERHEAD || len > ENTRY_LENGTH_OVERHEAD + MAX_ENTRY_PAYLOAD_BYTES || p + 4 + len > size) return false;
-      return win[at + 8] === ENTRY_VERSION && VALID_TYPES.has(win[at + 9]!) && win[at + 10] === 0 && win[at + 11] === 0;
+      return len >= ENTRY_LENGTH_OVERHEAD && len <= ENTRY_LENGTH_OVERHEAD + MAX_ENTRY_PAYLOAD_BYTES && p + 4 + len <= size;
     };
     const closeBad = (end: number, next: EntryMeta | null): void => {
       if (!bad) return;
@@ -174,16 +171,19 @@ export async function walkSegment(file: string, opts: WalkOptions = {}): Promise
       // resync: the next position where a whole frame verifies
       let q = pos + 1;
       let found = false;
-      while (q + 12 <= size) {
-        if (await plausible(q)) {
-          const c = await entryAt(q);
-          if (!isScanError(c) && (res.entries === 0 ? expectIndex < 0 || c.index >= expectIndex : c.index > res.lastIndex) && (expectOffset < 0 || c.firstOffset >= expectOffset)) {
-            found = true;
-            break;
-          }
+      while (q + 12 <= size && !found) {
+        if (q < winStart || q + 12 > winStart + win.length) await ensure(q, 12);
+        // synchronous sweep over the window: this runs once per byte of a damaged range
+        const last = Math.min(size, winStart + win.length) - 12;
+        while (q <= last && !plausibleInWindow(q)) q++;
+        if (q > last) continue;
+        const c = await entryAt(q);
+        if (!isScanError(c) && (res.entries === 0 ? expectIndex < 0 || c.index >= expectIndex : c.index > res.lastIndex) && (expectOffset < 0 || c.firstOffset >= expectOffset)) {
+          found = true;
+          break;
         }
         q++;
-        if ((q & 0xffff) === 0) opts.onProgress?.(q);
+        opts.onProgress?.(q);
       }
       if (!found) {
         closeBad(size, null);
