@@ -111,6 +111,13 @@ interface Readahead {
   bytes: number;
 }
 
+/** Where a scan stopped: its last read buffer (file bytes [start, start+len)). */
+interface ScanTail {
+  chunk: Buffer | null;
+  start: number;
+  len: number;
+}
+
 /** Process-wide cap on read-ahead buffers (all partitions). */
 const READAHEAD_BUDGET_BYTES = 256 * 1024 * 1024;
 let readaheadBytes = 0;
@@ -1058,6 +1065,7 @@ export class PartitionLog {
     visit: (m: EntryMeta, buf: Buffer, at: number) => boolean,
     stopBefore?: (size: number) => boolean,
     ra?: Readahead | null,
+    tail?: ScanTail,
   ): Promise<number> {
     if (seg.deleted) return pos;
     seg.readers++;
@@ -1076,7 +1084,14 @@ export class PartitionLog {
       }
       for (;;) {
         if (bufStart + cursor >= end) return end;
-        if (stopBefore && bufLen - cursor >= 4 && stopBefore(4 + chunk.readUInt32BE(cursor))) return bufStart + cursor;
+        if (stopBefore && bufLen - cursor >= 4 && stopBefore(4 + chunk.readUInt32BE(cursor))) {
+          if (tail) {
+            tail.chunk = chunk;
+            tail.start = bufStart;
+            tail.len = bufLen;
+          }
+          return bufStart + cursor;
+        }
         const r = checkEntry(chunk.subarray(0, bufLen), cursor, bufStart + cursor, bufStart + bufLen >= end);
         if (r === 'more') {
           const unread = bufLen - cursor;
@@ -1133,15 +1148,23 @@ export class PartitionLog {
   }
 
   /** Starts reading [pos, pos+size) of `seg` for a fetch expected to start at `offset` next. */
-  private startReadahead(seg: Segment, offset: number, pos: number, size: number): void {
+  private startReadahead(seg: Segment, offset: number, pos: number, size: number, tail: ScanTail): void {
     if (seg.deleted || seg.fd < 0 || pos >= seg.size) return;
     const bytes = Math.min(size, seg.size - pos);
     // Bounded process-wide so thousands of partitions cannot pin unbounded memory in read-ahead buffers.
     if (readaheadBytes + bytes > READAHEAD_BUDGET_BYTES) return;
     readaheadBytes += bytes;
     const buf = Buffer.allocUnsafe(bytes);
+    // Bytes of the last read past `pos` are reused, so the disk read continues exactly where the previous one
+    // ended: strictly sequential reads keep the kernel's own read-ahead going.
+    let have = 0;
+    if (tail.chunk && pos >= tail.start && pos < tail.start + tail.len) {
+      have = Math.min(bytes, tail.start + tail.len - pos);
+      tail.chunk.copy(buf, 0, pos - tail.start, pos - tail.start + have);
+    }
     seg.readers++; // keeps the fd open (and its number unused) until the read is done
-    const len = readP(seg.fd, buf, 0, buf.length, pos)
+    const len = (have < bytes ? readP(seg.fd, buf, have, bytes - have, pos + have) : Promise.resolve(0))
+      .then((n) => have + n)
       .catch(() => 0)
       .finally(() => this.releaseReader(seg));
     this.readaheads.push({ seg, offset, pos, gen: this.generation, buf, len, bytes });
@@ -1182,15 +1205,16 @@ export class PartitionLog {
         if (out.length > 0 && bytes + (size - ENTRY_HEADER_BYTES) > maxBytes) done = true;
         return done;
       };
+      const tail: ScanTail = { chunk: null, start: 0, len: 0 };
       const stop = await this.scanSegment(seg, pos, sizeHint, (m, buf, at) => {
         if (out.length === 0 && m.firstOffset + m.offsetCount <= fromOffset) return true;
         out.push(viewEntry(m, buf, at));
         bytes += m.size - ENTRY_HEADER_BYTES;
         return true;
-      }, full, ra);
+      }, full, ra, tail);
       if (done && out.length > 0) {
         const last = out[out.length - 1]!;
-        this.startReadahead(seg, last.firstOffset + last.offsetCount, stop, sizeHint);
+        this.startReadahead(seg, last.firstOffset + last.offsetCount, stop, sizeHint, tail);
       }
     }
     return out;
