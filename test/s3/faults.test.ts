@@ -189,6 +189,21 @@ describe('S3 backend under faults', () => {
     expect(proxy.fired('cut')).toBe(2);
   });
 
+  it('getStream: a connection cut mid-body errors the stream with a LanceError, not a raw socket error', async () => {
+    const k = key('stream-cut');
+    const body = randomBytes(300_000);
+    await direct.put(k, body);
+    for (const range of [undefined, { offset: 10, length: 250_000 }]) {
+      proxy.addRule({ match: op('GetObject'), action: { kind: 'cut-response', afterBytes: 100_000 }, times: 1 });
+      const { body: s } = await store.getStream(k, range ? { range } : {});
+      const err = await (async () => {
+        for await (const _ of s) { /* drain */ }
+      })().then(() => undefined, (e: unknown) => e);
+      expect(err).toMatchObject({ name: 'LanceError', code: expect.stringMatching(/^(IO|TIMEOUT)$/) });
+      proxy.clearRules();
+    }
+  });
+
   it('a download corrupted in transit is retried, and never returned: CORRUPT when it stays corrupt', async () => {
     const k = key('rx-corrupt');
     const body = randomBytes(30_000);

@@ -172,17 +172,31 @@ export function stripQuotes(etag: string | undefined): string {
 
 /** Passes bytes through and fails the stream with CORRUPT at its end if their CRC32C differs from `expected`. */
 export function crcVerifier(key: string, expected: string, onCorrupt?: (e: LanceError) => void): Transform {
+  return bodyVerifier(key, { crc32c: expected }, onCorrupt);
+}
+
+/**
+ * Passes bytes through; at the end fails the stream when their count differs from `length` (IO: the body was cut
+ * short) or their CRC32C from `crc32c` (CORRUPT). Either check is skipped when not given.
+ */
+export function bodyVerifier(key: string, expected: { length?: number; crc32c?: string }, onFail?: (e: LanceError) => void): Transform {
   let crc = 0;
+  let n = 0;
   return new Transform({
     transform(chunk: Buffer, _enc, cb: TransformCallback) {
-      crc = crc32c(chunk, crc);
+      if (expected.crc32c !== undefined) crc = crc32c(chunk, crc);
+      n += chunk.length;
       cb(null, chunk);
     },
     flush(cb: TransformCallback) {
-      const actual = crcHex(crc);
-      if (actual === expected) return cb();
-      const e = new LanceError('CORRUPT', `object ${key}: crc32c ${actual}, stored ${expected}`, { key });
-      onCorrupt?.(e);
+      let e: LanceError | undefined;
+      if (expected.length !== undefined && n !== expected.length) {
+        e = new LanceError('IO', `object ${key}: body ended after ${n} of ${expected.length} bytes`, { key, got: n, expected: expected.length });
+      } else if (expected.crc32c !== undefined && crcHex(crc) !== expected.crc32c) {
+        e = new LanceError('CORRUPT', `object ${key}: crc32c ${crcHex(crc)}, stored ${expected.crc32c}`, { key });
+      }
+      if (!e) return cb();
+      onFail?.(e);
       cb(e);
     },
   });

@@ -20,7 +20,7 @@ import {
 import { LanceError, isLanceError, type LanceErrorCode } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { silentLogger } from '../common/log.ts';
-import { crcHex, crcVerifier, multipartEtag, replayable, stripQuotes, type ReplayableBody } from './body.ts';
+import { bodyVerifier, crcHex, multipartEtag, replayable, stripQuotes, type ReplayableBody } from './body.ts';
 import {
   CRC32C_METADATA_KEY, classifyListedKey, compareKeys, validateKey, validateMetadata, validateRange,
   type GetOptions, type GetStreamResult, type ListEntry, type ListOptions, type ObjectInfo, type ObjectStore,
@@ -453,9 +453,14 @@ export class S3ObjectStore implements ObjectStore {
     }
     const stored = out.Metadata?.[CRC32C_METADATA_KEY];
     const info = this.info(out, this.objectSize(out));
-    if (range || stored === undefined) return { body: raw, length: out.ContentLength ?? 0, info };
-    const body = raw.pipe(crcVerifier(key, stored, (e) => raw.destroy(e)));
-    raw.on('error', (e) => body.destroy(e));
+    // Errors of the socket stream (idle timeout, connection cut) reach the consumer as LanceErrors too.
+    const body = bodyVerifier(key, { ...(out.ContentLength !== undefined ? { length: out.ContentLength } : {}), ...(range || stored === undefined ? {} : { crc32c: stored }) });
+    const what = `GetObject ${this.where(key)}`;
+    raw.on('error', (e) => body.destroy(classifyS3Error(e, what).error));
+    body.once('close', () => {
+      if (!raw.destroyed) raw.destroy(); // the consumer stopped early: release the connection
+    });
+    raw.pipe(body);
     return { body, length: out.ContentLength ?? 0, info };
   }
 
