@@ -356,7 +356,11 @@ class Connection {
     const tracked = response.then(
       (chunks) => {
         const bytesOut = Array.isArray(chunks) ? chunks.reduce((n, c) => n + c.length, 0) : 0;
-        this.metrics?.onRequest?.(h.apiKey, h.apiVersion, performance.now() - started, bytesIn + 4, bytesOut);
+        const ms = performance.now() - started;
+        this.metrics?.onRequest?.(h.apiKey, h.apiVersion, ms, bytesIn + 4, bytesOut);
+        if (this.log.isLevelEnabled('debug')) {
+          this.log.debug({ apiKey: h.apiKey, apiVersion: h.apiVersion, correlationId: h.correlationId, clientId: h.clientId, ms: Number(ms.toFixed(2)), bytesIn: bytesIn + 4, bytesOut }, 'kafka request');
+        }
         return chunks;
       },
       (err: unknown) => {
