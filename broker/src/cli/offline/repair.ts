@@ -144,7 +144,7 @@ async function repairLogDir(dir: string, io: CommandIO): Promise<{ json: Record<
 function skipText(r: SkipReport): string {
   const lines: string[] = [];
   if (r.lost.length === 0) return `${r.path}: nothing to repair (${r.segments} segment(s), every entry verifies)`;
-  lines.push(`${r.path}: skipped ${r.lost.length} damaged range(s); kept ${r.keptEntries} entries after them`);
+  lines.push(`${r.path}: skipped ${r.lost.length} damaged range(s); kept all ${r.keptEntries} entries that verify; ${r.placeholders.entries} placeholder entries fill ${r.placeholders.offsets} lost offsets`);
   lines.push(
     renderTable(
       ['segment', 'bytes', 'lost raft indexes', 'lost offsets', 'reason'],
