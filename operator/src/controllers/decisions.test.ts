@@ -1,0 +1,159 @@
+import { describe, expect, it } from 'vitest';
+import type { ClusterView } from '../../../broker/src/admin/client.ts';
+import { toBrokerView } from './broker-admin.ts';
+import {
+  detectSplitBrain, fencingPlan, isPaused, leaderOf, members, nextRolloutStep, observePod, parseFencedAnnotation, phaseOf, planRollout,
+  replaceStep, scaleStep, statusChanged, withCondition, type BrokerView, type PodObservation,
+} from './decisions.ts';
+
+const T = { image: 'lance/broker:v2', configHash: 'h2' };
+function pod(name: string, o: Partial<PodObservation> = {}): PodObservation {
+  return { name, ordinal: Number(name.split('-').pop()), ready: true, image: 'lance/broker:v1', configHash: 'h2', fencedLabel: false, replaceRequested: false, deleting: false, podIP: '127.0.0.1', ...o };
+}
+const view = (p: string, o: Partial<BrokerView> = {}): BrokerView => ({ pod: p, nodeId: Number(p.split('-').pop()), role: 'Follower', leads: [], ...o });
+
+describe('guards', () => {
+  it('pause annotation', () => {
+    expect(isPaused({ 'lance.dev/reconcile': 'disabled' })).toBe(true);
+    expect(isPaused({ 'lance.dev/reconcile': 'enabled' })).toBe(false);
+    expect(isPaused(undefined)).toBe(false);
+  });
+
+  it('fencing annotation parsing names the annotation on error', () => {
+    expect(parseFencedAnnotation(undefined)).toEqual({ ok: true, pods: [] });
+    expect(parseFencedAnnotation('["demo-1","demo-1","demo-2"]')).toEqual({ ok: true, pods: ['demo-1', 'demo-2'] });
+    const bad = parseFencedAnnotation('demo-1');
+    expect(bad.ok).toBe(false);
+    expect(!bad.ok && bad.error).toContain('lance.dev/fenced');
+    expect(parseFencedAnnotation('[1]').ok).toBe(false);
+    expect(parseFencedAnnotation('{"a":1}').ok).toBe(false);
+  });
+
+  it('observePod reads readiness, image, hash, fence label, replace annotation, ordinal', () => {
+    const o = observePod({
+      metadata: { name: 'demo-2', labels: { 'apps.kubernetes.io/pod-index': '2', 'lance.dev/fenced': 'true' }, annotations: { 'lance.dev/config-hash': 'abc', 'lance.dev/replace': 'true' } },
+      spec: { containers: [{ name: 'side', image: 'x' }, { name: 'lance', image: 'lance/broker:v1' }] },
+      status: { podIP: '127.1.2.3', conditions: [{ type: 'Ready', status: 'True' }] },
+    }, 'lance');
+    expect(o).toEqual({ name: 'demo-2', ordinal: 2, ready: true, image: 'lance/broker:v1', configHash: 'abc', fencedLabel: true, replaceRequested: true, deleting: false, podIP: '127.1.2.3' });
+  });
+});
+
+describe('rolling update', () => {
+  const pods = [pod('demo-0'), pod('demo-1'), pod('demo-2')];
+
+  it('followers first (descending ordinal), the leader last', () => {
+    expect(planRollout(pods, T, 'demo-2', undefined).podsPending).toEqual(['demo-1', 'demo-0', 'demo-2']);
+    expect(planRollout(pods, T, 'demo-0', undefined).podsPending).toEqual(['demo-2', 'demo-1', 'demo-0']);
+  });
+
+  it('pods already on the target are skipped; a config-hash difference alone counts', () => {
+    const p = [pod('demo-0', { image: T.image }), pod('demo-1', { image: T.image, configHash: 'old' }), pod('demo-2', { image: T.image })];
+    expect(planRollout(p, T, 'demo-1', undefined).podsPending).toEqual(['demo-1']);
+  });
+
+  it('resumes a recorded plan (operator restart) and keeps the order, dropping finished pods', () => {
+    const p = [pod('demo-0'), pod('demo-1', { image: T.image }), pod('demo-2')];
+    const plan = planRollout(p, T, 'demo-0', { podsPending: ['demo-1', 'demo-2', 'demo-0'], order: ['demo-x'] });
+    expect(plan).toEqual({ podsPending: ['demo-2', 'demo-0'], order: ['demo-x'] });
+  });
+
+  it('a leader change mid-rollout moves the new leader last', () => {
+    expect(planRollout(pods, T, 'demo-1', { podsPending: ['demo-1', 'demo-0', 'demo-2'], order: [] }).podsPending).toEqual(['demo-0', 'demo-2', 'demo-1']);
+  });
+
+  it('each step is gated on all pods Ready and caught up; leader gets a transfer first', () => {
+    const plan = { podsPending: ['demo-1', 'demo-2'], order: [] };
+    const base = { plan, pods, replicas: 3, leader: 'demo-2', views: [], transferSupported: true };
+    expect(nextRolloutStep(base)).toEqual({ type: 'restart', pod: 'demo-1' });
+    expect(nextRolloutStep({ ...base, pods: [pods[0]!, pod('demo-1', { ready: false }), pods[2]!] }).type).toBe('wait');
+    expect(nextRolloutStep({ ...base, pods: pods.slice(0, 2) }).type).toBe('wait');
+    expect(nextRolloutStep({ ...base, views: [view('demo-0', { lag: 10 })] })).toMatchObject({ type: 'wait', reason: expect.stringContaining('demo-0') });
+    const leaderNext = { ...base, plan: { podsPending: ['demo-2'], order: ['demo-1', 'demo-0'] } };
+    expect(nextRolloutStep(leaderNext)).toEqual({ type: 'transfer-leader', pod: 'demo-2' });
+    expect(nextRolloutStep({ ...leaderNext, transferSupported: false })).toEqual({ type: 'restart', pod: 'demo-2', leaderNotTransferred: true });
+    expect(nextRolloutStep({ ...base, plan: { podsPending: [], order: [] } })).toEqual({ type: 'done' });
+  });
+
+  it('a single-broker cluster restarts its only pod (no transfer possible)', () => {
+    expect(nextRolloutStep({ plan: { podsPending: ['demo-0'], order: [] }, pods: [pod('demo-0')], replicas: 1, leader: 'demo-0', views: [], transferSupported: false })).toEqual({ type: 'restart', pod: 'demo-0' });
+  });
+});
+
+describe('scaling', () => {
+  const s = { readyPods: 3, maxReplicationFactor: 3, membershipSupported: true };
+  it('one member at a time, both directions', () => {
+    expect(scaleStep({ ...s, current: 3, desired: 5 })).toEqual({ type: 'step', to: 4, direction: 'up' });
+    expect(scaleStep({ ...s, current: 5, desired: 3, readyPods: 5 })).toEqual({ type: 'step', to: 4, direction: 'down' });
+    expect(scaleStep({ ...s, current: 3, desired: 3 })).toEqual({ type: 'none' });
+  });
+  it('refuses below the replication factor, and without membership support', () => {
+    expect(scaleStep({ ...s, current: 3, desired: 1 })).toMatchObject({ type: 'refuse', reason: expect.stringContaining('replication factor 3') });
+    expect(scaleStep({ ...s, current: 3, desired: 5, membershipSupported: false })).toMatchObject({ type: 'refuse', reason: expect.stringContaining('membership') });
+  });
+  it('waits for readiness between steps', () => {
+    expect(scaleStep({ ...s, current: 4, desired: 5, readyPods: 3 }).type).toBe('wait');
+  });
+});
+
+describe('split brain', () => {
+  it('two pods claiming the same group: the lower term is fenced', () => {
+    const views = [view('demo-0', { role: 'Leader', term: 4, leads: [{ group: 'metadata', term: 4 }] }), view('demo-1', { role: 'Leader', term: 7, leads: [{ group: 'metadata', term: 7 }, { group: 't/0', term: 7 }] }), view('demo-2')];
+    const sb = detectSplitBrain(views);
+    expect(sb).toEqual([{ group: 'metadata', claimants: [{ pod: 'demo-0', term: 4 }, { pod: 'demo-1', term: 7 }], fence: ['demo-0'] }]);
+    expect(leaderOf(views)?.pod).toBe('demo-1');
+  });
+  it('unknown or tied terms: detected, but nobody is fenced automatically', () => {
+    expect(detectSplitBrain([view('a-0', { leads: [{ group: 'metadata' }] }), view('a-1', { leads: [{ group: 'metadata', term: 3 }] })])[0]!.fence).toEqual([]);
+    expect(detectSplitBrain([view('a-0', { leads: [{ group: 'g', term: 3 }] }), view('a-1', { leads: [{ group: 'g', term: 3 }] })])[0]!.fence).toEqual([]);
+    expect(detectSplitBrain([view('a-0', { leads: [{ group: 'g', term: 3 }] })])).toEqual([]);
+  });
+  it('fencing plan: manual ∪ losers get fenced; healed and caught-up pods unfenced', () => {
+    const pods = [pod('demo-0'), pod('demo-1', { fencedLabel: true }), pod('demo-2', { fencedLabel: true })];
+    const plan = fencingPlan({ pods, manual: ['demo-0'], splitBrainLosers: [], views: [view('demo-2', { lag: 100 })] });
+    expect(plan.fence).toEqual(['demo-0']);
+    expect(plan.unfence).toEqual(['demo-1']); // demo-2 still behind: stays fenced
+  });
+});
+
+describe('node replacement', () => {
+  it('annotation or lost PVC; never the leader first', () => {
+    const pods = [pod('demo-0', { replaceRequested: true }), pod('demo-1'), pod('demo-2')];
+    expect(replaceStep({ pods, pvcMissing: [], leader: 'demo-1', replicas: 3 })).toEqual({ type: 'replace', pod: 'demo-0', reason: 'annotation' });
+    expect(replaceStep({ pods, pvcMissing: [], leader: 'demo-0', replicas: 3 })).toEqual({ type: 'transfer-leader', pod: 'demo-0' });
+    expect(replaceStep({ pods: [pod('demo-0', { replaceRequested: true }), pod('demo-1')], pvcMissing: ['demo-1'], leader: 'demo-0', replicas: 3 })).toEqual({ type: 'replace', pod: 'demo-1', reason: 'pvc-lost' });
+    expect(replaceStep({ pods: [pod('demo-0')], pvcMissing: [], leader: undefined, replicas: 1 })).toEqual({ type: 'none' });
+  });
+});
+
+describe('status', () => {
+  it('phase', () => {
+    const b = { specValid: true, podsExist: 3, readyPods: 3, replicas: 3, rollingOut: false, scaling: false, splitBrain: false, everRunning: false };
+    expect(phaseOf(b)).toBe('Running');
+    expect(phaseOf({ ...b, specValid: false })).toBe('Failed');
+    expect(phaseOf({ ...b, readyPods: 1, podsExist: 1 })).toBe('Creating');
+    expect(phaseOf({ ...b, podsExist: 0, readyPods: 0 })).toBe('Pending');
+    expect(phaseOf({ ...b, readyPods: 2, everRunning: true })).toBe('Degraded');
+    expect(phaseOf({ ...b, rollingOut: true })).toBe('Updating');
+    expect(phaseOf({ ...b, splitBrain: true })).toBe('Degraded');
+  });
+  it('members from pods and broker views', () => {
+    expect(members([pod('demo-1'), pod('demo-0', { fencedLabel: true })], [view('demo-0', { role: 'Standalone', term: 2 })])).toEqual([
+      { ordinal: 0, pod: 'demo-0', nodeId: 0, role: 'Leader', term: 2, fenced: true, ready: true },
+      { ordinal: 1, pod: 'demo-1', role: 'Unknown', fenced: false, ready: true },
+    ]);
+  });
+  it('statusChanged ignores key order and undefined; conditions keep transition time when unchanged', () => {
+    expect(statusChanged({ phase: 'Running', readyReplicas: 1 }, { readyReplicas: 1, phase: 'Running', leader: undefined })).toBe(false);
+    expect(statusChanged({ phase: 'Running' }, { phase: 'Degraded' })).toBe(true);
+    expect(statusChanged(undefined, {})).toBe(false);
+    const c1 = withCondition(undefined, 'Ready', 'True', 'AllReady', '1/1', 1, new Date('2026-01-01T00:00:00Z'));
+    const c2 = withCondition(c1, 'Ready', 'True', 'AllReady', '1/1', 1, new Date('2026-01-02T00:00:00Z'));
+    expect(statusChanged({ conditions: c1 }, { conditions: c2 })).toBe(false);
+    expect(c2[0]).toMatchObject({ observedGeneration: 1, lastTransitionTime: '2026-01-01T00:00:00Z' });
+  });
+  it('toBrokerView: standalone leads metadata and its partitions; no term yet', () => {
+    const cv = { clusterId: 'c', nodeId: 0, role: 'standalone', readOnly: false, version: '1', startedAt: 'x', listeners: { kafka: { host: 'h', port: 1 }, admin: { host: 'h', port: 2 } }, brokers: [], topics: [{ id: 1, name: 't', topicId: 'u', partitions: [{ partition: 0, leader: 0, logStartOffset: 0, logEndOffset: 0, highWatermark: 0, sizeBytes: 0, segments: 1 }, { partition: 1, leader: 5, logStartOffset: 0, logEndOffset: 0, highWatermark: 0, sizeBytes: 0, segments: 1 }] }] } as unknown as ClusterView;
+    expect(toBrokerView('demo-0', cv)).toEqual({ pod: 'demo-0', nodeId: 0, role: 'Standalone', leads: [{ group: 'metadata' }, { group: 't/0' }] });
+  });
+});

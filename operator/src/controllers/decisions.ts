@@ -1,0 +1,292 @@
+/**
+ * The LanceCluster controller's decisions, as pure functions over observed state. The reconciler (lancecluster.ts)
+ * gathers the observations, calls these in guard order and performs the returned action; nothing here does I/O.
+ */
+import { setCondition, type Condition } from '../api/conditions.ts';
+import type { LanceClusterCondition, LanceClusterConditionType, LanceClusterPhase, LanceClusterStatus, Member } from '../api/lancecluster.ts';
+import { ANNOTATION_CONFIG_HASH, LABEL_FENCED, LABEL_POD_INDEX } from '../resources/names.ts';
+
+export const ANNOTATION_RECONCILE = 'lance.dev/reconcile';
+export const ANNOTATION_FENCED = 'lance.dev/fenced';
+export const ANNOTATION_REPLACE = 'lance.dev/replace';
+
+// ---- guards on the cluster object ----
+
+export function isPaused(annotations: Record<string, string> | undefined): boolean {
+  return annotations?.[ANNOTATION_RECONCILE] === 'disabled';
+}
+
+/** `lance.dev/fenced: '["demo-1"]'` (CNPG style). An error names the annotation and what is wrong. */
+export function parseFencedAnnotation(value: string | undefined): { ok: true; pods: string[] } | { ok: false; error: string } {
+  if (value === undefined || value.trim() === '') return { ok: true, pods: [] };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    return { ok: false, error: `annotation ${ANNOTATION_FENCED}: not JSON (expected a list of pod names such as ["demo-1"])` };
+  }
+  if (!Array.isArray(parsed) || !parsed.every((p) => typeof p === 'string' && p.length > 0)) {
+    return { ok: false, error: `annotation ${ANNOTATION_FENCED}: must be a JSON list of pod names, got ${value.slice(0, 100)}` };
+  }
+  return { ok: true, pods: [...new Set(parsed as string[])] };
+}
+
+// ---- observations ----
+
+export interface PodLike {
+  metadata?: { name?: string; labels?: Record<string, string>; annotations?: Record<string, string>; deletionTimestamp?: unknown };
+  spec?: { containers?: { name?: string; image?: string }[]; volumes?: { name?: string; persistentVolumeClaim?: { claimName?: string } }[] };
+  status?: { phase?: string; podIP?: string; conditions?: { type?: string; status?: string }[] };
+}
+
+export interface PodObservation {
+  name: string;
+  ordinal: number;
+  ready: boolean;
+  image: string | undefined;
+  configHash: string | undefined;
+  fencedLabel: boolean;
+  replaceRequested: boolean;
+  deleting: boolean;
+  podIP: string | undefined;
+}
+
+export function observePod(pod: PodLike, container: string): PodObservation {
+  const name = pod.metadata?.name ?? '';
+  const idx = pod.metadata?.labels?.[LABEL_POD_INDEX] ?? /-(\d+)$/.exec(name)?.[1];
+  return {
+    name,
+    ordinal: idx === undefined ? -1 : Number(idx),
+    ready: pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+    image: pod.spec?.containers?.find((c) => c.name === container)?.image,
+    configHash: pod.metadata?.annotations?.[ANNOTATION_CONFIG_HASH],
+    fencedLabel: pod.metadata?.labels?.[LABEL_FENCED] === 'true',
+    replaceRequested: pod.metadata?.annotations?.[ANNOTATION_REPLACE] === 'true',
+    deleting: pod.metadata?.deletionTimestamp !== undefined && pod.metadata?.deletionTimestamp !== null,
+    podIP: pod.status?.podIP,
+  };
+}
+
+/** What one broker's admin API said, normalised (term is undefined while the broker does not report it). */
+export interface BrokerView {
+  pod: string;
+  nodeId: number;
+  role: 'Leader' | 'Follower' | 'Learner' | 'Standalone';
+  term?: number | undefined;
+  lag?: number | undefined;
+  /** Replication groups this broker claims to lead ("metadata", "topic/partition"), with the term it claims. */
+  leads: { group: string; term?: number | undefined }[];
+}
+
+export interface Target {
+  image: string;
+  configHash: string;
+}
+
+export function isStale(p: PodObservation, t: Target): boolean {
+  return p.image !== t.image || p.configHash !== t.configHash;
+}
+
+// ---- rolling update ----
+
+export interface RolloutState {
+  podsPending: string[];
+  order: string[];
+}
+
+/**
+ * Order of restarts for a rollout: stale followers by descending ordinal (like a StatefulSet), the leader last.
+ * An existing plan for the same target is kept (an operator restart resumes it) minus pods that are up to date.
+ */
+export function planRollout(pods: PodObservation[], target: Target, leader: string | undefined, existing: RolloutState | undefined): RolloutState {
+  const stale = new Set(pods.filter((p) => isStale(p, target)).map((p) => p.name));
+  if (existing && existing.podsPending.length > 0) {
+    const kept = existing.podsPending.filter((p) => stale.has(p));
+    const extra = [...stale].filter((p) => !kept.includes(p));
+    return { podsPending: leaderLast([...kept, ...extra], leader), order: existing.order };
+  }
+  const sorted = pods.filter((p) => stale.has(p.name)).sort((a, b) => b.ordinal - a.ordinal).map((p) => p.name);
+  return { podsPending: leaderLast(sorted, leader), order: existing?.order ?? [] };
+}
+
+function leaderLast(pods: string[], leader: string | undefined): string[] {
+  if (!leader || !pods.includes(leader)) return pods;
+  return [...pods.filter((p) => p !== leader), leader];
+}
+
+export type RolloutStep =
+  | { type: 'done' }
+  | { type: 'wait'; reason: string }
+  | { type: 'transfer-leader'; pod: string }
+  | { type: 'restart'; pod: string; leaderNotTransferred?: boolean };
+
+/**
+ * The next step of a rollout. Gate: every pod Ready and, where lag is known, caught up (≤ maxLag). The leader is
+ * restarted only after a transfer, unless the admin API cannot transfer (then it goes last anyway, recorded).
+ */
+export function nextRolloutStep(args: {
+  plan: RolloutState;
+  pods: PodObservation[];
+  replicas: number;
+  leader: string | undefined;
+  views: BrokerView[];
+  transferSupported: boolean;
+  maxLag?: number;
+}): RolloutStep {
+  const { plan, pods, replicas, leader, views } = args;
+  const next = plan.podsPending[0];
+  if (next === undefined) return { type: 'done' };
+  const notReady = pods.filter((p) => !p.ready || p.deleting).map((p) => p.name);
+  if (pods.length < replicas || notReady.length > 0) return { type: 'wait', reason: `waiting for all pods Ready (not ready: ${notReady.join(', ') || `${pods.length}/${replicas} exist`})` };
+  const maxLag = args.maxLag ?? 0;
+  const lagging = views.filter((v) => v.lag !== undefined && v.lag > maxLag).map((v) => v.pod);
+  if (lagging.length > 0) return { type: 'wait', reason: `waiting for brokers to catch up: ${lagging.join(', ')}` };
+  if (next === leader && replicas > 1) {
+    if (args.transferSupported) return { type: 'transfer-leader', pod: next };
+    return { type: 'restart', pod: next, leaderNotTransferred: true };
+  }
+  return { type: 'restart', pod: next };
+}
+
+// ---- scaling ----
+
+export type ScaleStep = { type: 'none' } | { type: 'refuse'; reason: string } | { type: 'wait'; reason: string } | { type: 'step'; to: number; direction: 'up' | 'down' };
+
+/**
+ * One member at a time toward spec.replicas. Refuses to go below the largest replication factor in use; moves only
+ * when every current pod is Ready; needs the admin API's membership changes for a multi-node cluster.
+ */
+export function scaleStep(args: { current: number; desired: number; readyPods: number; maxReplicationFactor: number | undefined; membershipSupported: boolean }): ScaleStep {
+  const { current, desired, readyPods, maxReplicationFactor } = args;
+  if (current === desired) return { type: 'none' };
+  if (desired < current && maxReplicationFactor !== undefined && desired < maxReplicationFactor) {
+    return { type: 'refuse', reason: `spec.replicas=${desired} is below the largest topic replication factor ${maxReplicationFactor}; lower the topics' replication first` };
+  }
+  if (!args.membershipSupported) {
+    return { type: 'refuse', reason: `scaling ${current} → ${desired} needs the broker admin API's membership changes, which this broker version does not support` };
+  }
+  if (readyPods < current) return { type: 'wait', reason: `waiting for all ${current} pods Ready before the next membership change` };
+  return desired > current ? { type: 'step', to: current + 1, direction: 'up' } : { type: 'step', to: current - 1, direction: 'down' };
+}
+
+// ---- split brain and fencing ----
+
+export interface SplitBrain {
+  group: string;
+  claimants: { pod: string; term: number | undefined }[];
+  /** Pods to fence: every claimant with a lower term than the highest. Empty when terms are unknown or tied. */
+  fence: string[];
+}
+
+/** Groups that more than one broker claims to lead, and who loses (the lower term). */
+export function detectSplitBrain(views: BrokerView[]): SplitBrain[] {
+  const byGroup = new Map<string, { pod: string; term: number | undefined }[]>();
+  for (const v of views) {
+    for (const l of v.leads) {
+      const list = byGroup.get(l.group) ?? [];
+      list.push({ pod: v.pod, term: l.term });
+      byGroup.set(l.group, list);
+    }
+  }
+  const out: SplitBrain[] = [];
+  for (const [group, claimants] of [...byGroup].sort(([a], [b]) => a.localeCompare(b))) {
+    if (claimants.length < 2) continue;
+    const known = claimants.every((c) => c.term !== undefined);
+    const max = Math.max(...claimants.map((c) => c.term ?? -1));
+    const winners = claimants.filter((c) => c.term === max);
+    const fence = known && winners.length === 1 ? claimants.filter((c) => c.term! < max).map((c) => c.pod) : [];
+    out.push({ group, claimants, fence });
+  }
+  return out;
+}
+
+/**
+ * Which pods to fence/unfence: the union of split-brain losers and the manual annotation, compared with the pods'
+ * current fence labels. `autoFenced` are pods the operator fenced automatically earlier (kept in status members)
+ * and that stay fenced until the split brain is healed and they are caught up.
+ */
+export function fencingPlan(args: { pods: PodObservation[]; manual: string[]; splitBrainLosers: string[]; views: BrokerView[]; maxLag?: number }): { fence: string[]; unfence: string[]; desired: Set<string> } {
+  const want = new Set([...args.manual, ...args.splitBrainLosers]);
+  const maxLag = args.maxLag ?? 0;
+  const fence: string[] = [];
+  const unfence: string[] = [];
+  for (const p of args.pods) {
+    if (want.has(p.name) && !p.fencedLabel) fence.push(p.name);
+    if (!want.has(p.name) && p.fencedLabel) {
+      // Unfence only once the broker reports itself caught up (when lag is reported at all).
+      const v = args.views.find((x) => x.pod === p.name);
+      if (v && v.lag !== undefined && v.lag > maxLag) continue;
+      unfence.push(p.name);
+    }
+  }
+  return { fence, unfence, desired: want };
+}
+
+// ---- node replacement ----
+
+export type ReplaceStep = { type: 'none' } | { type: 'transfer-leader'; pod: string } | { type: 'replace'; pod: string; reason: 'annotation' | 'pvc-lost' };
+
+/** One replacement at a time; never the current leader (its leadership is transferred first). */
+export function replaceStep(args: { pods: PodObservation[]; pvcMissing: string[]; leader: string | undefined; replicas: number }): ReplaceStep {
+  const candidates = args.pods
+    .filter((p) => !p.deleting && (p.replaceRequested || args.pvcMissing.includes(p.name)))
+    .sort((a, b) => a.ordinal - b.ordinal);
+  const first = candidates.find((p) => p.name !== args.leader) ?? candidates[0];
+  if (!first) return { type: 'none' };
+  const reason = first.replaceRequested ? 'annotation' : 'pvc-lost';
+  if (first.name === args.leader && args.replicas > 1) return { type: 'transfer-leader', pod: first.name };
+  return { type: 'replace', pod: first.name, reason };
+}
+
+// ---- status ----
+
+export function phaseOf(args: { specValid: boolean; podsExist: number; readyPods: number; replicas: number; rollingOut: boolean; scaling: boolean; splitBrain: boolean; everRunning: boolean }): LanceClusterPhase {
+  if (!args.specValid) return 'Failed';
+  if (args.splitBrain) return 'Degraded';
+  if (args.scaling) return 'Scaling';
+  if (args.rollingOut) return 'Updating';
+  if (args.readyPods >= args.replicas && args.podsExist >= args.replicas) return 'Running';
+  if (args.everRunning) return 'Degraded';
+  return args.podsExist === 0 ? 'Pending' : 'Creating';
+}
+
+export function members(pods: PodObservation[], views: BrokerView[]): Member[] {
+  return [...pods].sort((a, b) => a.ordinal - b.ordinal).map((p) => {
+    const v = views.find((x) => x.pod === p.name);
+    const role: Member['role'] = !v ? 'Unknown' : v.role === 'Standalone' ? 'Leader' : v.role;
+    return {
+      ordinal: p.ordinal,
+      pod: p.name,
+      ...(v ? { nodeId: v.nodeId } : {}),
+      role,
+      ...(v?.term !== undefined ? { term: v.term } : {}),
+      ...(v?.lag !== undefined ? { lag: v.lag } : {}),
+      fenced: p.fencedLabel,
+      ready: p.ready,
+    };
+  });
+}
+
+/** The metadata-group leader: the broker that says it leads (standalone counts), the highest term if several. */
+export function leaderOf(views: BrokerView[]): BrokerView | undefined {
+  const leaders = views.filter((v) => v.role === 'Leader' || v.role === 'Standalone');
+  return leaders.sort((a, b) => (b.term ?? -1) - (a.term ?? -1))[0];
+}
+
+export function withCondition(conditions: LanceClusterCondition[] | undefined, type: LanceClusterConditionType, status: 'True' | 'False', reason: string, message: string, generation: number, now: Date): LanceClusterCondition[] {
+  return setCondition(conditions as Condition<LanceClusterConditionType>[] | undefined, { type, status, reason, message, observedGeneration: generation }, now) as LanceClusterCondition[];
+}
+
+/** Deep equality of two statuses, so an unchanged status is never written (no resourceVersion churn, no event loop). */
+export function statusChanged(old: LanceClusterStatus | undefined, next: LanceClusterStatus): boolean {
+  return canonical(old ?? {}) !== canonical(next);
+}
+
+function canonical(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) => {
+    if (x && typeof x === 'object' && !Array.isArray(x)) {
+      return Object.fromEntries(Object.entries(x as Record<string, unknown>).filter(([, y]) => y !== undefined).sort(([a], [b]) => a.localeCompare(b)));
+    }
+    return x;
+  });
+}
