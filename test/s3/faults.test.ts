@@ -325,6 +325,15 @@ describe('S3 backend under faults', () => {
     expect((await direct.get(k)).equals(body)).toBe(true);
   });
 
+  it('delete batches at most 1000 keys per DeleteObjects request', async () => {
+    const before = proxy.requests.length;
+    const d = key('batch') + '/';
+    await store.put(d + 'real', Buffer.from('x'));
+    await store.delete([...Array.from({ length: 2500 }, (_, i) => `${d}missing-${i}`), d + 'real']);
+    expect(opsOf(before, 'DeleteObjects')).toBe(3);
+    expect(await direct.head(d + 'real')).toBeNull();
+  });
+
   it('an unreachable endpoint is an IO error after the bounded attempts', async () => {
     const dead = createObjectStore(faultyConfig('http://127.0.0.1:1', { maxAttempts: 2 }));
     try {
