@@ -105,6 +105,33 @@ describe('real kubectl against the stand-in', () => {
     expect(g.stderr).toContain('NotFound');
   });
 
+  it('StatefulSet: rollout status, delete of a pod that the controller recreates under the same name, scale', async () => {
+    const sts = {
+      apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'kweb' },
+      spec: {
+        replicas: 2, serviceName: 'kweb', podManagementPolicy: 'Parallel', selector: { matchLabels: { app: 'kweb' } },
+        template: { metadata: { labels: { app: 'kweb' } }, spec: { terminationGracePeriodSeconds: 5, containers: [{
+          name: 'srv', image: 'lance/test-http:1', ports: [{ name: 'http', containerPort: 8080 }],
+          env: [{ name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }],
+          readinessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 1 },
+        }] } },
+      },
+    };
+    expect((await kubectl(env, ['apply', '-f', '-'], YAML.stringify(sts))).code).toBe(0);
+    const ro = await kubectl(env, ['rollout', 'status', 'statefulset/kweb', '--timeout=90s']);
+    expect(ro.stdout).toContain('partitioned roll out complete: 2 new pods have been updated');
+    const uid = (await kubectl(env, ['get', 'pod', 'kweb-1', '-o', 'jsonpath={.metadata.uid}'])).stdout;
+    const del = await kubectl(env, ['delete', 'pod', 'kweb-1', '--timeout=60s']);
+    expect(del.stdout).toContain('pod "kweb-1" deleted');
+    expect(del.code).toBe(0);
+    await waitFor('kweb-1 recreated', async () => { const u = (await kubectl(env, ['get', 'pod', 'kweb-1', '-o', 'jsonpath={.metadata.uid}'])).stdout; return u && u !== uid; });
+    expect((await kubectl(env, ['wait', '--for=condition=Ready', 'pod/kweb-1', '--timeout=60s'])).code).toBe(0);
+    expect((await kubectl(env, ['scale', 'statefulset', 'kweb', '--replicas=1'])).code).toBe(0);
+    await waitFor('kweb-1 removed by scale-down', async () => (await kubectl(env, ['get', 'pod', 'kweb-1'])).stderr.includes('NotFound'));
+    expect((await kubectl(env, ['delete', 'statefulset', 'kweb'])).code).toBe(0);
+    await waitFor('kweb pods collected', async () => (await kubectl(env, ['get', 'pods', '-l', 'app=kweb', '-o', 'name'])).stdout.trim() === '');
+  });
+
   it('a CRD is served once applied; a bad CR is rejected naming the fields; printer columns; patch --subresource=status', async () => {
     const crd = await kubectl(env, ['apply', '-f', path.join(FIX, 'widget-crd.yaml')]);
     expect(crd.stdout).toContain('customresourcedefinition.apiextensions.k8s.io/widgets.example.lance.dev created');

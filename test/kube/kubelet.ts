@@ -18,6 +18,12 @@ export interface KubeletOptions {
   /** First restart delay for crashed containers (doubles per restart, capped at restartBackoffMaxMs). */
   restartBackoffMs?: number;
   restartBackoffMaxMs?: number;
+  /**
+   * Least time between a pod's deletionTimestamp and its removal (default 1000 ms). A real kubelet needs a sync
+   * period to notice; `kubectl delete` relies on that: it GETs, then LISTs and WATCHes by name, and if the pod is
+   * already gone and recreated under the same name (StatefulSets) in between, it waits forever.
+   */
+  minTerminationMs?: number;
 }
 
 interface ContainerRuntime {
@@ -77,7 +83,11 @@ export class Kubelet extends Controller {
     this.podT = store.type('', 'pods')!;
   }
 
+  /** Last-resort cleanup if the hosting process exits without stop() (e.g. a crashed test worker). */
+  private readonly onHostExit = (): void => { for (const pid of this.pids()) killGroup(pid, 'SIGKILL'); };
+
   override async start(): Promise<void> {
+    process.once('exit', this.onHostExit);
     const nodeT = this.store.type('', 'nodes')!;
     for (const n of this.opts.nodes) {
       if (!this.store.tryGet(nodeT, undefined, n)) this.store.create(nodeT, undefined, { apiVersion: 'v1', kind: 'Node', metadata: { name: n, labels: { 'kubernetes.io/hostname': n, 'kubernetes.io/os': 'linux' } }, spec: {} });
@@ -88,6 +98,7 @@ export class Kubelet extends Controller {
 
   override async stop(): Promise<void> {
     super.stop();
+    process.off('exit', this.onHostExit);
     await Promise.all([...this.pods.values()].map((p) => this.killPod(p, 0)));
   }
 
@@ -187,7 +198,9 @@ export class Kubelet extends Controller {
         if (!rt) { this.store.finalizeDelete(this.podT, pod.metadata.namespace, pod.metadata.name!); continue; }
         if (!rt.terminating) {
           rt.terminating = true;
-          void this.killPod(rt, pod.metadata.deletionGracePeriodSeconds ?? 30).then(() => {
+          const since = Date.now() - Date.parse(pod.metadata.deletionTimestamp);
+          const floor = Math.max(0, (this.opts.minTerminationMs ?? 1000) - since);
+          void Promise.all([this.killPod(rt, pod.metadata.deletionGracePeriodSeconds ?? 30), delay(floor)]).then(() => {
             this.pods.delete(uid);
             const cur = this.store.tryGet(this.podT, rt!.ns, rt!.name);
             if (cur && cur.metadata.uid === uid) this.store.finalizeDelete(this.podT, rt!.ns, rt!.name);
