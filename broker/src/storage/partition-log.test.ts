@@ -585,6 +585,20 @@ describe('retention and rolling', () => {
     expect((await verifyPartitionDir(dir)).ok).toBe(true);
   });
 
+  it('updateOptions validates and applies new roll/retention settings to an open log', async () => {
+    const dir = await tmp();
+    const log = await open(dir, { segmentBytes: 100_000 });
+    await fill(log, 20);
+    expect(log.segments().length).toBe(1);
+    expect(() => log.updateOptions({ retention: { retentionBytes: -5, retentionMs: 0 } })).toThrow(/retention\.retentionBytes/);
+    log.updateOptions({ segmentBytes: 1000 });
+    await fill(log, 20);
+    expect(log.segments().length).toBeGreaterThan(5);
+    log.updateOptions({ retention: { retentionBytes: 1, retentionMs: 0 } });
+    await log.enforceRetention();
+    expect(log.segments().length).toBe(1);
+  });
+
   it('rolls by segment age using the injected clock (no sleeping)', async () => {
     const dir = await tmp();
     let now = 1_000;
