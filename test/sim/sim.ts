@@ -776,7 +776,12 @@ class Sim {
   }
 
   private membershipStep(): void {
-    const g = this.rng.int(0, this.o.groups - 1);
+    if (this.phase === 'faults') this.membershipChange(this.rng.int(0, this.o.groups - 1));
+    // after healing, every group restores full membership (a random pick could starve one group)
+    else for (let g = 0; g < this.o.groups; g++) this.membershipChange(g);
+  }
+
+  private membershipChange(g: number): void {
     const l = this.leaderOf(g);
     if (l === null) return;
     const raft = this.node(l).members[g]!.raft!;
@@ -811,6 +816,7 @@ class Sim {
       this.processReady(l, g);
     } catch (e) {
       if (!isLanceError(e)) throw e;
+      this.log(`g${g} leader n${l}: membership change refused: ${e.code} ${e.message}`);
     }
   }
 
