@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import http from 'node:http';
 import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -16,6 +17,8 @@ import { decodeKubeProtobuf } from './protobuf.ts';
 /** Hooks the workload layer provides (pod logs). */
 export interface ApiHooks {
   podLog?: (ns: string, pod: string, container: string | undefined, opts: { tailLines?: number; previous?: boolean }) => string | undefined;
+  /** For `follow=true`: the log file and whether the container may still write to it. */
+  podLogSource?: (ns: string, pod: string, container: string | undefined) => { file: string; live: () => boolean } | undefined;
 }
 
 export interface ApiServerOptions { store: Store; hooks?: ApiHooks; bookmarkIntervalMs?: number; host?: string }
@@ -121,7 +124,7 @@ export class ApiServer {
     const r: Route = { rt, version, group, ns, name, sub, plural };
     const q = url.searchParams;
     if (!name) return this.collection(req, res, method, r, rt, q, body);
-    if (sub) return this.subresource(req, method, r, rt, q, body);
+    if (sub) return this.subresource(req, res, method, r, rt, q, body);
     return this.item(req, method, r, rt, q, body);
   }
 
@@ -371,7 +374,32 @@ export class ApiServer {
   }
 
   // ---------- subresources ----------
-  private subresource(req: http.IncomingMessage, method: string, r: Route, rt: ResourceType, q: URLSearchParams, body: Buffer): HttpReply {
+  /** `logs -f`: the text so far, then appended bytes (polled) until the container can write no more or the client leaves. */
+  private followLog(res: http.ServerResponse, src: { file: string; live: () => boolean }, initial: string): void {
+    res.writeHead(200, { 'Content-Type': 'text/plain', 'Transfer-Encoding': 'chunked' });
+    res.write(initial);
+    let offset = Buffer.byteLength(initial);
+    this.openWatches.add(res);
+    const timer = setInterval(() => {
+      // Sample liveness before reading: output written before the container stopped is then always delivered.
+      const live = src.live();
+      let size = 0;
+      try { size = fs.statSync(src.file).size; } catch { size = offset; }
+      if (size > offset) {
+        const fd = fs.openSync(src.file, 'r');
+        const buf = Buffer.alloc(size - offset);
+        fs.readSync(fd, buf, 0, buf.length, offset);
+        fs.closeSync(fd);
+        offset = size;
+        res.write(buf);
+      }
+      if (!live) finish();
+    }, 200);
+    const finish = (): void => { clearInterval(timer); this.openWatches.delete(res); if (!res.writableEnded) res.end(); };
+    res.on('close', finish);
+  }
+
+  private subresource(req: http.IncomingMessage, res: http.ServerResponse | undefined, method: string, r: Route, rt: ResourceType, q: URLSearchParams, body: Buffer): HttpReply | 'streaming' {
     const name = r.name!;
     if (r.sub === 'status' && (rt.statusSubresource)) {
       if (method === 'GET') return new HttpReply(200, this.store.get(rt, r.ns, name, r.version));
@@ -414,6 +442,8 @@ export class ApiServer {
       const tail = q.get('tailLines');
       const text = this.hooks.podLog?.(r.ns!, name, container, { ...(tail ? { tailLines: parseIntParam('tailLines', tail) } : {}), previous: q.get('previous') === 'true' });
       if (text === undefined) throw errors.badRequest(`container "${container ?? pod.spec?.containers?.[0]?.name}" in pod "${name}" is waiting to start: ContainerCreating`);
+      const src = q.get('follow') === 'true' ? this.hooks.podLogSource?.(r.ns!, name, container) : undefined;
+      if (src && res) { this.followLog(res, src, text); return 'streaming'; }
       return new HttpReply(200, text, { 'Content-Type': 'text/plain' });
     }
     throw errors.pathNotFound(`${r.plural}/${name}/${r.sub}`);

@@ -53,7 +53,7 @@ export async function startStandIn(opts: StandInOptions = {}): Promise<StandIn> 
   const nodes = opts.nodes ?? ['node-0', 'node-1', 'node-2'];
   const workloads = opts.workloads !== false;
   const kubelet = workloads ? new Kubelet(store, { dataDir, nodes }) : undefined;
-  const api = new ApiServer({ store, bookmarkIntervalMs: opts.bookmarkIntervalMs, hooks: { podLog: (ns, pod, c, o) => kubelet?.logs(ns, pod, c, o) } });
+  const api = new ApiServer({ store, bookmarkIntervalMs: opts.bookmarkIntervalMs, hooks: { podLog: (ns, pod, c, o) => kubelet?.logs(ns, pod, c, o), podLogSource: (ns, pod, c) => kubelet?.logSource(ns, pod, c) } });
   const url = await api.listen(opts.port ?? 0);
   const kubeconfigPath = await writeKubeconfig(dataDir, url);
   const controllers: Controller[] = [new GcController(store), new ServiceAccountController(store)];

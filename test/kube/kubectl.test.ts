@@ -132,6 +132,16 @@ describe('real kubectl against the stand-in', () => {
     await waitFor('kweb pods collected', async () => (await kubectl(env, ['get', 'pods', '-l', 'app=kweb', '-o', 'name'])).stdout.trim() === '');
   });
 
+  it('logs -f follows a running container until it exits', async () => {
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'talker' }, spec: { restartPolicy: 'Never', containers: [{ name: 'c', image: 'busybox:1.36', command: ['sh', '-c', 'for i in 1 2 3 4; do echo line-$i; sleep 0.5; done'] }] } };
+    expect((await kubectl(env, ['apply', '-f', '-'], YAML.stringify(pod))).code).toBe(0);
+    await waitFor('talker started', async () => ['Running', 'Succeeded'].includes((await kubectl(env, ['get', 'pod', 'talker', '-o', 'jsonpath={.status.phase}'])).stdout));
+    const logs = await kubectl(env, ['logs', '-f', 'talker']);
+    expect(logs.code).toBe(0);
+    expect(logs.stdout).toBe('line-1\nline-2\nline-3\nline-4\n');
+    expect((await kubectl(env, ['get', 'pod', 'talker', '-o', 'jsonpath={.status.phase}'])).stdout).toBe('Succeeded');
+  });
+
   it('a CRD is served once applied; a bad CR is rejected naming the fields; printer columns; patch --subresource=status', async () => {
     const crd = await kubectl(env, ['apply', '-f', path.join(FIX, 'widget-crd.yaml')]);
     expect(crd.stdout).toContain('customresourcedefinition.apiextensions.k8s.io/widgets.example.lance.dev created');

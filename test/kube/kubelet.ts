@@ -126,6 +126,15 @@ export class Kubelet extends Controller {
     return lines.slice(-o.tailLines).join('\n') + (lines.length ? '\n' : '');
   }
 
+  /** Where a container's log lives and whether more output can still come (for `logs -f`). */
+  logSource(ns: string, name: string, container: string | undefined): { file: string; live: () => boolean } | undefined {
+    const pod = this.store.tryGet(this.podT, ns, name);
+    const rt = pod ? this.pods.get(pod.metadata.uid!) : undefined;
+    const c = rt ? (container ? rt.containers.find((x) => x.name === container) : rt.containers[0]) : undefined;
+    if (!rt || !c) return undefined;
+    return { file: c.logFile, live: () => this.pods.get(rt.uid) === rt && !rt.stopped && (c.running || !!c.restartTimer || !rt.initDone) };
+  }
+
   // ---------- faults ----------
   /** SIGKILLs a pod's container processes (restartPolicy then decides what happens, as after an OOM kill). */
   killPodProcesses(ns: string, name: string, signal: NodeJS.Signals = 'SIGKILL'): number[] {
