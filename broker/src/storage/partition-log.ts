@@ -749,8 +749,11 @@ export class PartitionLog {
     }
     const firstIndex = this._lastIndex + 1;
     const firstOffset = this._nextOffset;
-    for (const e of entries) {
-      this.appendOne(e, this._lastIndex + 1, this._nextOffset, true);
+    try {
+      for (const e of entries) this.appendOne(e, this._lastIndex + 1, this._nextOffset, true);
+    } catch (e) {
+      // A write failed midway through the batch: memory and file disagree now; only a reopen can fix that.
+      throw this.fail(e);
     }
     return { firstOffset, lastOffset: this._nextOffset - 1, firstIndex, lastIndex: this._lastIndex, durable: this.afterAppend() };
   }
@@ -777,7 +780,11 @@ export class PartitionLog {
     }
     const firstIndex = this._lastIndex + 1;
     const firstOffset = this._nextOffset;
-    for (const e of entries) this.appendOne(e, e.index, e.firstOffset, false);
+    try {
+      for (const e of entries) this.appendOne(e, e.index, e.firstOffset, false);
+    } catch (e) {
+      throw this.fail(e);
+    }
     return { firstOffset, lastOffset: this._nextOffset - 1, firstIndex, lastIndex: this._lastIndex, durable: this.afterAppend() };
   }
 
@@ -922,6 +929,13 @@ export class PartitionLog {
     const w = this.window;
     this.window = null;
     this.windowBytes = 0;
+    if (this.failed) {
+      // Never report durability after a failed write or fsync.
+      this.syncing = false;
+      w.reject(this.failed);
+      this.notifyIdle();
+      return;
+    }
     this.lastSyncStart = performance.now();
     const coveredIndex = this._lastIndex;
     const coveredOffset = this._nextOffset;
