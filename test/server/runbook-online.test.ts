@@ -50,10 +50,11 @@ describe('runbook online procedures', () => {
     const imported = await lnc(['import-topic', '--path', dataB, '--name', 'restored_topic', '--input', path.join(backup, 'topic_1.lance')]);
     expect(imported.stderr).toBe('');
     expect(imported.code).toBe(0);
-    const listed = JSON.parse((await lnc(['list-topics', '--server', b.admin])).stdout) as Array<{ id: number; name: string }>;
-    expect(listed.map((t) => t.name)).toEqual(['restored_topic']);
+    // served right away (the broker looks for topics that appeared in its data dir)
     const consumed = await lnc(['consume', '--server', b.admin, '--topic', 'restored_topic', '--from-beginning']);
     expect(consumed.stdout).toBe('o1\no2\no3\n');
+    const listed = JSON.parse((await lnc(['list-topics', '--server', b.admin])).stdout) as Array<{ id: number; name: string }>;
+    expect(listed.map((t) => t.name)).toEqual(['restored_topic']);
     // and it is a normal topic: writable, and still there after a restart
     expect((await lnc(['produce', '--server', b.admin, '--topic', 'restored_topic'], 'o4\n')).code).toBe(0);
     process.kill(b.pid, 'SIGTERM');

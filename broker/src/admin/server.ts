@@ -18,7 +18,7 @@ export interface AdminService {
   cluster(): ClusterView | Promise<ClusterView>;
   listTopics(): TopicSummary[] | Promise<TopicSummary[]>;
   /** throws NOT_FOUND */
-  getTopic(name: string): TopicDetail;
+  getTopic(name: string): TopicDetail | Promise<TopicDetail>;
   createTopic(req: CreateTopicRequest): Promise<TopicSummary>;
   deleteTopic(name: string): Promise<{ deleted: string; id: number }>;
   produce(topic: string, req: ProduceRequest): Promise<ProduceResponse>;
@@ -144,7 +144,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
         sendJson(res, 201, await service.createTopic(body));
       },
     },
-    { method: 'GET', pattern: /^\/v1\/topics\/([^/]+)$/, name: '/v1/topics/:name', handler: async ({ res, params }) => sendJson(res, 200, service.getTopic(params[0]!)) },
+    { method: 'GET', pattern: /^\/v1\/topics\/([^/]+)$/, name: '/v1/topics/:name', handler: async ({ res, params }) => sendJson(res, 200, await service.getTopic(params[0]!)) },
     { method: 'DELETE', pattern: /^\/v1\/topics\/([^/]+)$/, name: '/v1/topics/:name', handler: async ({ res, params }) => sendJson(res, 200, await service.deleteTopic(params[0]!)) },
     {
       method: 'POST', pattern: /^\/v1\/topics\/([^/]+)\/records$/, name: '/v1/topics/:name/records', handler: async ({ req, res, params }) => {

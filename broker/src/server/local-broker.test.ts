@@ -7,6 +7,7 @@ import { silentLogger } from '../common/log.ts';
 import { ListOffsetsTimestamp } from '../kafka/backend.ts';
 import { validateConfig } from './config.ts';
 import { LocalBroker, parseKafkaTopicConfigs } from './local-broker.ts';
+import * as catalog from '../storage/catalog.ts';
 import { BrokerMetrics } from './metrics.ts';
 import { decideIdentity, ensureNodeIdentity } from './node-identity.ts';
 import { acquireDataDirLock, isLiveBroker, isStale, type LockHolder } from './data-dir-lock.ts';
@@ -139,14 +140,14 @@ describe('LocalBroker', () => {
     expect(total).toBe(5);
     const controller = new AbortController();
     // a waiting fetch at the end of partition 0 is woken by a produce to it (waits on the HW event, not a timer)
-    const end = broker.adminGetTopic('k').partitionStates[0]!.highWatermark;
+    const end = (await broker.adminGetTopic('k')).partitionStates[0]!.highWatermark;
     const waiting = broker.adminFetch('k', 0, { offset: end, max: 10, maxBytes: 1 << 20, waitMs: 30_000, encoding: 'utf8' }, controller.signal);
     await broker.adminProduce('k', { records: [{ partition: 0, value: 'late', headers: { h: 'v' } }] });
     const got = await waiting;
     expect(got.records.map((x) => [x.value, x.headers])).toEqual([['late', { h: 'v' }]]);
     expect(got.nextOffset).toBe(end + 1);
     // abort ends a wait at once with no records
-    const aborted = broker.adminFetch('k', 1, { offset: broker.adminGetTopic('k').partitionStates[1]!.highWatermark, max: 10, maxBytes: 1 << 20, waitMs: 30_000, encoding: 'utf8' }, AbortSignal.abort());
+    const aborted = broker.adminFetch('k', 1, { offset: (await broker.adminGetTopic('k')).partitionStates[1]!.highWatermark, max: 10, maxBytes: 1 << 20, waitMs: 30_000, encoding: 'utf8' }, AbortSignal.abort());
     expect((await aborted).records).toEqual([]);
     const all = await Promise.all([0, 1, 2].map((p) => broker.adminFetch('k', p, { max: 100, maxBytes: 1 << 20, waitMs: 0, encoding: 'utf8' }, controller.signal)));
     const user1 = all.filter((f) => f.records.some((x) => x.key === 'user-1'));
@@ -165,19 +166,19 @@ describe('LocalBroker', () => {
       await broker.produce('keep', 0, [batch([big])], 1, 10_000);
       await broker.produce('trim', 0, [batch([big])], 1, 10_000);
     }
-    const segs = (name: string) => broker.adminGetTopic(name).partitionStates[0]!;
-    expect(segs('keep').segments).toBeGreaterThan(3);
+    const segs = async (name: string) => (await broker.adminGetTopic(name)).partitionStates[0]!;
+    expect((await segs('keep')).segments).toBeGreaterThan(3);
     const deleted = await broker.enforceRetention();
     expect(deleted).toBeGreaterThan(0);
-    expect(segs('keep').logStartOffset).toBe(0);
-    expect(segs('trim').logStartOffset).toBeGreaterThan(0);
-    expect(segs('trim').sizeBytes).toBeLessThanOrEqual(2048 + 1024 + 200);
+    expect((await segs('keep')).logStartOffset).toBe(0);
+    expect((await segs('trim')).logStartOffset).toBeGreaterThan(0);
+    expect((await segs('trim')).sizeBytes).toBeLessThanOrEqual(2048 + 1024 + 200);
     await expect(broker.fetch('trim', 0, 0, 100)).rejects.toMatchObject({ code: 'OFFSET_OUT_OF_RANGE' });
 
     // AlterConfigs takes effect on the open log at once: 'keep' gets a size limit and the next pass trims it
     await broker.alterTopicConfigs('keep', { 'retention.bytes': '2048', 'segment.bytes': '1024' }, false);
     expect(await broker.enforceRetention()).toBeGreaterThan(0);
-    expect(segs('keep').logStartOffset).toBeGreaterThan(0);
+    expect((await segs('keep')).logStartOffset).toBeGreaterThan(0);
   });
 
   it('auto-creates topics only when topics.autoCreate is on', async () => {
@@ -192,6 +193,18 @@ describe('LocalBroker', () => {
     await on.broker.settled();
     expect(on.broker.getTopic('auto')?.partitions).toHaveLength(3);
     expect(on.broker.listTopics().map((t) => t.name)).toEqual(['auto']);
+  });
+
+  it('serves topics that appear in the data dir while running (offline import)', async () => {
+    const { broker, dataDir } = await open({ topics: { rescanIntervalMs: 0 } });
+    // what lnc import-topic leaves behind: a complete topic dir with topic.json (here via the catalog directly)
+    await catalog.createTopic(dataDir, 'imported', 2, {});
+    expect(broker.getTopic('imported')).toBeUndefined();
+    expect((await broker.adminGetTopic('imported')).partitions).toBe(2);
+    expect(broker.getTopic('imported')?.partitions).toHaveLength(2);
+    await catalog.createTopic(dataDir, 'second', 1, {});
+    expect((await broker.adminListTopics()).map((t) => t.name)).toEqual(['imported', 'second']);
+    expect(await broker.rescanCatalog()).toEqual([]);
   });
 
   it('maps Kafka config strings with -1 = unlimited', () => {

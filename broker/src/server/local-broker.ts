@@ -673,9 +673,19 @@ export class LocalBroker implements KafkaBackend {
     return [...this.topics.values()].sort((a, b) => a.meta.id - b.meta.id).map((t) => this.summary(t));
   }
 
-  adminGetTopic(name: string): TopicDetail {
-    const t = this.topics.get(name);
+  /** A topic by name; an unknown name first triggers a catalog rescan (a topic imported a moment ago). */
+  private async topicForAdmin(name: string): Promise<TopicRuntime> {
+    let t = this.topics.get(name);
+    if (!t) {
+      await this.rescanCatalog();
+      t = this.topics.get(name);
+    }
     if (!t) throw notFound(name);
+    return t;
+  }
+
+  async adminGetTopic(name: string): Promise<TopicDetail> {
+    const t = await this.topicForAdmin(name);
     return { ...this.summary(t), partitionStates: this.partitionStates(t) };
   }
 
@@ -707,8 +717,7 @@ export class LocalBroker implements KafkaBackend {
   /** Admin produce: groups records per partition, one batch per partition, answered after fsync. */
   async adminProduce(topic: string, req: ProduceRequest): Promise<ProduceResponse> {
     this.assertWritable(`produce to ${topic}`);
-    const t = this.topics.get(topic);
-    if (!t) throw notFound(topic);
+    const t = await this.topicForAdmin(topic);
     const enc = req.encoding ?? 'utf8';
     const buf = (s: string | null | undefined): Buffer | null => (s === null || s === undefined ? null : Buffer.from(s, enc));
     const now = Date.now();
@@ -740,6 +749,7 @@ export class LocalBroker implements KafkaBackend {
 
   /** Admin fetch: decoded records from `offset` (default: log start), optionally waiting for data. */
   async adminFetch(topic: string, partition: number, q: FetchQuery, signal: AbortSignal): Promise<FetchResponse> {
+    await this.topicForAdmin(topic);
     const p = this.partitionOf(topic, partition);
     const offset = q.offset ?? p.log.logStartOffset;
     if (q.waitMs > 0) await this.waitForData(topic, partition, offset, q.waitMs, signal);
