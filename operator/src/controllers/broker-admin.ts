@@ -8,7 +8,16 @@ import { AdminClient, type ClusterView } from '../../../broker/src/admin/client.
 import { LanceError } from '../../../broker/src/common/errors.ts';
 import type { BrokerView } from './decisions.ts';
 
+/** Which admin operations this broker version offers (declared, so decisions need no probing calls). */
+export interface AdminCapabilities {
+  membership: boolean;
+  fence: boolean;
+  transferLeader: boolean;
+  replicationFactor: boolean;
+}
+
 export interface BrokerAdmin {
+  readonly supports: AdminCapabilities;
   clusterStatus(): Promise<BrokerView>;
   fence(): Promise<void>;
   unfence(): Promise<void>;
@@ -40,6 +49,8 @@ export function toBrokerView(pod: string, v: ClusterView): BrokerView {
 
 export class AdminClientBrokerAdmin implements BrokerAdmin {
   private readonly client: AdminClient;
+  // The broker's admin API (broker/src/admin) has only GET /v1/cluster of these today.
+  readonly supports: AdminCapabilities = { membership: false, fence: false, transferLeader: false, replicationFactor: false };
   constructor(private readonly pod: string, baseUrl: string, timeoutMs = 5_000) {
     this.client = new AdminClient(baseUrl, { timeoutMs });
   }

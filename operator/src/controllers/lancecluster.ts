@@ -1,0 +1,376 @@
+/**
+ * LanceCluster reconcile: an ordered guard chain with early returns. Each guard asks a pure function in
+ * decisions.ts what to do; this file does the I/O (read the cluster, apply manifests, call brokers, write status,
+ * record Events). Progress (rollout order, pending pods) lives in status, never in memory, so a restarted or
+ * newly elected operator resumes where the last one stopped.
+ */
+import type { Logger } from '../../../broker/src/common/log.ts';
+import { silentLogger } from '../../../broker/src/common/log.ts';
+import { safeParseLanceCluster, type LanceCluster, type LanceClusterStatus, readyText } from '../api/lancecluster.ts';
+import { desiredResources } from '../resources/desired.ts';
+import { ANNOTATION_CONFIG_HASH, LABEL_FENCED, names, selectorLabels, selectorString, statusSelector } from '../resources/names.ts';
+import { BROKER_CONTAINER } from '../resources/statefulset.ts';
+import { createOrUpdate, writeStatus, type EventRecorder, type EventType } from '../kube/apply.ts';
+import { KINDS } from '../kube/kinds.ts';
+import { isConflict, isNotFound, type KubeObject, type KubeRest } from '../kube/rest.ts';
+import type { WorkResult } from '../kube/workqueue.ts';
+import { isUnsupported, type BrokerAdmin, type BrokerAdminFactory } from './broker-admin.ts';
+import {
+  detectSplitBrain, fencingPlan, isPaused, leaderOf, members, nextRolloutStep, observePod, parseFencedAnnotation, phaseOf, planRollout,
+  replaceStep, scaleStep, statusChanged, withCondition, ANNOTATION_FENCED, type BrokerView, type PodLike, type PodObservation,
+} from './decisions.ts';
+import type { OperatorMetrics } from './metrics.ts';
+
+interface ClusterObject extends KubeObject { spec?: unknown; status?: LanceClusterStatus }
+interface StatefulSetObject extends KubeObject {
+  spec?: { replicas?: number; template?: { metadata?: { annotations?: Record<string, string> } } };
+}
+type PodObject = KubeObject & PodLike;
+
+export interface ReconcilerOptions {
+  rest: KubeRest;
+  events: EventRecorder;
+  admin: BrokerAdminFactory;
+  metrics: OperatorMetrics;
+  log?: Logger;
+  /** 'podIP' where pods share one network namespace (the test/kube stand-in). */
+  bindAddress?: 'any' | 'podIP';
+  /** Requeue while something is in progress / when settled (split-brain polling). */
+  busyRequeueMs?: number;
+  idleRequeueMs?: number;
+  now?: () => Date;
+}
+
+export class LanceClusterReconciler {
+  private readonly log: Logger;
+  private readonly busy: number;
+  private readonly idle: number;
+  private readonly now: () => Date;
+
+  constructor(private readonly o: ReconcilerOptions) {
+    this.log = o.log ?? silentLogger;
+    this.busy = o.busyRequeueMs ?? 2_000;
+    this.idle = o.idleRequeueMs ?? 10_000;
+    this.now = o.now ?? (() => new Date());
+  }
+
+  async reconcile(key: string): Promise<WorkResult> {
+    const [namespace, name] = key.split('/') as [string, string];
+    const log = this.log.child({ namespace, cluster: name });
+    const end = this.o.metrics.reconcileDuration.startTimer({ namespace, cluster: name });
+    this.o.metrics.reconcileTotal.inc({ namespace, cluster: name });
+    try {
+      return await this.reconcileOnce(namespace, name, log);
+    } catch (e) {
+      this.o.metrics.reconcileErrors.inc({ namespace, cluster: name });
+      if (isConflict(e)) {
+        log.debug({ err: e }, 'conflict; requeue');
+      } else {
+        log.warn({ err: e }, 'reconcile failed');
+      }
+      throw e;
+    } finally {
+      end();
+    }
+  }
+
+  private async reconcileOnce(namespace: string, name: string, log: Logger): Promise<WorkResult> {
+    const { rest } = this.o;
+    // Guard 0: the object (fresh from the apiserver, so the status write's resourceVersion guard is meaningful).
+    let raw: ClusterObject;
+    try {
+      raw = await rest.get<ClusterObject>(KINDS.LanceCluster, namespace, name);
+    } catch (e) {
+      if (isNotFound(e)) {
+        this.o.metrics.forget(namespace, name);
+        return 'ok'; // deleted: owned objects go by garbage collection
+      }
+      throw e;
+    }
+    if (raw.metadata?.deletionTimestamp) return 'ok';
+    const generation = raw.metadata?.generation ?? 0;
+    const involved = { kind: 'LanceCluster', apiVersion: raw.apiVersion ?? 'lance.dev/v1alpha1', name, namespace, uid: raw.metadata?.uid ?? '' };
+    const event = (type: EventType, reason: string, message: string): Promise<void> => {
+      log.info({ reason, type }, message);
+      return this.o.events.record({ involved, type, reason, message });
+    };
+    const old = raw.status;
+    const commit = async (status: LanceClusterStatus): Promise<void> => {
+      this.o.metrics.setPhase(namespace, name, status.phase);
+      if (!statusChanged(old, status)) return;
+      raw = await writeStatus(rest, KINDS.LanceCluster, raw, status);
+    };
+
+    // Guard 1: paused.
+    if (isPaused(raw.metadata?.annotations)) {
+      await event('Normal', 'ReconcilePaused', 'reconciliation disabled by annotation lance.dev/reconcile=disabled');
+      return 'ok';
+    }
+
+    // Guard 2: valid spec (the CRD's validation should have refused it; an older CRD or a direct write might not).
+    const parsed = safeParseLanceCluster(raw);
+    if (!parsed.ok) {
+      const message = parsed.error.message;
+      await event('Warning', 'InvalidSpec', message);
+      await commit({ ...old, phase: 'Failed', observedGeneration: generation, conditions: withCondition(old?.conditions, 'Degraded', 'True', 'InvalidSpec', message, generation, this.now()) });
+      return 'ok'; // nothing to retry until the object changes
+    }
+    const cluster: LanceCluster = parsed.value;
+    const spec = cluster.spec;
+    let conditions = old?.conditions;
+    const cond = (type: Parameters<typeof withCondition>[1], status: 'True' | 'False', reason: string, message: string): void => {
+      conditions = withCondition(conditions, type, status, reason, message, generation, this.now());
+    };
+    cond('Degraded', 'False', 'SpecValid', 'spec is valid');
+
+    // Observe.
+    const sts = await this.getOrUndefined<StatefulSetObject>(KINDS.StatefulSet, namespace, names.statefulSet(name));
+    const podList = await rest.list<PodObject>(KINDS.Pod, namespace, { labelSelector: selectorString(selectorLabels(name)) });
+    const pods = podList.items.map((p) => observePod(p, BROKER_CONTAINER)).filter((p) => p.ordinal >= 0);
+    const pvcList = await rest.list<KubeObject>(KINDS.PersistentVolumeClaim, namespace);
+    const pvcNames = new Set(pvcList.items.filter((p) => !p.metadata?.deletionTimestamp).map((p) => p.metadata?.name));
+    const views = await this.brokerViews(cluster, pods);
+    const leader = leaderOf(views)?.pod;
+    const anyAdmin = this.adminFor(cluster, pods.find((p) => p.podIP) ?? pods[0]);
+
+    // Guard 3: scaling, one member at a time (the StatefulSet's replicas is the current step).
+    const current = sts?.spec?.replicas ?? spec.replicas;
+    let stsReplicas = current;
+    let scaling = false;
+    let maxRf: number | undefined;
+    if (anyAdmin?.supports.replicationFactor) maxRf = await anyAdmin.maxReplicationFactor().catch(() => undefined);
+    const scale = scaleStep({ current, desired: spec.replicas, readyPods: pods.filter((p) => p.ready).length, maxReplicationFactor: maxRf, membershipSupported: anyAdmin?.supports.membership ?? false });
+    if (scale.type === 'refuse') {
+      cond('Progressing', 'False', 'ScaleRefused', scale.reason);
+      await event('Warning', 'ScaleRefused', scale.reason);
+    } else if (scale.type === 'wait') {
+      scaling = true;
+      cond('Progressing', 'True', 'Scaling', scale.reason);
+    } else if (scale.type === 'step') {
+      scaling = true;
+      const ok = await this.membershipChange(cluster, pods, views, scale.to, scale.direction, event);
+      if (ok) stsReplicas = scale.to;
+      cond('Progressing', 'True', 'Scaling', `scaling ${current} → ${spec.replicas} (step to ${stsReplicas})`);
+    }
+
+    // Guard 4: owned objects (ServiceAccount, ConfigMap, Services, PDB, StatefulSet).
+    for (const r of desiredResources(cluster, { replicas: stsReplicas, ...(this.o.bindAddress ? { bindAddress: this.o.bindAddress } : {}) })) {
+      const kind = KINDS[r.kind as keyof typeof KINDS];
+      const res = await createOrUpdate(rest, kind, r as KubeObject);
+      if (res.action !== 'unchanged') await event('Normal', res.action === 'created' ? 'Created' : 'Updated', `${res.action} ${r.kind} ${r.metadata?.name}`);
+    }
+    const templateHash = (await this.getOrUndefined<StatefulSetObject>(KINDS.StatefulSet, namespace, names.statefulSet(name)))?.spec?.template?.metadata?.annotations?.[ANNOTATION_CONFIG_HASH] ?? '';
+
+    // Guard 5: fencing — split brain (lower term loses) plus the manual annotation.
+    const manual = parseFencedAnnotation(raw.metadata?.annotations?.[ANNOTATION_FENCED]);
+    if (!manual.ok) await event('Warning', 'InvalidAnnotation', manual.error);
+    const split = detectSplitBrain(views);
+    const losers = split.flatMap((s) => s.fence);
+    if (split.length > 0) {
+      const msg = split.map((s) => `${s.group} claimed by ${s.claimants.map((c) => `${c.pod}(term ${c.term ?? '?'})`).join(', ')}`).join('; ');
+      cond('SplitBrain', 'True', losers.length ? 'LowerTermFenced' : 'TermUnknown', msg);
+      await event('Warning', 'SplitBrain', losers.length ? `${msg}: fencing ${losers.join(', ')}` : `${msg}: terms unknown, not fencing automatically`);
+    } else {
+      cond('SplitBrain', 'False', 'SingleLeader', 'no replication group has two leaders');
+    }
+    const fencing = fencingPlan({ pods, manual: manual.ok ? manual.pods : [], splitBrainLosers: losers, views });
+    for (const p of fencing.fence) await this.setFenced(cluster, pods, p, true, event);
+    for (const p of fencing.unfence) await this.setFenced(cluster, pods, p, false, event);
+    const fencedNow = pods.filter((p) => (p.fencedLabel || fencing.fence.includes(p.name)) && !fencing.unfence.includes(p.name)).map((p) => p.name);
+    cond('Fenced', fencedNow.length ? 'True' : 'False', fencedNow.length ? 'PodsFenced' : 'NoneFenced', fencedNow.length ? `fenced: ${fencedNow.join(', ')}` : 'no pod is fenced');
+    for (const p of pods) p.fencedLabel = fencedNow.includes(p.name);
+
+    // Guard 6: node replacement (annotation or lost PVC), never the leader.
+    const pvcMissing = pods.filter((p) => !pvcNames.has(names.pvc(name, p.ordinal))).map((p) => p.name);
+    const repl = replaceStep({ pods, pvcMissing, leader, replicas: spec.replicas });
+    if (repl.type === 'transfer-leader') {
+      await this.transferLeadership(cluster, pods, views, repl.pod, event, 'replacement');
+    } else if (repl.type === 'replace') {
+      if (spec.replicas === 1 && repl.reason === 'annotation') {
+        await event('Warning', 'ReplaceRefused', `${repl.pod}: replacing the only broker of a single-broker cluster would lose all data`);
+      } else {
+        await this.replaceNode(cluster, pods, views, repl.pod, repl.reason, event);
+        cond('Progressing', 'True', 'ReplacingNode', `replacing ${repl.pod} (${repl.reason})`);
+        await commit(this.buildStatus({ cluster, old, conditions, pods, views, leader, stsReplicas, rollout: old?.rollout, generation, scaling, rollingOut: false, split: split.length > 0, templateHash }));
+        return { afterMs: this.busy };
+      }
+    }
+
+    // Guard 7: rolling update (OnDelete StatefulSet: the operator picks who restarts, one at a time, leader last).
+    let rollout = old?.rollout;
+    let rollingOut = false;
+    if (spec.updateStrategy.type === 'Auto' && templateHash) {
+      const target = { image: spec.image, configHash: templateHash };
+      const plan = planRollout(pods, target, leader, rollout);
+      if (plan.podsPending.length > 0) {
+        rollingOut = true;
+        if (!rollout || rollout.podsPending.length === 0) {
+          plan.order = [];
+          await event('Normal', 'RolloutStarted', `rolling out image ${spec.image} / config ${templateHash.slice(0, 12)}: order ${plan.podsPending.join(', ')}`);
+        }
+        rollout = plan;
+        const step = nextRolloutStep({ plan, pods, replicas: stsReplicas, leader, views, transferSupported: anyAdmin?.supports.transferLeader ?? false });
+        if (step.type === 'wait') {
+          cond('Progressing', 'True', 'RollingUpdate', step.reason);
+        } else if (step.type === 'transfer-leader') {
+          await this.transferLeadership(cluster, pods, views, step.pod, event, 'rolling update');
+          cond('Progressing', 'True', 'RollingUpdate', `transferring leadership away from ${step.pod}`);
+        } else if (step.type === 'restart') {
+          if (step.leaderNotTransferred) await event('Warning', 'LeaderRestartedWithoutTransfer', `${step.pod} is the leader; the broker admin API cannot transfer leadership yet, restarting it last anyway`);
+          // Record the step in status BEFORE deleting the pod: a crash in between re-plans from status.
+          rollout = { podsPending: plan.podsPending.slice(1), order: [...plan.order, step.pod] };
+          cond('Progressing', 'True', 'RollingUpdate', `restarting ${step.pod}`);
+          await commit(this.buildStatus({ cluster, old, conditions, pods, views, leader, stsReplicas, rollout, generation, scaling, rollingOut: true, split: split.length > 0, templateHash }));
+          await rest.delete(KINDS.Pod, namespace, step.pod);
+          await event('Normal', 'RestartingPod', `rolling update: restarting ${step.pod} (${rollout.order.length} of ${rollout.order.length + rollout.podsPending.length})`);
+          return { afterMs: this.busy };
+        }
+      } else {
+        const settledOnTarget = pods.length >= stsReplicas && pods.every((p) => p.ready && !p.deleting);
+        const changed = old?.currentImage !== spec.image || old?.currentConfigHash !== templateHash;
+        if (rollout && rollout.order.length > 0 && changed) {
+          // The last restarted pod is still coming up: the rollout is not over until it is Ready.
+          if (settledOnTarget) await event('Normal', 'RolloutComplete', `every pod runs ${spec.image} / config ${templateHash.slice(0, 12)}; restart order ${rollout.order.join(', ')}`);
+          else rollingOut = true;
+        }
+        if (rollout) rollout = { podsPending: [], order: rollout.order };
+      }
+    }
+
+    const status = this.buildStatus({ cluster, old, conditions, pods, views, leader, stsReplicas, rollout, generation, scaling, rollingOut, split: split.length > 0, templateHash });
+    if (old?.phase !== status.phase) await event(status.phase === 'Degraded' || status.phase === 'Failed' ? 'Warning' : 'Normal', `Phase${status.phase}`, `phase ${old?.phase ?? '(none)'} → ${status.phase}`);
+    await commit(status);
+    const settled = status.phase === 'Running' && !scaling && !rollingOut;
+    return { afterMs: settled ? this.idle : this.busy };
+  }
+
+  private buildStatus(a: {
+    cluster: LanceCluster; old: LanceClusterStatus | undefined; conditions: LanceClusterStatus['conditions']; pods: PodObservation[]; views: BrokerView[];
+    leader: string | undefined; stsReplicas: number; rollout: LanceClusterStatus['rollout']; generation: number; templateHash?: string; scaling: boolean; rollingOut: boolean; split: boolean;
+  }): LanceClusterStatus {
+    const { cluster, pods, views } = a;
+    const replicas = cluster.spec.replicas;
+    const readyPods = pods.filter((p) => p.ready && !p.deleting).length;
+    const everRunning = a.old?.phase !== undefined && !['Pending', 'Creating', 'Failed'].includes(a.old.phase);
+    const phase = phaseOf({ specValid: true, podsExist: pods.length, readyPods, replicas, rollingOut: a.rollingOut, scaling: a.scaling, splitBrain: a.split, everRunning });
+    let conditions = withCondition(a.conditions, 'Ready', readyPods >= replicas ? 'True' : 'False', readyPods >= replicas ? 'AllPodsReady' : 'PodsNotReady', `${readyText(readyPods, replicas)} pods ready`, a.generation, this.now());
+    if (!a.scaling && !a.rollingOut && phase === 'Running') conditions = withCondition(conditions, 'Progressing', 'False', 'Settled', 'nothing in progress', a.generation, this.now());
+    const leaderView = views.find((v) => v.pod === a.leader);
+    const allOnTarget = pods.length > 0 && pods.every((p) => p.image === cluster.spec.image);
+    const status: LanceClusterStatus = {
+      phase,
+      conditions,
+      observedGeneration: a.generation,
+      replicas: pods.length,
+      readyReplicas: readyPods,
+      ready: readyText(readyPods, replicas),
+      selector: statusSelector(cluster.metadata.name),
+      members: members(pods, views),
+      ...(a.leader ? { leader: a.leader } : {}),
+      ...(leaderView?.term !== undefined ? { controllerTerm: leaderView.term } : {}),
+      ...(a.old?.lastRestorePoint ? { lastRestorePoint: a.old.lastRestorePoint } : {}),
+      targetImage: cluster.spec.image,
+      ...(allOnTarget && !a.rollingOut ? { currentImage: cluster.spec.image } : a.old?.currentImage ? { currentImage: a.old.currentImage } : {}),
+      ...(a.templateHash ? { targetConfigHash: a.templateHash } : {}),
+      ...(allOnTarget && !a.rollingOut && a.templateHash && pods.every((p) => p.configHash === a.templateHash) ? { currentConfigHash: a.templateHash } : a.old?.currentConfigHash ? { currentConfigHash: a.old.currentConfigHash } : {}),
+      ...(a.rollout ? { rollout: a.rollout } : {}),
+    };
+    return status;
+  }
+
+  private async getOrUndefined<T extends KubeObject>(kind: (typeof KINDS)[keyof typeof KINDS], namespace: string, name: string): Promise<T | undefined> {
+    try {
+      return await this.o.rest.get<T>(kind, namespace, name);
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    }
+  }
+
+  private adminFor(cluster: LanceCluster, pod: PodObservation | undefined): BrokerAdmin | undefined {
+    if (!pod?.podIP) return undefined;
+    return this.o.admin(pod.name, `http://${pod.podIP}:${cluster.spec.listeners.adminPort}`);
+  }
+
+  /** Every Ready pod's /v1/cluster; an unreachable broker simply has no view (its pod is not Ready then, usually). */
+  private async brokerViews(cluster: LanceCluster, pods: PodObservation[]): Promise<BrokerView[]> {
+    const out = await Promise.all(pods.filter((p) => p.podIP && !p.deleting).map(async (p) => {
+      try {
+        return await this.adminFor(cluster, p)!.clusterStatus();
+      } catch {
+        return undefined;
+      }
+    }));
+    return out.filter((v): v is BrokerView => v !== undefined);
+  }
+
+  private async setFenced(cluster: LanceCluster, pods: PodObservation[], pod: string, fenced: boolean, event: (t: EventType, r: string, m: string) => Promise<void>): Promise<void> {
+    const admin = this.adminFor(cluster, pods.find((p) => p.name === pod));
+    if (admin) {
+      try {
+        if (fenced) await admin.fence();
+        else await admin.unfence();
+      } catch (e) {
+        if (isUnsupported(e)) await event('Warning', fenced ? 'FenceUnsupported' : 'UnfenceUnsupported', `${pod}: ${(e as Error).message}; only the Service label is changed`);
+        else throw e;
+      }
+    }
+    // The label drops the pod from (or returns it to) the client Service's endpoints.
+    await this.o.rest.mergePatch(KINDS.Pod, cluster.metadata.namespace, pod, { metadata: { labels: { [LABEL_FENCED]: fenced ? 'true' : 'false' } } });
+    await event(fenced ? 'Warning' : 'Normal', fenced ? 'Fenced' : 'Unfenced', `${pod} ${fenced ? 'fenced: removed from the client Service' : 'unfenced: back in the client Service'}`);
+  }
+
+  private async transferLeadership(cluster: LanceCluster, pods: PodObservation[], views: BrokerView[], from: string, event: (t: EventType, r: string, m: string) => Promise<void>, why: string): Promise<void> {
+    const target = views.find((v) => v.pod !== from && v.role === 'Follower');
+    const admin = this.adminFor(cluster, pods.find((p) => p.name === from));
+    if (!admin || !target) {
+      await event('Warning', 'TransferLeaderBlocked', `${why}: no caught-up follower to take leadership from ${from}`);
+      return;
+    }
+    try {
+      await admin.transferLeader(target.nodeId);
+      await event('Normal', 'LeaderTransfer', `${why}: leadership ${from} → ${target.pod}`);
+    } catch (e) {
+      if (!isUnsupported(e)) throw e;
+      await event('Warning', 'TransferLeaderUnsupported', `${why}: ${(e as Error).message}`);
+    }
+  }
+
+  private async membershipChange(cluster: LanceCluster, pods: PodObservation[], views: BrokerView[], to: number, direction: 'up' | 'down', event: (t: EventType, r: string, m: string) => Promise<void>): Promise<boolean> {
+    const leader = leaderOf(views);
+    const admin = this.adminFor(cluster, pods.find((p) => p.name === leader?.pod));
+    if (!admin) return false;
+    try {
+      if (direction === 'up') await admin.addMember(to - 1);
+      else await admin.removeMember(to);
+      await event('Normal', direction === 'up' ? 'MemberAdded' : 'MemberRemoved', `membership ${direction === 'up' ? 'add' : 'remove'} node ${direction === 'up' ? to - 1 : to}`);
+      return true;
+    } catch (e) {
+      if (!isUnsupported(e)) throw e;
+      await event('Warning', 'MembershipUnsupported', (e as Error).message);
+      return false;
+    }
+  }
+
+  private async replaceNode(cluster: LanceCluster, pods: PodObservation[], views: BrokerView[], pod: string, reason: string, event: (t: EventType, r: string, m: string) => Promise<void>): Promise<void> {
+    const ns = cluster.metadata.namespace!;
+    const p = pods.find((x) => x.name === pod)!;
+    const view = views.find((v) => v.pod === pod);
+    const leaderAdmin = this.adminFor(cluster, pods.find((x) => x.name === leaderOf(views)?.pod));
+    if (leaderAdmin && view && cluster.spec.replicas > 1) {
+      try {
+        await leaderAdmin.removeMember(view.nodeId);
+      } catch (e) {
+        if (!isUnsupported(e)) throw e;
+        await event('Warning', 'MembershipUnsupported', `replacing ${pod}: ${(e as Error).message}; the new broker must rejoin by itself`);
+      }
+    }
+    await event('Warning', 'ReplacingNode', `replacing ${pod} (${reason}): deleting its PVC and pod; the StatefulSet recreates both`);
+    try {
+      await this.o.rest.delete(KINDS.PersistentVolumeClaim, ns, names.pvc(cluster.metadata.name, p.ordinal));
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+    await this.o.rest.delete(KINDS.Pod, ns, pod);
+  }
+}
