@@ -8,13 +8,24 @@ export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url
  * Image → process mapping, the one place that says what a container image "is" on this machine. `entrypoint` plays
  * the role of the image's ENTRYPOINT (replaced by container.command) and `cmd` its CMD (replaced by container.args).
  */
-export interface ImageSpec { entrypoint: string[]; cmd: string[] }
+export interface ImageSpec {
+  entrypoint: string[];
+  cmd: string[];
+  /** Programs on the image's PATH: a `command[0]` with this basename runs the mapped argv instead. */
+  bin?: Record<string, string[]>;
+}
 
 const node = process.execPath;
+/** The project's CLIs as the broker image ships them (`lance` server, `lnc` tool). */
+const LANCE_BINS: Record<string, string[]> = {
+  lance: [node, path.join(REPO_ROOT, 'bin', 'lance.js')],
+  lnc: [node, path.join(REPO_ROOT, 'bin', 'lnc.js')],
+  node: [node],
+};
 
 export const IMAGES: { match: RegExp; spec: ImageSpec; note: string }[] = [
-  { match: /^(.*\/)?lance\/broker(:.*)?$/, spec: { entrypoint: [node, path.join(REPO_ROOT, 'bin', 'lance.js')], cmd: [] }, note: 'the broker server (bin/lance.js)' },
-  { match: /^(.*\/)?lance\/operator(:.*)?$/, spec: { entrypoint: [node, '--import', 'tsx', path.join(REPO_ROOT, 'operator', 'src', 'main.ts')], cmd: [] }, note: 'the operator entry (operator/src/main.ts, when it exists)' },
+  { match: /^(.*\/)?lance\/broker(:.*)?$/, spec: { entrypoint: [node, path.join(REPO_ROOT, 'bin', 'lance.js')], cmd: [], bin: LANCE_BINS }, note: 'the broker server (bin/lance.js); `lance`/`lnc` commands map to bin/*.js' },
+  { match: /^(.*\/)?lance\/operator(:.*)?$/, spec: { entrypoint: [node, '--import', 'tsx', path.join(REPO_ROOT, 'operator', 'src', 'main.ts')], cmd: [], bin: LANCE_BINS }, note: 'the operator entry (operator/src/main.ts, when it exists)' },
   { match: /^(.*\/)?lance\/test-http(:.*)?$/, spec: { entrypoint: [node, path.join(REPO_ROOT, 'test', 'kube', 'images', 'test-http.mjs')], cmd: [] }, note: 'tiny HTTP test server' },
   { match: /^(.*\/)?(busybox|alpine|debian|ubuntu)(:.*)?$/, spec: { entrypoint: [], cmd: ['sh'] }, note: 'host shell utilities: command/args run as-is on the host' },
   { match: /^(.*\/)?node(:.*)?$/, spec: { entrypoint: [], cmd: [node] }, note: 'the host node binary' },
@@ -29,6 +40,8 @@ export function containerArgv(image: ImageSpec, command: string[] | undefined, a
   const entry = command && command.length ? command : image.entrypoint;
   const cmd = args !== undefined && (args.length || command) ? args : (command && command.length ? [] : image.cmd);
   const argv = [...entry, ...cmd];
+  const mapped = command && command.length ? image.bin?.[path.basename(command[0])] : undefined;
+  if (mapped) return [...mapped, ...argv.slice(1)];
   // `node` as a command means the host node binary (images built FROM node rely on it being on PATH).
   if (argv[0] === 'node') argv[0] = node;
   return argv;

@@ -184,3 +184,14 @@ describe('API semantics over HTTP', () => {
     await pump;
   });
 });
+
+describe('image table', () => {
+  it('maps images and the lance CLIs to local argv, with command/args override rules', async () => {
+    const { resolveImage, containerArgv, REPO_ROOT } = await import('./images.ts');
+    const broker = resolveImage('registry.example/lance/broker:0.1.0')!;
+    expect(containerArgv(broker, undefined, ['--config', '/etc/x'])).toEqual([process.execPath, `${REPO_ROOT}/bin/lance.js`, '--config', '/etc/x']);
+    expect(containerArgv(broker, ['/usr/local/bin/lnc', 'restore'], ['--from', 's3://b'])).toEqual([process.execPath, `${REPO_ROOT}/bin/lnc.js`, 'restore', '--from', 's3://b']);
+    expect(containerArgv(resolveImage('busybox:1.36')!, ['sh', '-c', 'exit 3'], undefined)).toEqual(['sh', '-c', 'exit 3']);
+    expect(resolveImage('nginx:1.27')).toBeUndefined();
+  });
+});
