@@ -223,17 +223,33 @@ describe('fuzzing a live broker', () => {
     };
     const cpuBefore = cpu();
     const selfBefore = process.cpuUsage();
+    // a well-behaved client keeps producing on its own long-lived connection during the whole fuzz run
+    const steady = await KafkaWireClient.connect('127.0.0.1', lance.kafkaPort, 'steady');
+    let fuzzing = true;
+    let steadyOk = 0;
+    const steadyLoop = (async () => {
+      const b = buildRecordBatch([{ key: null, value: Buffer.from('steady'), headers: [], timestamp: Date.now() }]);
+      while (fuzzing) {
+        const r = await steady.request<ProduceResponse>(0, 9, { transactionalId: null, acks: 1, timeoutMs: 10_000, topicData: [{ name: 'fuzz', partitionData: [{ index: 1, records: b }] }] });
+        if (r.responses[0]!.partitionResponses[0]!.errorCode !== 0) throw new Error(`steady produce failed: ${JSON.stringify(r)}`);
+        steadyOk++;
+      }
+    })();
     const started = Date.now();
     const stats = await run(FRAMES);
+    fuzzing = false;
+    await steadyLoop;
+    steady.close();
     const brokerCpu = cpu() - cpuBefore;
     const selfCpu = (process.cpuUsage(selfBefore).user + process.cpuUsage(selfBefore).system) / 1e6;
     const seconds = (Date.now() - started) / 1000;
     const rssAfter = lance.rssBytes();
     console.log(
       `fuzz: ${stats.sent} frames in ${seconds.toFixed(1)} s (${Math.round(stats.sent / seconds)}/s); answered ${stats.answered}, ` +
-        `closed by broker ${stats.closes}, quiet ${stats.quiet}; RSS ${(rssBefore / 2 ** 20).toFixed(0)} → ${(rssAfter / 2 ** 20).toFixed(0)} MiB; fds before ${fdsBefore}; CPU s broker ${brokerCpu.toFixed(1)}, fuzzer ${selfCpu.toFixed(1)}`,
+        `closed by broker ${stats.closes}, quiet ${stats.quiet}; RSS ${(rssBefore / 2 ** 20).toFixed(0)} → ${(rssAfter / 2 ** 20).toFixed(0)} MiB; fds before ${fdsBefore}; CPU s broker ${brokerCpu.toFixed(1)}, fuzzer ${selfCpu.toFixed(1)}; steady client produced ${steadyOk} batches meanwhile`,
     );
     expect(stats.sent).toBeGreaterThanOrEqual(FRAMES);
+    expect(steadyOk).toBeGreaterThan(0); // the other connection kept being served (any failure threw above)
     expect(stats.closes).toBeGreaterThan(FRAMES / 10); // the broker really rejected malformed input
     expect(stats.answered).toBeGreaterThan(FRAMES / 20); // and really answered what still parsed
 

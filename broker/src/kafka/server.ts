@@ -194,7 +194,9 @@ class Connection {
   private draining = false;
   private ending = false;
   private closed = false;
-  private readonly log: Logger;
+  private logInstance: Logger | undefined;
+  private readonly id: number;
+  private readonly baseLogger: Logger;
 
   constructor(
     private readonly socket: net.Socket,
@@ -204,7 +206,8 @@ class Connection {
     logger: Logger,
     private readonly metrics: KafkaMetricsHooks | undefined,
   ) {
-    this.log = logger.child({ conn: id, remote: `${socket.remoteAddress}:${socket.remotePort}` });
+    this.id = id;
+    this.baseLogger = logger;
     this.frames = new FrameAssembler(maxFrame);
     socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('error', (err) => this.log.debug({ err: err.message }, 'socket error'));
@@ -214,6 +217,12 @@ class Connection {
       this.ending = true;
       void this.flushQueue();
     });
+  }
+
+  /** child logger created on first use: most connections never log, and creating one per connection costs CPU */
+  private get log(): Logger {
+    this.logInstance ??= this.baseLogger.child({ conn: this.id, remote: `${this.socket.remoteAddress}:${this.socket.remotePort}` });
+    return this.logInstance;
   }
 
   /** No input for the idle timeout: close unless requests (e.g. a long-poll Fetch) are still being answered. */
@@ -358,7 +367,7 @@ class Connection {
         const bytesOut = Array.isArray(chunks) ? chunks.reduce((n, c) => n + c.length, 0) : 0;
         const ms = performance.now() - started;
         this.metrics?.onRequest?.(h.apiKey, h.apiVersion, ms, bytesIn + 4, bytesOut);
-        if (this.log.isLevelEnabled('debug')) {
+        if (this.baseLogger.isLevelEnabled('debug')) {
           this.log.debug({ apiKey: h.apiKey, apiVersion: h.apiVersion, correlationId: h.correlationId, clientId: h.clientId, ms: Number(ms.toFixed(2)), bytesIn: bytesIn + 4, bytesOut }, 'kafka request');
         }
         return chunks;
