@@ -195,3 +195,20 @@ describe('image table', () => {
     expect(resolveImage('nginx:1.27')).toBeUndefined();
   });
 });
+
+describe('kubeTarget', () => {
+  it('uses KUBECONFIG when set, a stand-in otherwise', async () => {
+    const { kubeTarget } = await import('./target.ts');
+    const real = await kubeTarget({}, { KUBECONFIG: '/some/real/config' });
+    expect(real).toMatchObject({ kubeconfigPath: '/some/real/config', real: true });
+    expect(real.standIn).toBeUndefined();
+    const local = await kubeTarget({ workloads: false }, {});
+    try {
+      expect(local.real).toBe(false);
+      const res = await fetch(`${local.standIn!.url}/version`);
+      expect(((await res.json()) as { minor: string }).minor).toBe('32');
+    } finally {
+      await local.stop();
+    }
+  });
+});
