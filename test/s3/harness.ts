@@ -38,7 +38,7 @@ export async function startS3rver(opts: { bucket?: string; extraBuckets?: string
   child.stderr!.on('data', (d: Buffer) => {
     stderr += d.toString();
   });
-  const port = await new Promise<number>((resolve, reject) => {
+  const listening = new Promise<number>((resolve, reject) => {
     let out = '';
     const onData = (d: Buffer): void => {
       out += d.toString();
@@ -54,6 +54,15 @@ export async function startS3rver(opts: { bucket?: string; extraBuckets?: string
     child.once('exit', (code, sig) => reject(new Error(`s3rver child exited (${code ?? sig}) before listening: ${stderr}`)));
     child.once('error', reject);
   });
+  let port: number;
+  try {
+    port = await listening;
+  } catch (e) {
+    // don't leave a half-started child or its dir behind
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+    throw e;
+  }
   const pid = child.pid!;
   let stopped = false;
   return {
