@@ -210,9 +210,17 @@ describe('repair --skip-corrupt on a log dir', () => {
     const plain = await cli(['repair', '--path', segs[0]!]);
     expect(plain.code).toBe(1);
     expect(plain.out).toContain('NOT repaired');
+    await fsp.cp(dir, `${dir}.copy`, { recursive: true });
+    dirs.push(`${dir}.copy`);
     const r = await skipCorruptLog(dir);
     expect(r.lost[0]!.reason).toContain('segment header');
     expect(await readAll()).toEqual(before);
+    // without --skip-corrupt the log is cut at that segment: it and every later one go aside, listed in the report
+    const cut = await cli(['repair', '--path', `${dir}.copy`]);
+    expect(cut.code, cut.err).toBe(0);
+    expect(cut.out).toContain('segments from the damaged one on moved aside');
+    expect(cut.out).toContain(path.basename(segs[0]!));
+    expect(await readAll(`${dir}.copy`)).toEqual([]);
   });
 });
 

@@ -114,7 +114,9 @@ async function repairLogDir(dir: string, io: CommandIO): Promise<{ json: Record<
     }
     if (c.error) {
       repaired = await repairSegment(f, io);
-      cutFrom = i + 1;
+      // a segment whose header is unreadable cannot be cut in place: in a log dir it goes aside with the rest
+      cutFrom = repaired.action === 'unrepairable' ? i : i + 1;
+      if (repaired.action === 'unrepairable') repaired = null; // listed with the moved segments instead
       break;
     }
     const ix = await checkIndexes(f, c);
@@ -134,11 +136,10 @@ async function repairLogDir(dir: string, io: CommandIO): Promise<{ json: Record<
   if (nothing) lines.push(`${dir}: nothing to repair (${segs.length} segment(s), every entry verifies)`);
   if (repaired) lines.push(renderKeyValues(segmentRepairLines(repaired)));
   if (moved.length > 0) {
-    lines.push('', `later segments moved aside (the log is cut at the first damage; use --skip-corrupt to keep them):`);
+    lines.push('', `${repaired ? 'later segments' : 'segments from the damaged one on'} moved aside (the log is cut at the first damage; use --skip-corrupt to keep what verifies):`);
     lines.push(renderTable(['segment', 'valid entries', 'moved to'], moved.map((m) => [path.basename(m.file), m.entries, path.basename(m.copy)])));
   }
-  const code = repaired?.action === 'unrepairable' ? ExitCode.PROBLEMS : ExitCode.OK;
-  return { json, text: lines.join('\n'), code };
+  return { json, text: lines.join('\n'), code: ExitCode.OK };
 }
 
 function skipText(r: SkipReport): string {
