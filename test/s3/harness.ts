@@ -54,14 +54,21 @@ export async function startS3rver(opts: { bucket?: string; extraBuckets?: string
     child.once('exit', (code, sig) => reject(new Error(`s3rver child exited (${code ?? sig}) before listening: ${stderr}`)));
     child.once('error', reject);
   });
+  // generous: only a broken install takes this long (a loaded box starts s3rver in a few seconds at worst)
+  let startTimer: NodeJS.Timeout | undefined;
+  const startTimeout = new Promise<never>((_, reject) => {
+    startTimer = setTimeout(() => reject(new Error(`s3rver child did not report its port within 60 s: ${stderr}`)), 60_000);
+  });
   let port: number;
   try {
-    port = await listening;
+    port = await Promise.race([listening, startTimeout]);
   } catch (e) {
     // don't leave a half-started child or its dir behind
     if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
     await rm(dir, { recursive: true, force: true });
     throw e;
+  } finally {
+    clearTimeout(startTimer);
   }
   const pid = child.pid!;
   let stopped = false;
