@@ -14,6 +14,7 @@ import { JobController } from './controllers/job.ts';
 import { DeploymentController, ReplicaSetController } from './controllers/deployment.ts';
 import { EndpointsController } from './controllers/endpoints.ts';
 import { PvcController } from './controllers/pvc.ts';
+import { DnsController } from './controllers/dns.ts';
 import { Kubelet } from './kubelet.ts';
 import { Faults } from './faults.ts';
 
@@ -58,7 +59,7 @@ export async function startStandIn(opts: StandInOptions = {}): Promise<StandIn> 
   const kubeconfigPath = await writeKubeconfig(dataDir, url);
   const controllers: Controller[] = [new GcController(store), new ServiceAccountController(store)];
   if (workloads) {
-    controllers.push(new StatefulSetController(store, dataDir), new JobController(store), new DeploymentController(store), new ReplicaSetController(store), new EndpointsController(store), new PvcController(store, dataDir));
+    controllers.push(new StatefulSetController(store, dataDir), new JobController(store), new DeploymentController(store), new ReplicaSetController(store), new EndpointsController(store), new PvcController(store, dataDir), new DnsController(store, dataDir));
   }
   for (const c of controllers) c.start();
   await kubelet?.start();

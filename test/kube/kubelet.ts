@@ -8,7 +8,10 @@ import type { Store } from './store.ts';
 import type { ResourceType } from './resources.ts';
 import type { KObject } from './types.ts';
 import { clone, deepEqual } from './types.ts';
-import { containerArgv, resolveImage } from './images.ts';
+import { pathToFileURL } from 'node:url';
+import { REPO_ROOT, containerArgv, resolveImage } from './images.ts';
+
+const DNS_PRELOAD = path.join(REPO_ROOT, 'test', 'kube', 'images', 'dns-preload.mjs');
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- container specs are walked structurally */
 
@@ -414,7 +417,9 @@ export class Kubelet extends Controller {
       KUBE_STANDIN_POD_NAME: pod.metadata.name!,
       KUBE_STANDIN_NAMESPACE: rt.ns,
       KUBE_STANDIN_MOUNTS: JSON.stringify(mounts),
-      NODE_PATH: process.env.NODE_PATH ?? '',
+      // Cluster DNS for Node processes (see images/dns-preload.mjs and controllers/dns.ts).
+      KUBE_STANDIN_HOSTS: path.join(this.opts.dataDir, 'hosts.json'),
+      NODE_OPTIONS: `--import ${pathToFileURL(DNS_PRELOAD).href}`,
     };
     const cmT = this.store.type('', 'configmaps')!;
     const secT = this.store.type('', 'secrets')!;
@@ -431,7 +436,7 @@ export class Kubelet extends Controller {
         const raw = (this.store.tryGet(secT, rt.ns, e.valueFrom.secretKeyRef.name)?.data as Record<string, string> | undefined)?.[e.valueFrom.secretKeyRef.key];
         v = raw === undefined ? undefined : Buffer.from(raw, 'base64').toString('utf8');
       } else if (e.valueFrom?.resourceFieldRef) v = '0';
-      if (v !== undefined) env[e.name] = rewriteMounts(v, mounts);
+      if (v !== undefined) env[e.name] = e.name === 'NODE_OPTIONS' ? `${env.NODE_OPTIONS} ${v}` : rewriteMounts(v, mounts);
     }
     return env;
   }

@@ -98,6 +98,18 @@ describe('workloads: StatefulSets and Jobs become real processes', () => {
     expect(after.boots[0]).toBe(before.boots[0]);
   });
 
+  it('cluster DNS: pod and Service names resolve to pod IPs inside pod processes', async () => {
+    await core.createNamespacedService({ namespace: NS, body: { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web' }, spec: { clusterIP: 'None', selector: { app: 'web' }, ports: [{ name: 'http', port: 8080 }] } } });
+    const pods = await readyPods('web');
+    const ipOf = (n: string) => pods.find((p) => p.metadata!.name === n)!.status!.podIP!;
+    const from = ipOf('web-0');
+    const resolve = async (name: string) => { const r = await fetch(`http://${from}:8080/resolve?name=${encodeURIComponent(name)}`); return r.status === 200 ? ((await r.json()) as string[]) : undefined; };
+    expect(await waitFor('web-1.web resolves', () => resolve('web-1.web'))).toEqual([ipOf('web-1')]);
+    expect(await resolve(`web-2.web.${NS}.svc.cluster.local`)).toEqual([ipOf('web-2')]);
+    expect(await resolve('web')).toEqual(pods.map((p) => p.status!.podIP!).sort());
+    expect(await resolve('no-such-service')).toBeUndefined();
+  });
+
   it('scales 3 → 5 → 2 (PVCs of removed ordinals are retained)', async () => {
     await apps.patchNamespacedStatefulSetScale({ namespace: NS, name: 'web', body: { spec: { replicas: 5 } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
     await waitFor('5 ready pods', async () => (await readyPods('web')).length === 5, 90_000);

@@ -3,6 +3,7 @@
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
+import dns from 'node:dns';
 
 const ip = process.env.POD_IP ?? '127.0.0.1';
 const port = Number(process.env.PORT ?? 8080);
@@ -22,6 +23,13 @@ const server = http.createServer((req, res) => {
   if (req.url === '/data') {
     res.writeHead(200, { 'Content-Type': 'application/json' });
     res.end(JSON.stringify({ pod: process.env.POD_NAME, ip, dataDir, boots, pid: process.pid }));
+    return;
+  }
+  if (req.url?.startsWith('/resolve?name=')) {
+    const name = decodeURIComponent(req.url.slice('/resolve?name='.length));
+    dns.promises.lookup(name, { all: true }).then(
+      (addrs) => { res.writeHead(200, { 'Content-Type': 'application/json' }); res.end(JSON.stringify(addrs.map((a) => a.address).sort())); },
+      (e) => { res.writeHead(404); res.end(String(e.code ?? e)); });
     return;
   }
   res.writeHead(404); res.end();
