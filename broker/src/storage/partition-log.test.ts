@@ -585,6 +585,21 @@ describe('retention and rolling', () => {
     expect((await verifyPartitionDir(dir)).ok).toBe(true);
   });
 
+  it('an append landing while retention fsyncs the directory still becomes durable (single producer)', async () => {
+    // Regression: flush()'s no-window fsync did not schedule a sync for a window opened meanwhile, so a lone
+    // producer awaiting `durable` hung until the next append (reported by the broker engineer).
+    const dir = await tmp();
+    const log = await open(dir, { segmentBytes: 4096, retention: { retentionBytes: 8192, retentionMs: 0 }, flush: { mode: 'interval', ms: 1 } });
+    for (let i = 0; i < 60; i++) {
+      const ret = log.enforceRetention();
+      await new Promise((r) => setImmediate(r));
+      const r = log.append([dataEntry(1, 1, i, 540, i)]);
+      await r.durable; // with the bug this never resolves and the test times out
+      await ret;
+    }
+    expect(log.durableIndex).toBe(60);
+  }, 120_000);
+
   it('updateOptions validates and applies new roll/retention settings to an open log', async () => {
     const dir = await tmp();
     const log = await open(dir, { segmentBytes: 100_000 });

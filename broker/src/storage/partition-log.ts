@@ -1033,6 +1033,8 @@ export class PartitionLog {
           throw this.fail(e);
         } finally {
           this.syncing = false;
+          // An append made during this fsync opened a window whose scheduleSync() found us syncing: schedule it.
+          if (this.window && !this.failed) this.scheduleSync();
           this.notifyIdle();
         }
       }
