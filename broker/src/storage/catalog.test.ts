@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { createTopic, deleteTopic, getTopicById, getTopicByName, listTopics, partitionDir, topicMetaPath, updateTopicConfig, validateTopicName } from './catalog.ts';
+import { createTopic, deleteTopic, getTopicById, getTopicByName, listTopics, partitionDir, setPartitionCount, topicMetaPath, updateTopicConfig, validateTopicName } from './catalog.ts';
 import { isLanceError } from '../common/errors.ts';
 
 describe('topic catalog', () => {
@@ -24,6 +24,12 @@ describe('topic catalog', () => {
       const u = await updateTopicConfig(data, 1, { retentionBytes: 1000 });
       expect(u.config).toMatchObject({ retentionBytes: 1000, retentionMs: 0 });
       await expect(updateTopicConfig(data, 1, { retentionBytes: -1 })).rejects.toThrow(/retentionBytes/);
+      const grown = await setPartitionCount(data, 1, 5);
+      expect(grown.partitions).toBe(5);
+      expect(fs.existsSync(partitionDir(data, 1, 4))).toBe(true);
+      expect((await getTopicById(data, 1))?.partitions).toBe(5);
+      await expect(setPartitionCount(data, 1, 5)).rejects.toThrow(/has 5; the new count must be a larger integer/);
+      await expect(setPartitionCount(data, 42, 7)).rejects.toSatisfy((e: unknown) => isLanceError(e, 'NOT_FOUND'));
       await deleteTopic(data, 1);
       expect((await listTopics(data)).map((t) => t.name)).toEqual(['payments.v1']);
       // ids are not reused while a higher one exists

@@ -174,6 +174,25 @@ export function updateTopicConfig(dataDir: string, id: number, patch: Partial<To
   });
 }
 
+/**
+ * Kafka CreatePartitions: grows the topic to `count` partitions (never shrinks). The new partition directories
+ * are created durably first, then topic.json is rewritten atomically, so a crash leaves either the old count
+ * (with unused empty dirs) or the new one.
+ */
+export function setPartitionCount(dataDir: string, id: number, count: number): Promise<TopicMeta> {
+  return locked(async () => {
+    const cur = await getTopicById(dataDir, id);
+    if (!cur) throw new LanceError('NOT_FOUND', `topic id ${id}: no ${topicMetaPath(dataDir, id)}`, { id });
+    if (!Number.isInteger(count) || count <= cur.partitions) {
+      throw new LanceError('INVALID_ARGUMENT', `partitions: topic "${cur.name}" has ${cur.partitions}; the new count must be a larger integer, got ${count}`, { field: 'partitions', current: cur.partitions });
+    }
+    for (let p = cur.partitions; p < count; p++) await mkdirDurable(partitionDir(dataDir, id, p));
+    const next = { ...cur, partitions: count };
+    await atomicWriteJson(topicMetaPath(dataDir, id), next);
+    return next;
+  });
+}
+
 /** Deletes the topic's metadata first (so a crash midway leaves no half-visible topic), then its data. */
 export function deleteTopic(dataDir: string, id: number): Promise<void> {
   return locked(async () => {
