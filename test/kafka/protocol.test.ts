@@ -246,6 +246,30 @@ describe('Kafka protocol against the real lance process', () => {
     expect(recs.map((x) => x.offset)).toEqual([1]);
   });
 
+  it('Fetch max_bytes is a budget across partitions, applied in request order (first batch always whole)', async () => {
+    await c.request<CreateTopicsResponse>(19, 4, { topics: [{ name: 'budget', numPartitions: 3, replicationFactor: 1, assignments: [], configs: [] }], timeoutMs: 5000, validateOnly: false });
+    const big = buildRecordBatch([{ key: null, value: Buffer.alloc(5000, 2), headers: [], timestamp: 1 }]);
+    for (const p of [0, 1, 2]) await c.request<ProduceResponse>(0, 9, produceBody('budget', p, big));
+    const f = await c.request<FetchResponse>(1, 11, {
+      replicaId: -1,
+      maxWaitMs: 0,
+      minBytes: 1,
+      maxBytes: 6000, // room for one 5 KB batch, not two
+      isolationLevel: 0,
+      sessionId: 0,
+      sessionEpoch: -1,
+      topics: [{ topic: 'budget', partitions: [2, 0, 1].map((partition) => ({ partition, currentLeaderEpoch: -1, fetchOffset: 0, logStartOffset: -1, partitionMaxBytes: 1 << 20 })) }],
+      forgottenTopicsData: [],
+      rackId: '',
+    });
+    const parts = f.responses[0]!.partitions;
+    expect(parts.map((x) => [x.partitionIndex, x.errorCode, x.highWatermark, x.records!.length])).toEqual([
+      [2, 0, 1, big.length],
+      [0, 0, 1, 0],
+      [1, 0, 1, 0],
+    ]);
+  });
+
   it('DescribeConfigs v4, AlterConfigs v2 (validate-only and real), CreatePartitions v3, DeleteTopics v6 by id', async () => {
     const dc = await c.request<DescribeConfigsResponse>(32, 4, {
       resources: [{ resourceType: 2, resourceName: 'proto', configurationKeys: null }],

@@ -290,19 +290,29 @@ export class KafkaHandlers {
   }
 
   private async fetchOnce(req: FetchRequest, version: number): Promise<{ response: FetchResponse; bytes: number; hasError: boolean }> {
-    let budget = req.maxBytes > 0 ? req.maxBytes : 0x7fffffff;
+    const maxBytes = req.maxBytes > 0 ? req.maxBytes : 0x7fffffff;
+    // Read every partition concurrently (a consumer of many partitions must not pay their latencies in sequence),
+    // then apply the response-level byte budget in request order.
+    const reads = req.topics.map((t) => {
+      const name = version >= 13 ? this.backend.getTopicById(t.topicId)?.name : t.topic;
+      return {
+        t,
+        name,
+        parts: t.partitions.map((p) =>
+          name === undefined
+            ? Promise.resolve<FetchResult | { error: unknown }>({ error: null })
+            : this.backend.fetch(name, p.partition, p.fetchOffset, Math.max(0, Math.min(p.partitionMaxBytes, maxBytes))).catch((error: unknown) => ({ error })),
+        ),
+      };
+    });
+    let budget = maxBytes;
     let bytes = 0;
     let hasError = false;
     const responses: FetchResponse['responses'] = [];
-    for (const t of req.topics) {
-      let name: string | undefined = t.topic;
-      let unknownId = false;
-      if (version >= 13) {
-        name = this.backend.getTopicById(t.topicId)?.name;
-        unknownId = name === undefined;
-      }
+    for (const { t, name, parts } of reads) {
       const partitions: FetchResponsePartition[] = [];
-      for (const p of t.partitions) {
+      for (let i = 0; i < t.partitions.length; i++) {
+        const p = t.partitions[i]!;
         const out: FetchResponsePartition = {
           partitionIndex: p.partition,
           errorCode: 0,
@@ -313,15 +323,14 @@ export class KafkaHandlers {
           preferredReadReplica: -1,
           records: Buffer.alloc(0),
         };
-        if (unknownId || name === undefined) {
+        const r = await parts[i]!;
+        if (name === undefined) {
           out.errorCode = KafkaError.UNKNOWN_TOPIC_ID;
           hasError = true;
-          partitions.push(out);
-          continue;
-        }
-        try {
-          const limit = Math.max(0, Math.min(p.partitionMaxBytes, budget));
-          const r: FetchResult = await this.backend.fetch(name, p.partition, p.fetchOffset, limit);
+        } else if ('error' in r) {
+          out.errorCode = errorOf(r.error).code;
+          hasError = true;
+        } else {
           out.highWatermark = r.highWatermark;
           out.lastStableOffset = r.lastStableOffset;
           out.logStartOffset = r.logStartOffset;
@@ -331,10 +340,6 @@ export class KafkaHandlers {
             bytes += r.records.length;
             budget -= r.records.length;
           }
-        } catch (err) {
-          const e = errorOf(err);
-          out.errorCode = e.code;
-          hasError = true;
         }
         partitions.push(out);
       }
@@ -342,6 +347,7 @@ export class KafkaHandlers {
     }
     return { response: { throttleTimeMs: 0, errorCode: 0, sessionId: 0, responses }, bytes, hasError };
   }
+
 
   async listOffsets(req: ListOffsetsRequest): Promise<ListOffsetsResponse> {
     const topics: ListOffsetsResponse['topics'] = [];
