@@ -204,6 +204,7 @@ export class Kubelet extends Controller {
       seen.add(uid);
       if (!pod.spec?.nodeName) { this.schedule(pod); continue; }
       const node = pod.spec.nodeName as string;
+      if (!this.opts.nodes.includes(node)) continue; // bound to a node no kubelet serves: stays Pending, as in kube
       if (this.lost.has(node)) continue; // nobody home: pods there neither run nor finish terminating
       let rt = this.pods.get(uid);
       if (pod.metadata.deletionTimestamp) {
