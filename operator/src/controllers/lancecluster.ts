@@ -201,10 +201,12 @@ export class LanceClusterReconciler {
     let rollingOut = false;
     if (spec.updateStrategy.type === 'Auto' && templateHash) {
       const target = { image: spec.image, configHash: templateHash };
-      const plan = planRollout(pods, target, leader, rollout);
+      // A pod being deleted is already restarting; a new target (image/config) starts a new recorded order.
+      const newTarget = old?.targetImage !== spec.image || old?.targetConfigHash !== templateHash;
+      const plan = planRollout(pods.filter((p) => !p.deleting), target, leader, newTarget ? undefined : rollout);
       if (plan.podsPending.length > 0) {
         rollingOut = true;
-        if (!rollout || rollout.podsPending.length === 0) {
+        if (newTarget || !rollout || (rollout.podsPending.length === 0 && rollout.order.length === 0)) {
           plan.order = [];
           await event('Normal', 'RolloutStarted', `rolling out image ${spec.image} / config ${templateHash.slice(0, 12)}: order ${plan.podsPending.join(', ')}`);
         }
