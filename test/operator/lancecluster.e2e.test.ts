@@ -13,6 +13,7 @@ import { startStandIn, type StandIn } from '../kube/cluster.ts';
 import { REPO_ROOT } from '../kube/images.ts';
 import { kubectl, toolEnv, waitFor } from '../kube/testutil.ts';
 import { runOperator, type RunningOperator } from '../../operator/src/main.ts';
+import { AdminClient } from '../../broker/src/admin/client.ts';
 
 interface Lc { status?: { phase?: string; ready?: string; leader?: string; rollout?: { order: string[]; podsPending: string[] }; conditions?: { type: string; status: string; reason: string }[]; currentImage?: string; members?: { pod: string; fenced: boolean }[] } }
 
@@ -63,7 +64,7 @@ describe('LanceCluster e2e (1 broker)', () => {
     expect((await fetch(`http://127.0.0.1:${op.healthPort}/readyz`)).status).toBe(200);
   }, 180_000);
 
-  it('a kafkajs producer/consumer round trip through the client Service address', async () => {
+  it('a kafkajs producer through the client Service address; the record reads back', async () => {
     const ep = await getJson<{ subsets?: { addresses?: { ip: string }[]; ports?: { name?: string; port: number }[] }[] }>(['endpoints', 'demo']);
     const ip = ep.subsets?.[0]?.addresses?.[0]?.ip;
     const port = ep.subsets?.[0]?.ports?.find((p) => p.name === 'kafka')?.port ?? 9092;
@@ -87,13 +88,14 @@ describe('LanceCluster e2e (1 broker)', () => {
     await producer.connect();
     await producer.send({ topic: 'e2e', acks: -1, messages: [{ key: 'k', value: 'hello-operator' }] });
     await producer.disconnect();
-    const consumer = kafka.consumer({ groupId: 'e2e-g' });
-    await consumer.connect();
-    await consumer.subscribe({ topic: 'e2e', fromBeginning: true });
-    const got: string[] = [];
-    await consumer.run({ eachMessage: async ({ message }) => { got.push(message.value!.toString()); } });
-    await waitFor('message consumed', () => got.includes('hello-operator'), 60_000);
-    await consumer.disconnect();
+    // The broker has no consumer groups yet (a kafkajs group consumer fails fast, see test/kafka/kafkajs.test.ts):
+    // read back through kafkajs's ListOffsets and the record itself through the broker's admin API.
+    const offsets = await kafka.admin();
+    await offsets.connect();
+    expect((await offsets.fetchTopicOffsets('e2e'))[0]).toMatchObject({ partition: 0, high: '1' });
+    await offsets.disconnect();
+    const records = await new AdminClient(`${ip}:1992`).fetchRecords('e2e', 0, { offset: 0, encoding: 'utf8' });
+    expect(JSON.stringify(records)).toContain('hello-operator');
   }, 120_000);
 
   it('killing the broker process → recovered (StatefulSet/kubelet restart), phase back to Running', async () => {
