@@ -153,6 +153,22 @@ export type FetchResponse = z.infer<typeof FetchResponseSchema>;
 
 export const EndpointSchema = z.object({ host: z.string(), port: z.number().int().nonnegative() });
 
+/** One Raft group as `GET /v1/cluster` reports it (cluster mode). followers: leader only. */
+export const ClusterGroupSchema = z.object({
+  group: z.string(),
+  topic: z.string().nullable(),
+  partition: z.number().int().nonnegative().nullable(),
+  role: z.enum(['follower', 'precandidate', 'candidate', 'leader']),
+  term: z.number().int().nonnegative(),
+  leader: z.number().int().nullable(),
+  commitIndex: z.number().int().nonnegative(),
+  lastIndex: z.number().int().nonnegative(),
+  voters: z.array(z.number().int().nonnegative()),
+  learners: z.array(z.number().int().nonnegative()),
+  followers: z.array(z.object({ nodeId: z.number().int().nonnegative(), voter: z.boolean(), matchIndex: z.number().int().nonnegative(), lag: z.number().int() })),
+});
+export type ClusterGroup = z.infer<typeof ClusterGroupSchema>;
+
 /** `GET /v1/cluster`: this node's view. */
 export const ClusterViewSchema = z.object({
   clusterId: z.string(),
@@ -173,5 +189,31 @@ export const ClusterViewSchema = z.object({
     topicId: z.string(),
     partitions: z.array(PartitionStateSchema),
   })),
+  /** cluster mode only: the metadata group's leader (-1 unknown) */
+  controllerId: z.number().int().optional(),
+  /** cluster mode only: this node is fenced (serves no client traffic, votes for no leader) */
+  fenced: z.boolean().optional(),
+  /** cluster mode only: every Raft group on this node ("__meta" and one per local partition replica) */
+  groups: z.array(ClusterGroupSchema).optional(),
 });
 export type ClusterView = z.infer<typeof ClusterViewSchema>;
+
+/** `POST /v1/members`: single-server membership change, applied to the metadata group and (default) every partition group led here. */
+export const MembersRequestSchema = z.strictObject({
+  action: z.enum(['add-learner', 'promote', 'remove']),
+  nodeId: z.number().int().nonnegative(),
+  /** one group only (default: "__meta") */
+  group: z.string().min(1).optional(),
+});
+export type MembersRequest = z.infer<typeof MembersRequestSchema>;
+
+/** `POST /v1/transfer-leader` */
+export const TransferLeaderRequestSchema = z.strictObject({
+  /** default: "__meta" (the controller) */
+  group: z.string().min(1).optional(),
+  to: z.number().int().nonnegative(),
+});
+export type TransferLeaderRequest = z.infer<typeof TransferLeaderRequestSchema>;
+
+export const ClusterActionResponseSchema = z.object({ ok: z.literal(true), message: z.string() });
+export type ClusterActionResponse = z.infer<typeof ClusterActionResponseSchema>;
