@@ -68,6 +68,21 @@ export class Faults {
     return pids;
   }
 
+  /**
+   * Freezes the pod's processes (SIGSTOP to each container's process group): connections stay open but nothing is
+   * answered, probes time out (Ready=False). Models a stalled node / long GC pause — the closest loopback-only
+   * stand-in for isolating a node, except the frozen process cannot act (e.g. notice it lost quorum) meanwhile.
+   */
+  freezePod(ns: string, pod: string): number[] {
+    const pids = this.needKubelet().killPodProcesses(ns, pod, 'SIGSTOP');
+    if (pids.length === 0) throw new LanceError('NOT_FOUND', `faults.freezePod: pod ${ns}/${pod} has no running process`);
+    return pids;
+  }
+
+  thawPod(ns: string, pod: string): number[] {
+    return this.needKubelet().killPodProcesses(ns, pod, 'SIGCONT');
+  }
+
   /** Deletes everything inside a PVC's directory (the disk is wiped; the claim and volume stay). */
   deletePvcData(ns: string, claim: string): string {
     const pvc = this.store.tryGet(this.store.type('', 'persistentvolumeclaims')!, ns, claim);

@@ -148,6 +148,11 @@ export class Kubelet extends Controller {
     return pids;
   }
 
+  /** Sends SIGCONT first so a frozen (SIGSTOPped) pod can still be terminated and killed. */
+  private thaw(rt: PodRuntime): void {
+    for (const c of rt.containers) if (c.running && c.pid) killGroup(c.pid, 'SIGCONT');
+  }
+
   /** A lost node: its processes die, its pods go Unknown/Ready=False, and nothing on it completes a deletion. */
   loseNode(node: string): void {
     this.lost.add(node);
@@ -523,6 +528,7 @@ export class Kubelet extends Controller {
       if (!c.running || !c.proc) return resolve();
       c.proc.once('exit', () => resolve());
     })));
+    this.thaw(rt);
     for (const c of running) killGroup(c.pid!, graceSeconds > 0 ? 'SIGTERM' : 'SIGKILL');
     if (graceSeconds > 0) {
       let timer: NodeJS.Timeout | undefined;

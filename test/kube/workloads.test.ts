@@ -173,6 +173,14 @@ describe('workloads: StatefulSets and Jobs become real processes', () => {
     k.faults.restoreNode(node);
     await waitFor('web-1 running again after the node returns', async () => (await readyPods('web')).some((p) => p.metadata!.name === 'web-1'), 90_000);
 
+    // Freezing a pod: its readiness probe times out, then it recovers when thawed.
+    const frozen = k.faults.freezePod(NS, 'web-0');
+    expect(frozen.length).toBe(1);
+    await waitFor('frozen web-0 not ready', async () => !(await readyPods('web')).some((p) => p.metadata!.name === 'web-0'), 90_000);
+    expect(pidAlive(frozen[0])).toBe(true);
+    k.faults.thawPod(NS, 'web-0');
+    await waitFor('thawed web-0 ready again', async () => (await readyPods('web')).some((p) => p.metadata!.name === 'web-0'), 90_000);
+
     // Wiping a PVC's data: the directory stays, its contents are gone.
     const dir = k.faults.deletePvcData(NS, 'data-web-4');
     expect(fs.readdirSync(dir)).toEqual([]);
