@@ -236,10 +236,15 @@ export class SegmentIndex {
       prev = e;
     }
     let prevTs = -1;
+    let k = 0;
     for (let i = 0; i < si.tix.count; i++) {
       const t = si.timeEntry(i);
       if (t.timestamp <= prevTs) return `time index entry ${i} timestamp ${t.timestamp} does not increase`;
       prevTs = t.timestamp;
+      // Every time sample sits on an offset sample (same position and offset).
+      while (k < si.idx.count && si.offsetEntry(k).position < t.position) k++;
+      const o = k < si.idx.count ? si.offsetEntry(k) : null;
+      if (!o || o.position !== t.position || o.offset !== t.offset) return `time index entry ${i} (position ${t.position}) is not on an offset index sample`;
     }
     si.lastSampledPos = prev ? prev.position : -1;
     si.lastTixTs = prevTs;
