@@ -118,7 +118,9 @@ export class LanceClusterReconciler {
     const cluster: LanceCluster = parsed.value;
     const spec = cluster.spec;
     let conditions = old?.conditions;
+    let progressingSet = false;
     const cond = (type: Parameters<typeof withCondition>[1], status: 'True' | 'False', reason: string, message: string): void => {
+      if (type === 'Progressing') progressingSet = true;
       conditions = withCondition(conditions, type, status, reason, message, generation, this.now());
     };
     cond('Degraded', 'False', 'SpecValid', 'spec is valid');
@@ -154,7 +156,10 @@ export class LanceClusterReconciler {
     }
 
     // Guard 4: owned objects (ServiceAccount, ConfigMap, Services, PDB, StatefulSet).
-    for (const r of desiredResources(cluster, { replicas: stsReplicas, ...(this.o.bindAddress ? { bindAddress: this.o.bindAddress } : {}) })) {
+    // Rendered for the member count actually in effect: a refused or unfinished scale must not change the brokers'
+    // config (lance.yaml's standalone flag and peers follow the replicas the builders see).
+    const effective: LanceCluster = { ...cluster, spec: { ...spec, replicas: stsReplicas } };
+    for (const r of desiredResources(effective, { replicas: stsReplicas, ...(this.o.bindAddress ? { bindAddress: this.o.bindAddress } : {}) })) {
       const kind = KINDS[r.kind as keyof typeof KINDS];
       const res = await createOrUpdate(rest, kind, r as KubeObject);
       if (res.action !== 'unchanged') await event('Normal', res.action === 'created' ? 'Created' : 'Updated', `${res.action} ${r.kind} ${r.metadata?.name}`);
@@ -181,7 +186,8 @@ export class LanceClusterReconciler {
     for (const p of pods) p.fencedLabel = fencedNow.includes(p.name);
 
     // Guard 6: node replacement (annotation or lost PVC), never the leader.
-    const pvcMissing = pods.filter((p) => !pvcNames.has(names.pvc(name, p.ordinal))).map((p) => p.name);
+    // A lost PVC: gone (or terminating) while its pod cannot run. A Ready pod still has its volume mounted.
+    const pvcMissing = pods.filter((p) => !p.ready && !pvcNames.has(names.pvc(name, p.ordinal))).map((p) => p.name);
     const repl = replaceStep({ pods, pvcMissing, leader, replicas: spec.replicas });
     if (repl.type === 'transfer-leader') {
       await this.transferLeadership(cluster, pods, views, repl.pod, event, 'replacement');
@@ -191,7 +197,7 @@ export class LanceClusterReconciler {
       } else {
         await this.replaceNode(cluster, pods, views, repl.pod, repl.reason, event);
         cond('Progressing', 'True', 'ReplacingNode', `replacing ${repl.pod} (${repl.reason})`);
-        await commit(this.buildStatus({ cluster, old, conditions, pods, views, leader, stsReplicas, rollout: old?.rollout, generation, scaling, rollingOut: false, split: split.length > 0, templateHash }));
+        await commit(this.buildStatus({ cluster, old, conditions, pods, views, leader, stsReplicas, rollout: old?.rollout, generation, scaling, rollingOut: false, split: split.length > 0, templateHash, progressingSet }));
         return { afterMs: this.busy };
       }
     }
@@ -222,7 +228,7 @@ export class LanceClusterReconciler {
           // Record the step in status BEFORE deleting the pod: a crash in between re-plans from status.
           rollout = { podsPending: plan.podsPending.slice(1), order: [...plan.order, step.pod] };
           cond('Progressing', 'True', 'RollingUpdate', `restarting ${step.pod}`);
-          await commit(this.buildStatus({ cluster, old, conditions, pods, views, leader, stsReplicas, rollout, generation, scaling, rollingOut: true, split: split.length > 0, templateHash }));
+          await commit(this.buildStatus({ cluster, old, conditions, pods, views, leader, stsReplicas, rollout, generation, scaling, rollingOut: true, split: split.length > 0, templateHash, progressingSet }));
           await rest.delete(KINDS.Pod, namespace, step.pod);
           await event('Normal', 'RestartingPod', `rolling update: restarting ${step.pod} (${rollout.order.length} of ${rollout.order.length + rollout.podsPending.length})`);
           return { afterMs: this.busy };
@@ -239,7 +245,7 @@ export class LanceClusterReconciler {
       }
     }
 
-    const status = this.buildStatus({ cluster, old, conditions, pods, views, leader, stsReplicas, rollout, generation, scaling, rollingOut, split: split.length > 0, templateHash });
+    const status = this.buildStatus({ cluster, old, conditions, pods, views, leader, stsReplicas, rollout, generation, scaling, rollingOut, split: split.length > 0, templateHash, progressingSet });
     if (old?.phase !== status.phase) await event(status.phase === 'Degraded' || status.phase === 'Failed' ? 'Warning' : 'Normal', `Phase${status.phase}`, `phase ${old?.phase ?? '(none)'} → ${status.phase}`);
     await commit(status);
     const settled = status.phase === 'Running' && !scaling && !rollingOut;
@@ -248,7 +254,7 @@ export class LanceClusterReconciler {
 
   private buildStatus(a: {
     cluster: LanceCluster; old: LanceClusterStatus | undefined; conditions: LanceClusterStatus['conditions']; pods: PodObservation[]; views: BrokerView[];
-    leader: string | undefined; stsReplicas: number; rollout: LanceClusterStatus['rollout']; generation: number; templateHash?: string; scaling: boolean; rollingOut: boolean; split: boolean;
+    leader: string | undefined; stsReplicas: number; rollout: LanceClusterStatus['rollout']; generation: number; templateHash?: string; progressingSet?: boolean; scaling: boolean; rollingOut: boolean; split: boolean;
   }): LanceClusterStatus {
     const { cluster, pods, views } = a;
     const replicas = cluster.spec.replicas;
@@ -256,7 +262,7 @@ export class LanceClusterReconciler {
     const everRunning = a.old?.phase !== undefined && !['Pending', 'Creating', 'Failed'].includes(a.old.phase);
     const phase = phaseOf({ specValid: true, podsExist: pods.length, readyPods, replicas, rollingOut: a.rollingOut, scaling: a.scaling, splitBrain: a.split, everRunning });
     let conditions = withCondition(a.conditions, 'Ready', readyPods >= replicas ? 'True' : 'False', readyPods >= replicas ? 'AllPodsReady' : 'PodsNotReady', `${readyText(readyPods, replicas)} pods ready`, a.generation, this.now());
-    if (!a.scaling && !a.rollingOut && phase === 'Running') conditions = withCondition(conditions, 'Progressing', 'False', 'Settled', 'nothing in progress', a.generation, this.now());
+    if (!a.progressingSet && !a.scaling && !a.rollingOut && phase === 'Running') conditions = withCondition(conditions, 'Progressing', 'False', 'Settled', 'nothing in progress', a.generation, this.now());
     const leaderView = views.find((v) => v.pod === a.leader);
     const allOnTarget = pods.length > 0 && pods.every((p) => p.image === cluster.spec.image);
     const status: LanceClusterStatus = {
