@@ -59,7 +59,7 @@ export async function startStandIn(opts: StandInOptions = {}): Promise<StandIn> 
   const kubeconfigPath = await writeKubeconfig(dataDir, url);
   const controllers: Controller[] = [new GcController(store), new ServiceAccountController(store)];
   if (workloads) {
-    controllers.push(new StatefulSetController(store, dataDir), new JobController(store), new DeploymentController(store), new ReplicaSetController(store), new EndpointsController(store), new PvcController(store, dataDir), new DnsController(store, dataDir));
+    controllers.push(new StatefulSetController(store), new JobController(store), new DeploymentController(store), new ReplicaSetController(store), new EndpointsController(store), new PvcController(store, dataDir), new DnsController(store, dataDir));
   }
   for (const c of controllers) c.start();
   await kubelet?.start();

@@ -110,10 +110,8 @@ export function watchCrds(store: Store): void {
       store.unregisterType(crd.spec.group, crd.spec.names.plural);
       return;
     }
-    if (crd.metadata.deletionTimestamp) {
-      // Terminating: condition as kube reports it; the GC controller deletes the CRs, then drops the finalizer.
-      return;
-    }
+    // Terminating: the GC controller deletes the CRs, then drops the finalizer; the kind stays served until then.
+    if (crd.metadata.deletionTimestamp) return;
     store.registerType(crdToResourceType(crd));
   });
 }

@@ -43,9 +43,7 @@ export class DnsController extends Controller {
         if (svc.spec.publishNotReadyAddresses || isPodReady(p)) add(`${svc.metadata.name}.${ns}.svc.cluster.local`, p.status.podIP);
       }
     }
-    const text = JSON.stringify(recs, Object.keys(recs).sort(), 0);
     const sorted = JSON.stringify(Object.fromEntries(Object.keys(recs).sort().map((k) => [k, recs[k]])));
-    void text;
     if (sorted === this.last) return;
     // Readers poll this file on every lookup: replace it atomically so they never see half of it.
     const tmp = `${this.file}.tmp`;

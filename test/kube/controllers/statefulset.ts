@@ -1,6 +1,4 @@
-import path from 'node:path';
 import { Controller, ignoreRace } from './base.ts';
-import type { Store } from '../store.ts';
 import type { KObject } from '../types.ts';
 import { clone, deepEqual } from '../types.ts';
 import { controllerRef, isPodReady, ownedBy, templateHash } from './util.ts';
@@ -14,8 +12,6 @@ import { controllerRef, isPodReady, ownedBy, templateHash } from './util.ts';
  * status (replicas, readyReplicas, currentReplicas, updatedReplicas, revisions, observedGeneration).
  */
 export class StatefulSetController extends Controller {
-  constructor(store: Store, private readonly dataDir: string) { super(store); void this.dataDir; void path; }
-
   protected override interested(ev: { tk: string }): boolean { return ev.tk === 'apps/statefulsets' || ev.tk === '/pods' || ev.tk === '/persistentvolumeclaims'; }
 
   protected reconcile(): void {
@@ -29,7 +25,6 @@ export class StatefulSetController extends Controller {
   private sync(sts: KObject): void {
     const s = this.store;
     const podT = s.type('', 'pods')!;
-    const pvcT = s.type('', 'persistentvolumeclaims')!;
     const stsT = s.type('apps', 'statefulsets')!;
     const ns = sts.metadata.namespace!;
     const name = sts.metadata.name!;
@@ -103,7 +98,6 @@ export class StatefulSetController extends Controller {
       collisionCount: 0,
     };
     if (!deepEqual(status, sts.status)) ignoreRace(() => s.update(stsT, ns, name, { ...sts, status }, { subresource: 'status' }));
-    void pvcT;
   }
 
   private ensureClaims(sts: KObject, i: number): void {
