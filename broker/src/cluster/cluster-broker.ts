@@ -1,0 +1,850 @@
+/**
+ * ClusterBroker: the multi-Raft broker behind the Kafka layer (KafkaBackend) and the admin API in cluster mode.
+ *
+ * - "__meta" group over all bootstrap peers, log at `<data>/wal/`; its leader is the CONTROLLER. Topic create/
+ *   delete/partitions/config changes on any node are forwarded to the controller over the raft transport (RPC
+ *   frames), proposed there as JSON commands (CONTROL entries) and answered once applied (committed).
+ * - One Raft group per partition replica hosted here, log = the partition's segment log `<data>/topic_<id>/<p>/`.
+ *   Every node opens/closes its partition groups as the applied metadata says.
+ * - Produce: leader only (else NOT_LEADER → Kafka NOT_LEADER_OR_FOLLOWER). acks=-1 resolves when the entry is
+ *   committed (majority fsynced) with its term unchanged; acks=1 after the leader's own fsync; acks=0 at once.
+ *   HW = the offset after the last committed entry; fetch serves only data below the HW (any replica can serve).
+ * - Fenced node: Kafka produce/fetch get NOT_LEADER (clients refresh metadata), and every Raft node is fenced.
+ */
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { isLanceError, LanceError } from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
+import type {
+  BrokerEndpoint, ConfigEntry, CreateTopicRequest as KafkaCreateTopicRequest, CreateTopicResult, FetchResult, KafkaBackend,
+  ListOffsetResult, PartitionMetadata, ProduceResult, TopicMetadata, ValidatedBatch,
+} from '../kafka/backend.ts';
+import { ListOffsetsTimestamp } from '../kafka/backend.ts';
+import type {
+  ClusterActionResponse, ClusterGroup, ClusterView, ConsumedRecord, CreateTopicRequest, FetchQuery, FetchResponse, MembersRequest,
+  PartitionState, ProduceRequest, ProduceResponse, TopicDetail, TopicSummary, TransferLeaderRequest,
+} from '../admin/schemas.ts';
+import type { RaftEntry, RaftStateEvent, Role } from '../raft/types.ts';
+import { setPartitionLeaderEpoch } from '../storage/record-batch.ts';
+import { EntryType, type LogOptions } from '../storage/types.ts';
+import { logOptions, type LanceConfig } from '../server/config.ts';
+import { parseKafkaTopicConfigs } from '../server/local-broker.ts';
+import type { BrokerMetrics } from '../server/metrics.ts';
+import { decodeRecordBatches, encodeRecordBatch, partitionForKey, type SimpleRecord } from '../server/records.ts';
+import type { ClusterPeer } from './config.ts';
+import {
+  applyCommand, assignReplicas, decodeCommand, emptyMetadata, encodeCommand, META_GROUP, partitionGroup,
+  type MetaCommand, type MetadataState, type TopicState,
+} from './metadata.ts';
+import { offsetCountOf, PartitionRaftLog, type QuarantineInfo } from './partition-raft-log.ts';
+import { RaftHost } from './raft-host.ts';
+import { Transport } from './transport.ts';
+
+/** a follower counts as in-sync when its match index is within this many entries of the leader's last index */
+export const ISR_MAX_LAG_ENTRIES = 1000;
+const CONTROLLER_WAIT_MS = 10_000;
+const RPC_TIMEOUT_MS = 15_000;
+
+interface Waiter {
+  lastIndex: number;
+  term: number;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+interface PartitionRuntime {
+  group: string;
+  topic: string;
+  topicNumericId: number;
+  partition: number;
+  log: PartitionRaftLog;
+  /** offset after the last committed entry */
+  hw: number;
+  commitIndex: number;
+  role: Role;
+  term: number;
+  leader: number | null;
+  commitWaiters: Waiter[];
+  durableWaiters: Waiter[];
+}
+
+export interface ClusterBrokerOptions {
+  config: LanceConfig;
+  clusterId: string;
+  nodeId: number;
+  peers: ClusterPeer[];
+  logger: Logger;
+  metrics?: BrokerMetrics;
+  version?: string;
+  /** raft listener (host, port); port 0 = any (tests) */
+  raftHost: string;
+  raftPort: number;
+  /** advertised Kafka endpoint of this node (from the peers list by default) */
+  onQuarantine?: (q: QuarantineInfo) => void;
+}
+
+function notFound(topic: string, partition?: number): LanceError {
+  return partition === undefined
+    ? new LanceError('NOT_FOUND', `topic "${topic}" does not exist`, { topic })
+    : new LanceError('NOT_FOUND', `topic "${topic}" has no partition ${partition}`, { topic, partition });
+}
+
+function notLeader(what: string, leader: number | null): LanceError {
+  return new LanceError('NOT_LEADER', `${what}: this node is not the leader${leader !== null && leader >= 0 ? ` (leader: node ${leader})` : ' (no leader right now)'}`, { leader });
+}
+
+const TOPIC_NAME = /^[A-Za-z0-9._-]{1,249}$/;
+
+export class ClusterBroker implements KafkaBackend {
+  readonly clusterId: string;
+  readonly nodeId: number;
+  private readonly opts: ClusterBrokerOptions;
+  private readonly logger: Logger;
+  private readonly config: LanceConfig;
+  private readonly events = new EventEmitter();
+  private readonly startedAt = new Date().toISOString();
+  readonly transport: Transport;
+  readonly host: RaftHost;
+  private meta: MetadataState = emptyMetadata();
+  private metaRole: Role = 'follower';
+  private metaTerm = 0;
+  private metaLeader: number | null = null;
+  private readonly metaWaiters = new Map<number, Waiter & { result?: { ok: boolean; error?: string } }>();
+  private readonly parts = new Map<string, PartitionRuntime>();
+  private reconcileChain: Promise<void> = Promise.resolve();
+  private reconcileQueued = false;
+  private closed = false;
+  private adminEndpoint = { host: '', port: 0 };
+  private kafkaUp = false;
+  private nextPartitionRr = 0;
+
+  private constructor(opts: ClusterBrokerOptions) {
+    this.opts = opts;
+    this.clusterId = opts.clusterId;
+    this.nodeId = opts.nodeId;
+    this.logger = opts.logger.child({ component: 'cluster' });
+    this.config = opts.config;
+    this.events.setMaxListeners(0);
+    this.transport = new Transport({
+      nodeId: opts.nodeId, clusterId: opts.clusterId, host: opts.raftHost, port: opts.raftPort,
+      peers: opts.peers.map((p) => ({ nodeId: p.nodeId, host: p.host, port: p.raftPort })),
+      logger: this.logger.child({ component: 'transport' }),
+      maxFrameBytes: Math.max(opts.config.maxFrameBytes + (1 << 20), 64 << 20),
+      onMessage: (group, m) => this.host.receive(group, m),
+      onRpc: (_from, method, body) => this.controllerOp(method, body),
+    });
+    this.host = new RaftHost({
+      nodeId: opts.nodeId, logger: this.logger.child({ component: 'raft' }),
+      send: (group, m) => this.transport.send(group, m),
+      raft: { maxBytesPerAppend: 4 << 20, maxEntriesPerAppend: 1024 },
+    });
+  }
+
+  static async open(opts: ClusterBrokerOptions): Promise<ClusterBroker> {
+    const b = new ClusterBroker(opts);
+    if (!opts.peers.some((p) => p.nodeId === opts.nodeId)) {
+      throw new LanceError('INVALID_CONFIG', `cluster.peers: this node's id ${opts.nodeId} is not in the peers list (${opts.peers.map((p) => p.nodeId).join(', ')})`, { key: 'cluster.peers' });
+    }
+    const metaLog = await PartitionRaftLog.open({
+      dir: path.join(opts.config.dataDir, 'wal'), dataDir: opts.config.dataDir, group: META_GROUP,
+      logOptions: b.storageOptions(), logger: b.logger, ...(opts.onQuarantine ? { onQuarantine: opts.onQuarantine } : {}),
+    });
+    b.host.addGroup(META_GROUP, metaLog, { voters: opts.peers.map((p) => p.nodeId).sort((x, y) => x - y), learners: [] }, {
+      onCommitted: (entries) => b.applyMeta(entries),
+      onState: (ev) => b.onMetaState(ev),
+    });
+    await b.transport.start();
+    b.host.start();
+    b.logger.info({ peers: opts.peers.map((p) => p.nodeId), raftPort: b.transport.port }, 'cluster node started');
+    return b;
+  }
+
+  private storageOptions(): Partial<LogOptions> {
+    const o = logOptions(this.config);
+    return { segmentBytes: o.segmentBytes, segmentMs: o.segmentMs, indexIntervalBytes: o.indexIntervalBytes, flush: o.flush };
+  }
+
+  get raftPort(): number {
+    return this.transport.port;
+  }
+
+  // ---------------------------------------------------------------- metadata group
+
+  private onMetaState(ev: RaftStateEvent): void {
+    this.metaRole = ev.role;
+    this.metaTerm = ev.term;
+    this.metaLeader = ev.leader;
+    if (ev.role !== 'leader') {
+      for (const [i, w] of this.metaWaiters) {
+        this.metaWaiters.delete(i);
+        w.reject(notLeader('metadata change', ev.leader));
+      }
+    }
+    this.events.emit('change');
+  }
+
+  private applyMeta(entries: RaftEntry[]): void {
+    let changed = false;
+    for (const e of entries) {
+      let result: { ok: boolean; error?: string } = { ok: true };
+      if (e.type === EntryType.CONTROL) {
+        try {
+          result = applyCommand(this.meta, e.index, decodeCommand(e.data, `metadata entry ${e.index}`));
+          changed = true;
+        } catch (err) {
+          this.logger.error({ err, index: e.index }, 'metadata: undecodable command skipped');
+          result = { ok: false, error: 'undecodable command' };
+          this.meta.applied = e.index;
+        }
+      } else {
+        this.meta.applied = e.index;
+      }
+      const w = this.metaWaiters.get(e.index);
+      if (w) {
+        this.metaWaiters.delete(e.index);
+        if (w.term !== e.term) w.reject(notLeader('metadata change (superseded by a new controller)', this.metaLeader));
+        else {
+          w.result = result;
+          w.resolve();
+        }
+      }
+    }
+    if (changed) this.scheduleReconcile();
+    this.events.emit('change');
+  }
+
+  private async proposeMeta(c: MetaCommand): Promise<{ ok: boolean; error?: string }> {
+    const r = this.host.step(META_GROUP, (n) => n.propose([{ type: EntryType.CONTROL, data: encodeCommand(c) }]));
+    let waiter: (Waiter & { result?: { ok: boolean; error?: string } }) | undefined;
+    await this.withTimeout(new Promise<void>((resolve, reject) => {
+      waiter = { lastIndex: r.lastIndex, term: r.term, resolve, reject };
+      this.metaWaiters.set(r.lastIndex, waiter);
+    }), RPC_TIMEOUT_MS, `metadata change ${c.op}`);
+    return waiter?.result ?? { ok: true };
+  }
+
+  private withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const t = setTimeout(() => reject(new LanceError('TIMEOUT', `${what}: not committed within ${ms} ms`)), ms);
+      p.then((v) => { clearTimeout(t); resolve(v); }, (e: unknown) => { clearTimeout(t); reject(e); });
+    });
+  }
+
+  controllerId(): number {
+    return this.metaLeader ?? -1;
+  }
+
+  /** Waits (on state changes, not by polling) until `cond` holds or `ms` passes. */
+  private waitFor(cond: () => boolean, ms: number): Promise<boolean> {
+    if (cond()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const on = (): void => {
+        if (cond()) { cleanup(); resolve(true); }
+      };
+      const t = setTimeout(() => { cleanup(); resolve(cond()); }, ms);
+      const cleanup = (): void => { clearTimeout(t); this.events.off('change', on); };
+      this.events.on('change', on);
+    });
+  }
+
+  /** Runs a controller operation here (if controller) or forwards it to the controller. */
+  private async onController(method: string, body: unknown): Promise<unknown> {
+    const known = await this.waitFor(() => this.metaLeader !== null, CONTROLLER_WAIT_MS);
+    if (!known || this.metaLeader === null) throw new LanceError('TIMEOUT', `no controller elected within ${CONTROLLER_WAIT_MS} ms (is a majority of cluster.peers up?)`);
+    if (this.metaLeader === this.nodeId) return this.controllerOp(method, body);
+    return this.transport.rpc(this.metaLeader, method, body, RPC_TIMEOUT_MS);
+  }
+
+  private liveBrokers(): number[] {
+    return this.opts.peers.map((p) => p.nodeId);
+  }
+
+  /** Controller side of forwarded requests (also called locally). Inputs are re-validated: they crossed the wire. */
+  private async controllerOp(method: string, body: unknown): Promise<unknown> {
+    if (this.metaRole !== 'leader') throw notLeader(`controller request ${method}`, this.metaLeader);
+    const b = (body ?? {}) as Record<string, unknown>;
+    const name = typeof b.name === 'string' ? b.name : '';
+    switch (method) {
+      case 'createTopic': {
+        const partitions = Number(b.partitions);
+        const rf = Number(b.rf);
+        const config = (b.config ?? {}) as Record<string, string>;
+        const assignment = Array.isArray(b.assignment) ? (b.assignment as number[][]) : [];
+        this.validateTopicName(name);
+        if (this.meta.topics[name]) throw new LanceError('CONFLICT', `topic "${name}" already exists`, { topic: name });
+        const brokers = this.liveBrokers();
+        const rfEff = rf > 0 ? rf : Math.min(3, brokers.length);
+        const parts = partitions > 0 ? partitions : this.config.topics.defaultPartitions;
+        if (!Number.isInteger(parts) || parts < 1 || parts > 10_000) throw new LanceError('INVALID_ARGUMENT', `numPartitions: expected 1..10000, got ${partitions}`, { field: 'numPartitions' });
+        let assign: number[][];
+        if (assignment.length > 0) {
+          for (const a of assignment) {
+            if (!Array.isArray(a) || a.length === 0 || a.some((id) => !brokers.includes(id)) || new Set(a).size !== a.length) {
+              throw new LanceError('INVALID_ARGUMENT', `assignments: ${JSON.stringify(a)} must list distinct known broker ids (${brokers.join(', ')})`, { field: 'assignments' });
+            }
+          }
+          assign = assignment;
+        } else {
+          assign = assignReplicas(brokers, parts, rfEff, Object.keys(this.meta.topics).length);
+        }
+        parseKafkaTopicConfigs(config);
+        if (b.validateOnly === true) return { topicId: '', partitions: assign.length, rf: assign[0]!.length };
+        const topicId = randomUUID();
+        const res = await this.proposeMeta({ op: 'createTopic', name, topicId, partitions: assign.length, rf: assign[0]!.length, config, assignment: assign });
+        if (!res.ok) throw new LanceError('CONFLICT', res.error ?? `topic "${name}" already exists`, { topic: name });
+        return { topicId, partitions: assign.length, rf: assign[0]!.length };
+      }
+      case 'deleteTopic': {
+        if (!this.meta.topics[name]) throw notFound(name);
+        const res = await this.proposeMeta({ op: 'deleteTopic', name });
+        if (!res.ok) throw notFound(name);
+        return {};
+      }
+      case 'createPartitions': {
+        const t = this.meta.topics[name];
+        if (!t) throw notFound(name);
+        const total = Number(b.totalCount);
+        if (!Number.isInteger(total) || total <= t.assignment.length) {
+          throw new LanceError('INVALID_ARGUMENT', `numPartitions: topic "${name}" has ${t.assignment.length} partitions; the new count must be larger, got ${total}`, { field: 'numPartitions' });
+        }
+        const add = assignReplicas(this.liveBrokers(), total - t.assignment.length, t.rf, t.id, t.assignment.length);
+        if (b.validateOnly === true) return {};
+        const res = await this.proposeMeta({ op: 'createPartitions', name, assignment: add });
+        if (!res.ok) throw notFound(name);
+        return {};
+      }
+      case 'alterConfig': {
+        if (!this.meta.topics[name]) throw notFound(name);
+        const config = (b.config ?? {}) as Record<string, string>;
+        parseKafkaTopicConfigs(config);
+        if (b.validateOnly === true) return {};
+        const res = await this.proposeMeta({ op: 'alterConfig', name, config });
+        if (!res.ok) throw notFound(name);
+        return {};
+      }
+      default:
+        throw new LanceError('UNSUPPORTED', `unknown controller request "${method}"`);
+    }
+  }
+
+  private validateTopicName(name: string): void {
+    if (!TOPIC_NAME.test(name) || name === '.' || name === '..') {
+      throw new LanceError('INVALID_ARGUMENT', `topic: "${name}" is not a valid topic name (1-249 of [A-Za-z0-9._-], not "." or "..")`, { field: 'topic' });
+    }
+    if (name.startsWith('__')) throw new LanceError('INVALID_ARGUMENT', `topic: names starting with "__" are reserved for internal topics`, { field: 'topic' });
+  }
+
+  // ---------------------------------------------------------------- partition groups
+
+  private scheduleReconcile(): void {
+    if (this.reconcileQueued) return;
+    this.reconcileQueued = true;
+    this.reconcileChain = this.reconcileChain.then(async () => {
+      this.reconcileQueued = false;
+      await this.reconcile();
+    }).catch((e: unknown) => this.logger.error({ err: e }, 'partition reconcile failed'));
+  }
+
+  private async reconcile(): Promise<void> {
+    if (this.closed) return;
+    const want = new Map<string, { t: TopicState; p: number; replicas: number[] }>();
+    for (const t of Object.values(this.meta.topics)) {
+      t.assignment.forEach((replicas, p) => {
+        if (replicas.includes(this.nodeId)) want.set(partitionGroup(t, p), { t, p, replicas });
+      });
+    }
+    for (const [gid, rt] of this.parts) {
+      if (want.has(gid)) continue;
+      this.parts.delete(gid);
+      for (const w of [...rt.commitWaiters, ...rt.durableWaiters]) w.reject(notFound(rt.topic, rt.partition));
+      await this.host.removeGroup(gid);
+      const topicDir = path.join(this.config.dataDir, `topic_${rt.topicNumericId}`);
+      await fsp.rm(path.join(topicDir, String(rt.partition)), { recursive: true, force: true });
+      await fsp.rmdir(topicDir).catch(() => undefined);
+      this.logger.info({ group: gid, topic: rt.topic, partition: rt.partition }, 'partition replica removed');
+    }
+    for (const [gid, w] of want) {
+      if (this.parts.has(gid) || this.closed) continue;
+      const log = await PartitionRaftLog.open({
+        dir: path.join(this.config.dataDir, `topic_${w.t.id}`, String(w.p)), dataDir: this.config.dataDir, group: gid,
+        logOptions: this.storageOptions(), logger: this.logger,
+        ...(this.opts.onQuarantine ? { onQuarantine: this.opts.onQuarantine } : {}),
+      });
+      if (this.closed) { await log.close(); return; }
+      const rt: PartitionRuntime = {
+        group: gid, topic: w.t.name, topicNumericId: w.t.id, partition: w.p, log, hw: 0, commitIndex: 0,
+        role: 'follower', term: 0, leader: null, commitWaiters: [], durableWaiters: [],
+      };
+      this.parts.set(gid, rt);
+      this.host.addGroup(gid, log, { voters: [...w.replicas].sort((a, b) => a - b), learners: [] }, {
+        onCommitted: (entries, commitIndex) => this.applyPartition(rt, entries, commitIndex),
+        onState: (ev) => this.onPartitionState(rt, ev),
+        onDurable: (durableIndex) => this.resolveWaiters(rt, rt.durableWaiters, durableIndex),
+      });
+      this.logger.info({ group: gid, topic: w.t.name, partition: w.p, replicas: w.replicas }, 'partition replica started');
+    }
+    this.events.emit('change');
+  }
+
+  private applyPartition(rt: PartitionRuntime, entries: RaftEntry[], commitIndex: number): void {
+    for (const e of entries) rt.hw += offsetCountOf(e);
+    rt.commitIndex = commitIndex;
+    this.resolveWaiters(rt, rt.commitWaiters, commitIndex);
+    this.events.emit('hw', rt.topic, rt.partition, rt.hw);
+  }
+
+  private resolveWaiters(rt: PartitionRuntime, list: Waiter[], upTo: number): void {
+    while (list.length > 0 && list[0]!.lastIndex <= upTo) {
+      const w = list.shift()!;
+      // the entry at lastIndex must still be ours (same term): otherwise a new leader overwrote it
+      if (rt.log.term(w.lastIndex) === w.term) w.resolve();
+      else w.reject(notLeader(`${rt.topic}-${rt.partition}`, rt.leader));
+    }
+  }
+
+  private onPartitionState(rt: PartitionRuntime, ev: RaftStateEvent): void {
+    const wasLeader = rt.role === 'leader';
+    rt.role = ev.role;
+    rt.term = ev.term;
+    rt.leader = ev.leader;
+    if (wasLeader && ev.role !== 'leader') {
+      for (const w of [...rt.commitWaiters.splice(0), ...rt.durableWaiters.splice(0)]) w.reject(notLeader(`${rt.topic}-${rt.partition}`, ev.leader));
+    }
+    this.events.emit('change');
+  }
+
+  // ---------------------------------------------------------------- KafkaBackend
+
+  brokers(): BrokerEndpoint[] {
+    return this.opts.peers.map((p) => ({ nodeId: p.nodeId, host: p.host, port: p.kafkaPort, rack: null }));
+  }
+
+  isReadOnly(): boolean {
+    return this.config.readOnly;
+  }
+
+  private assertWritable(what: string): void {
+    if (this.config.readOnly) throw new LanceError('READ_ONLY', `${what}: broker is read-only`);
+  }
+
+  private assertNotFenced(what: string): void {
+    if (this.host.isFenced()) throw new LanceError('NOT_LEADER', `${what}: node ${this.nodeId} is fenced and serves no client traffic`, { leader: null });
+  }
+
+  private partitionMeta(t: TopicState, p: number): PartitionMetadata {
+    const replicas = t.assignment[p]!;
+    const rt = this.parts.get(partitionGroup(t, p));
+    let leaderId = -1;
+    let epoch = 0;
+    let isr = replicas;
+    if (rt && !this.host.isFenced()) {
+      leaderId = rt.leader ?? -1;
+      epoch = rt.term;
+      if (rt.role === 'leader') {
+        const st = this.host.node(rt.group)?.status();
+        if (st) {
+          isr = [this.nodeId, ...st.progress.filter((f) => f.voter && f.id !== this.nodeId && f.lag <= ISR_MAX_LAG_ENTRIES && f.lastHeardMsAgo < 10_000).map((f) => f.id)].sort((a, b) => a - b);
+        }
+      }
+    }
+    return { partition: p, leaderId, leaderEpoch: epoch, replicas: [...replicas], isr: [...isr], offlineReplicas: [] };
+  }
+
+  private topicMetadata(t: TopicState): TopicMetadata {
+    return { name: t.name, topicId: t.topicId, isInternal: false, partitions: t.assignment.map((_, p) => this.partitionMeta(t, p)) };
+  }
+
+  listTopics(): TopicMetadata[] {
+    return Object.values(this.meta.topics).sort((a, b) => a.name.localeCompare(b.name)).map((t) => this.topicMetadata(t));
+  }
+
+  getTopic(name: string): TopicMetadata | undefined {
+    const t = this.meta.topics[name];
+    return t ? this.topicMetadata(t) : undefined;
+  }
+
+  getTopicById(topicId: string): TopicMetadata | undefined {
+    const t = Object.values(this.meta.topics).find((x) => x.topicId === topicId);
+    return t ? this.topicMetadata(t) : undefined;
+  }
+
+  autoCreateTopic(name: string): boolean {
+    if (!this.config.topics.autoCreate || this.config.readOnly || !TOPIC_NAME.test(name) || name.startsWith('__')) return false;
+    void this.onController('createTopic', { name, partitions: this.config.topics.defaultPartitions, rf: -1, config: {} })
+      .catch((e: unknown) => { if (!isLanceError(e, 'CONFLICT')) this.logger.warn({ err: e, topic: name }, 'auto-create failed'); });
+    return true;
+  }
+
+  async createTopic(req: KafkaCreateTopicRequest): Promise<CreateTopicResult> {
+    this.assertWritable(`creating topic "${req.name}"`);
+    this.validateTopicName(req.name);
+    const config: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.configs)) if (v !== null) config[k] = v;
+    parseKafkaTopicConfigs(config);
+    const r = await this.onController('createTopic', {
+      name: req.name, partitions: req.numPartitions, rf: req.replicationFactor, config,
+      assignment: req.assignments.sort((a, b) => a.partition - b.partition).map((a) => a.brokerIds), validateOnly: req.validateOnly,
+    }) as { topicId: string; partitions: number; rf: number };
+    if (!req.validateOnly) await this.waitFor(() => this.meta.topics[req.name] !== undefined, CONTROLLER_WAIT_MS);
+    return { topicId: r.topicId, numPartitions: r.partitions, replicationFactor: r.rf, configs: this.configEntries(config) };
+  }
+
+  async deleteTopic(name: string): Promise<void> {
+    this.assertWritable(`deleting topic "${name}"`);
+    await this.onController('deleteTopic', { name });
+    await this.waitFor(() => this.meta.topics[name] === undefined, CONTROLLER_WAIT_MS);
+  }
+
+  async createPartitions(name: string, totalCount: number, validateOnly: boolean): Promise<void> {
+    this.assertWritable(`adding partitions to "${name}"`);
+    await this.onController('createPartitions', { name, totalCount, validateOnly });
+    if (!validateOnly) await this.waitFor(() => (this.meta.topics[name]?.assignment.length ?? 0) >= totalCount, CONTROLLER_WAIT_MS);
+  }
+
+  private runtime(topic: string, partition: number): PartitionRuntime {
+    const t = this.meta.topics[topic];
+    if (!t) throw notFound(topic);
+    if (partition < 0 || partition >= t.assignment.length) throw notFound(topic, partition);
+    const rt = this.parts.get(partitionGroup(t, partition));
+    if (!rt) {
+      throw new LanceError('NOT_LEADER', `${topic}-${partition}: node ${this.nodeId} holds no replica (replicas: ${t.assignment[partition]!.join(', ')})`, { leader: null });
+    }
+    return rt;
+  }
+
+  produce(topic: string, partition: number, batches: ValidatedBatch[], acks: -1 | 0 | 1, timeoutMs: number): Promise<ProduceResult> {
+    try {
+      const what = `${topic}-${partition}`;
+      this.assertWritable(`produce to ${what}`);
+      this.assertNotFenced(`produce to ${what}`);
+      if (batches.length === 0) throw new LanceError('INVALID_ARGUMENT', 'produce: no record batches', { field: 'records' });
+      const rt = this.runtime(topic, partition);
+      return this.proposeData(rt, batches.map((b) => b.bytes), acks, timeoutMs).then((baseOffset) => ({ baseOffset, logAppendTimeMs: -1, logStartOffset: 0 }));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  private proposeData(rt: PartitionRuntime, batches: Buffer[], acks: -1 | 0 | 1, timeoutMs: number): Promise<number> {
+    const what = `${rt.topic}-${rt.partition}`;
+    if (rt.role !== 'leader') throw notLeader(`produce to ${what}`, rt.leader);
+    const base = rt.log.nextOffset;
+    if (base === null) throw notLeader(`produce to ${what} (log catching up)`, rt.leader);
+    for (const b of batches) setPartitionLeaderEpoch(b, rt.term);
+    const r = this.host.step(rt.group, (n) => n.propose(batches.map((b) => ({ type: EntryType.DATA, data: b }))));
+    const records = batches.length;
+    this.opts.metrics?.recordsIn.inc({ topic: rt.topic }, records);
+    if (acks === 0) return Promise.resolve(base);
+    const list = acks === -1 ? rt.commitWaiters : rt.durableWaiters;
+    const p = new Promise<void>((resolve, reject) => list.push({ lastIndex: r.lastIndex, term: r.term, resolve, reject }));
+    const timed = timeoutMs > 0 ? this.withTimeout(p, timeoutMs, what) : p;
+    return timed.then(() => base);
+  }
+
+  async fetch(topic: string, partition: number, offset: number, maxBytes: number): Promise<FetchResult> {
+    this.assertNotFenced(`fetch from ${topic}-${partition}`);
+    const rt = this.runtime(topic, partition);
+    const hw = rt.hw;
+    const pl = rt.log.pl;
+    const logStartOffset = pl.logStartOffset;
+    const end = Math.max(hw, rt.log.nextOffset ?? hw);
+    if (offset < logStartOffset || offset > end) {
+      throw new LanceError('OFFSET_OUT_OF_RANGE', `${topic}-${partition}: offset ${offset} is outside ${logStartOffset}..${end}`, { offset, logStartOffset, highWatermark: hw });
+    }
+    const base = { highWatermark: hw, lastStableOffset: hw, logStartOffset };
+    // offset in (hw, log end]: data exists here but is not committed yet (e.g. a new leader relearning the HW)
+    if (offset >= hw) return { ...base, records: Buffer.alloc(0) };
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let from = offset;
+    while (from < hw) {
+      const entries = await pl.read(from, Math.max(1, maxBytes - size));
+      if (entries.length === 0) break;
+      let progressed = false;
+      for (const e of entries) {
+        const endOff = e.firstOffset + e.offsetCount;
+        if (endOff <= from) continue;
+        if (endOff > hw) { from = hw; break; }
+        if (e.type === EntryType.DATA) {
+          if (chunks.length > 0 && size + e.payload.length > maxBytes) { from = hw; break; }
+          chunks.push(e.payload);
+          size += e.payload.length;
+        }
+        from = endOff;
+        progressed = true;
+      }
+      if (!progressed || size >= maxBytes) break;
+    }
+    return { ...base, records: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) };
+  }
+
+  onHighWatermark(listener: (topic: string, partition: number, highWatermark: number) => void): () => void {
+    this.events.on('hw', listener);
+    return () => this.events.off('hw', listener);
+  }
+
+  async listOffsets(topic: string, partition: number, timestamp: number): Promise<ListOffsetResult> {
+    const rt = this.runtime(topic, partition);
+    if (timestamp === ListOffsetsTimestamp.EARLIEST) return { offset: rt.log.pl.logStartOffset, timestamp: -1, leaderEpoch: rt.term };
+    if (timestamp === ListOffsetsTimestamp.LATEST || timestamp === ListOffsetsTimestamp.MAX_TIMESTAMP) return { offset: rt.hw, timestamp: -1, leaderEpoch: rt.term };
+    if (timestamp < 0) throw new LanceError('INVALID_ARGUMENT', `timestamp: ${timestamp} is not a valid ListOffsets timestamp`, { field: 'timestamp' });
+    const found = await rt.log.pl.offsetForTimestamp(timestamp);
+    if (found === null || found.offset >= rt.hw) return { offset: -1, timestamp: -1, leaderEpoch: rt.term };
+    return { offset: found.offset, timestamp: found.timestamp, leaderEpoch: rt.term };
+  }
+
+  private configEntries(config: Record<string, string>): ConfigEntry[] {
+    const s = this.config.storage;
+    const defaults: Record<string, string> = {
+      'retention.ms': String(s.retentionMs === 0 ? -1 : s.retentionMs),
+      'retention.bytes': String(s.retentionBytes === 0 ? -1 : s.retentionBytes),
+      'segment.bytes': String(s.segmentBytes),
+      'segment.ms': String(s.segmentMs),
+    };
+    const types: Record<string, ConfigEntry['type']> = { 'retention.ms': 'LONG', 'retention.bytes': 'LONG', 'segment.bytes': 'INT', 'segment.ms': 'LONG' };
+    const out: ConfigEntry[] = Object.entries(defaults).map(([name, def]) => ({
+      name, value: config[name] ?? def, readOnly: false, isDefault: config[name] === undefined, isSensitive: false,
+      source: config[name] === undefined ? 'DEFAULT' : 'TOPIC', type: types[name]!, documentation: null,
+    }));
+    out.push({ name: 'cleanup.policy', value: 'delete', readOnly: true, isDefault: true, isSensitive: false, source: 'DEFAULT', type: 'LIST', documentation: null });
+    return out;
+  }
+
+  async describeTopicConfigs(topic: string): Promise<ConfigEntry[]> {
+    const t = this.meta.topics[topic];
+    if (!t) throw notFound(topic);
+    return this.configEntries(t.config);
+  }
+
+  async describeBrokerConfigs(): Promise<ConfigEntry[]> {
+    const e = (name: string, value: string, type: ConfigEntry['type']): ConfigEntry => ({
+      name, value, readOnly: true, isDefault: false, isSensitive: false, source: 'STATIC_BROKER', type, documentation: null,
+    });
+    return [
+      e('broker.id', String(this.nodeId), 'INT'),
+      e('num.partitions', String(this.config.topics.defaultPartitions), 'INT'),
+      e('default.replication.factor', String(Math.min(3, this.opts.peers.length)), 'SHORT'),
+      e('auto.create.topics.enable', String(this.config.topics.autoCreate), 'BOOLEAN'),
+      e('read.only', String(this.config.readOnly), 'BOOLEAN'),
+    ];
+  }
+
+  async alterTopicConfigs(topic: string, configs: Record<string, string | null>, validateOnly: boolean): Promise<void> {
+    this.assertWritable(`altering configs of "${topic}"`);
+    const config: Record<string, string> = {};
+    for (const [k, v] of Object.entries(configs)) if (v !== null) config[k] = v;
+    parseKafkaTopicConfigs(config);
+    await this.onController('alterConfig', { name: topic, config, validateOnly });
+  }
+
+  // ---------------------------------------------------------------- runtime hooks (same shape as LocalBroker)
+
+  setKafkaEndpoint(_host: string, _port: number): void {
+    this.kafkaUp = true;
+  }
+
+  setAdminEndpoint(host: string, port: number): void {
+    this.adminEndpoint = { host, port };
+  }
+
+  setKafkaDown(): void {
+    this.kafkaUp = false;
+  }
+
+  readiness(): { storage: boolean; kafka: boolean } {
+    return { storage: !this.closed, kafka: this.kafkaUp };
+  }
+
+  updateGauges(): void {
+    const m = this.opts.metrics;
+    if (!m) return;
+    for (const rt of this.parts.values()) {
+      const labels = { topic: rt.topic, partition: String(rt.partition) };
+      m.logEndOffset.set(labels, rt.log.nextOffset ?? rt.hw);
+      m.logStartOffset.set(labels, rt.log.pl.logStartOffset);
+      m.highWatermark.set(labels, rt.hw);
+    }
+  }
+
+  /** waits until every local partition group and the metadata group are idle enough to close */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.reconcileChain.catch(() => undefined);
+    for (const rt of this.parts.values()) {
+      for (const w of [...rt.commitWaiters.splice(0), ...rt.durableWaiters.splice(0)]) w.reject(new LanceError('IO', 'broker shutting down'));
+    }
+    for (const w of this.metaWaiters.values()) w.reject(new LanceError('IO', 'broker shutting down'));
+    this.metaWaiters.clear();
+    this.events.emit('closed');
+    await this.transport.close();
+    await this.host.close();
+  }
+
+  // ---------------------------------------------------------------- admin
+
+  private groupTopic(gid: string): { topic: string | null; partition: number | null } {
+    const rt = this.parts.get(gid);
+    return rt ? { topic: rt.topic, partition: rt.partition } : { topic: null, partition: null };
+  }
+
+  clusterGroups(): ClusterGroup[] {
+    return this.host.status().map(({ group, status: s }) => ({
+      group, ...this.groupTopic(group), role: s.role, term: s.term, leader: s.leader, commitIndex: s.commitIndex, lastIndex: s.lastIndex,
+      voters: [...s.config.voters], learners: [...s.config.learners],
+      followers: s.progress.filter((f) => f.id !== this.nodeId).map((f) => ({ nodeId: f.id, voter: f.voter, matchIndex: f.match, lag: f.lag })),
+    })).sort((a, b) => (a.group === META_GROUP ? -1 : b.group === META_GROUP ? 1 : a.group.localeCompare(b.group)));
+  }
+
+  private partitionStates(t: TopicState): PartitionState[] {
+    return t.assignment.map((_, p) => {
+      const rt = this.parts.get(partitionGroup(t, p));
+      const segs = rt?.log.pl.segments() ?? [];
+      return {
+        partition: p, leader: rt?.leader ?? -1, logStartOffset: rt?.log.pl.logStartOffset ?? 0, logEndOffset: rt ? (rt.log.nextOffset ?? rt.hw) : 0,
+        highWatermark: rt?.hw ?? 0, sizeBytes: segs.reduce((n, s) => n + s.sizeBytes, 0), segments: segs.length,
+      };
+    });
+  }
+
+  clusterView(): ClusterView {
+    const me = this.opts.peers.find((p) => p.nodeId === this.nodeId)!;
+    return {
+      clusterId: this.clusterId, nodeId: this.nodeId, role: this.metaRole === 'leader' ? 'leader' : 'follower', readOnly: this.config.readOnly,
+      version: this.opts.version ?? '0.0.0', startedAt: this.startedAt,
+      listeners: { kafka: { host: me.host, port: me.kafkaPort }, admin: this.adminEndpoint },
+      brokers: this.opts.peers.map((p) => ({ nodeId: p.nodeId, host: p.host, port: p.kafkaPort })),
+      topics: Object.values(this.meta.topics).sort((a, b) => a.id - b.id).map((t) => ({ id: t.id, name: t.name, topicId: t.topicId, partitions: this.partitionStates(t) })),
+      controllerId: this.controllerId(), fenced: this.host.isFenced(), groups: this.clusterGroups(),
+    };
+  }
+
+  private summary(t: TopicState): TopicSummary {
+    const p = parseKafkaTopicConfigs(t.config);
+    const s = this.config.storage;
+    return {
+      id: t.id, name: t.name, partitions: t.assignment.length, topicId: t.topicId,
+      config: { retentionMs: p.retentionMs ?? s.retentionMs, retentionBytes: p.retentionBytes ?? s.retentionBytes, segmentBytes: p.segmentBytes ?? s.segmentBytes },
+    };
+  }
+
+  adminListTopics(): TopicSummary[] {
+    return Object.values(this.meta.topics).sort((a, b) => a.id - b.id).map((t) => this.summary(t));
+  }
+
+  adminGetTopic(name: string): TopicDetail {
+    const t = this.meta.topics[name];
+    if (!t) throw notFound(name);
+    return { ...this.summary(t), partitionStates: this.partitionStates(t) };
+  }
+
+  async adminCreateTopic(req: CreateTopicRequest): Promise<TopicSummary> {
+    const config: Record<string, string> = {};
+    if (req.config?.retentionMs !== undefined) config['retention.ms'] = String(req.config.retentionMs === 0 ? -1 : req.config.retentionMs);
+    if (req.config?.retentionBytes !== undefined) config['retention.bytes'] = String(req.config.retentionBytes === 0 ? -1 : req.config.retentionBytes);
+    if (req.config?.segmentBytes !== undefined) config['segment.bytes'] = String(req.config.segmentBytes);
+    await this.createTopic({ name: req.name, numPartitions: req.partitions ?? -1, replicationFactor: -1, assignments: [], configs: config, validateOnly: false });
+    return this.adminGetTopic(req.name);
+  }
+
+  async adminDeleteTopic(name: string): Promise<{ deleted: string; id: number }> {
+    const t = this.meta.topics[name];
+    if (!t) throw notFound(name);
+    await this.deleteTopic(name);
+    return { deleted: name, id: t.id };
+  }
+
+  /** Admin produce: one batch per partition, answered once committed (acks=all). Leader partitions only. */
+  async adminProduce(topic: string, req: ProduceRequest): Promise<ProduceResponse> {
+    this.assertWritable(`produce to ${topic}`);
+    this.assertNotFenced(`produce to ${topic}`);
+    const t = this.meta.topics[topic];
+    if (!t) throw notFound(topic);
+    const n = t.assignment.length;
+    const enc = req.encoding ?? 'utf8';
+    const buf = (s: string | null | undefined): Buffer | null => (s === null || s === undefined ? null : Buffer.from(s, enc));
+    const now = Date.now();
+    const byPartition = new Map<number, SimpleRecord[]>();
+    req.records.forEach((r, i) => {
+      const key = buf(r.key);
+      let partition: number;
+      if (r.partition !== undefined) {
+        if (r.partition >= n) throw new LanceError('INVALID_ARGUMENT', `records.${i}.partition: topic "${topic}" has partitions 0-${n - 1}, got ${r.partition}`, { field: `records.${i}.partition` });
+        partition = r.partition;
+      } else if (key !== null) {
+        partition = partitionForKey(key, n);
+      } else {
+        partition = this.nextPartitionRr++ % n;
+      }
+      const headers = Object.entries(r.headers ?? {}).map(([k, v]) => ({ key: k, value: Buffer.from(v, enc) }));
+      const list = byPartition.get(partition) ?? [];
+      list.push({ key, value: buf(r.value), headers, timestamp: r.timestamp ?? now });
+      byPartition.set(partition, list);
+    });
+    const pending = [...byPartition.entries()].sort((a, b) => a[0] - b[0]).map(([partition, records]) => {
+      const rt = this.runtime(topic, partition);
+      const done = this.proposeData(rt, [encodeRecordBatch(records).bytes], -1, 30_000);
+      return { partition, count: records.length, done };
+    });
+    const out = [];
+    for (const p of pending) out.push({ partition: p.partition, baseOffset: await p.done, count: p.count });
+    return { topic, partitions: out };
+  }
+
+  /** Admin fetch: committed records of this node's replica (any replica serves; followers may lag the leader's HW). */
+  async adminFetch(topic: string, partition: number, q: FetchQuery, signal: AbortSignal): Promise<FetchResponse> {
+    const rt = this.runtime(topic, partition);
+    const offset = q.offset ?? rt.log.pl.logStartOffset;
+    if (q.waitMs > 0 && rt.hw <= offset) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => { clearTimeout(timer); this.events.off('hw', onHw); signal.removeEventListener('abort', done); resolve(); };
+        const onHw = (tp: string, p: number, hw: number): void => { if (tp === topic && p === partition && hw > offset) done(); };
+        const timer = setTimeout(done, q.waitMs);
+        this.events.on('hw', onHw);
+        signal.addEventListener('abort', done, { once: true });
+      });
+    }
+    const r = await this.fetch(topic, partition, offset, q.maxBytes);
+    const records: ConsumedRecord[] = [];
+    let next = offset;
+    for (const rec of decodeRecordBatches(r.records)) {
+      if (rec.offset < offset) continue;
+      if (records.length >= q.max) break;
+      records.push({
+        offset: rec.offset, timestamp: rec.timestamp, key: rec.key?.toString(q.encoding) ?? null, value: rec.value?.toString(q.encoding) ?? null,
+        headers: Object.fromEntries(rec.headers.map((h) => [h.key, h.value?.toString(q.encoding) ?? ''])),
+      });
+      next = rec.offset + 1;
+    }
+    return { topic, partition, encoding: q.encoding, logStartOffset: r.logStartOffset, highWatermark: r.highWatermark, nextOffset: Math.max(next, offset), records };
+  }
+
+  // ---------------------------------------------------------------- cluster admin (members, transfer, fence)
+
+  members(req: MembersRequest): ClusterActionResponse {
+    const gid = req.group ?? META_GROUP;
+    const r = this.host.step(gid, (n) => {
+      if (n.status().role !== 'leader') throw notLeader(`membership change of ${gid}`, n.status().leader);
+      return req.action === 'add-learner' ? n.addLearner(req.nodeId) : req.action === 'promote' ? n.promote(req.nodeId) : n.removeServer(req.nodeId);
+    });
+    return { ok: true, message: `${req.action} node ${req.nodeId} in ${gid}: proposed at index ${r.index}` };
+  }
+
+  transferLeader(req: TransferLeaderRequest): ClusterActionResponse {
+    const gid = req.group ?? META_GROUP;
+    this.host.step(gid, (n) => {
+      if (n.status().role !== 'leader') throw notLeader(`leadership transfer of ${gid}`, n.status().leader);
+      n.transferLeadership(req.to);
+    });
+    return { ok: true, message: `${gid}: transferring leadership to node ${req.to}` };
+  }
+
+  setFenced(fenced: boolean): ClusterActionResponse {
+    this.host.setFenced(fenced);
+    this.logger.warn({ fenced }, fenced ? 'node fenced: no client traffic, no votes' : 'node unfenced');
+    this.events.emit('change');
+    return { ok: true, message: fenced ? `node ${this.nodeId} fenced` : `node ${this.nodeId} unfenced` };
+  }
+}

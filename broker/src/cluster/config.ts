@@ -1,0 +1,64 @@
+/**
+ * Cluster bootstrap configuration (`cluster:` in lance.yaml). Pure: parsing and validation only.
+ *
+ *   cluster:
+ *     peers:                       # the founding members, identical on every node
+ *       - {nodeId: 1, host: 10.0.0.1, raftPort: 1993, kafkaPort: 9092, adminPort: 1992}
+ *     peersFile: /etc/lance/peers.yaml   # alternative: the operator's file {peers: [{ordinal, nodeId, pod, host, ...}]}
+ *
+ * With no peers the broker runs standalone (unchanged behaviour); `--standalone` forces standalone.
+ */
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { LanceError } from '../common/errors.ts';
+
+const port = z.number({ error: 'expected a port number 1-65535' }).int({ error: 'expected a port number 1-65535' })
+  .min(1, { error: 'expected a port number 1-65535' }).max(65535, { error: 'expected a port number 1-65535' });
+
+/** One peer. Extra keys (the operator's `ordinal`, `pod`) are allowed and ignored. */
+export const ClusterPeerSchema = z.object({
+  nodeId: z.number({ error: 'expected a non-negative integer' }).int({ error: 'expected a non-negative integer' }).nonnegative({ error: 'expected a non-negative integer' }),
+  host: z.string({ error: 'expected a host name or IP address' }).min(1, { error: 'expected a host name or IP address' }),
+  raftPort: port.default(1993),
+  kafkaPort: port.default(9092),
+  adminPort: port.default(1992),
+});
+export type ClusterPeer = z.infer<typeof ClusterPeerSchema>;
+
+export const ClusterSectionSchema = z.strictObject({
+  peers: z.array(ClusterPeerSchema).default([]),
+  peersFile: z.string().min(1, { error: 'expected a file path' }).optional(),
+});
+export type ClusterSection = z.infer<typeof ClusterSectionSchema>;
+
+/** Checks a peer list: distinct node ids, distinct (host, port) per listener. Throws INVALID_CONFIG naming the field. */
+export function validatePeers(peers: readonly ClusterPeer[], where: string): void {
+  const ids = new Set<number>();
+  const addrs = new Set<string>();
+  peers.forEach((p, i) => {
+    if (ids.has(p.nodeId)) throw new LanceError('INVALID_CONFIG', `${where}[${i}].nodeId: node id ${p.nodeId} appears twice`, { key: `${where}[${i}].nodeId` });
+    ids.add(p.nodeId);
+    for (const [name, port] of [['raftPort', p.raftPort], ['kafkaPort', p.kafkaPort], ['adminPort', p.adminPort]] as const) {
+      const a = `${p.host}:${port}`;
+      if (addrs.has(a)) throw new LanceError('INVALID_CONFIG', `${where}[${i}].${name}: ${a} is used twice`, { key: `${where}[${i}].${name}` });
+      addrs.add(a);
+    }
+  });
+}
+
+/** Parses the operator's peers.yaml (`peers: [...]`). */
+export function parsePeersFile(text: string, file: string): ClusterPeer[] {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (e) {
+    throw new LanceError('INVALID_CONFIG', `${file}: not valid YAML: ${e instanceof Error ? e.message : String(e)}`, { path: file });
+  }
+  const r = z.object({ peers: z.array(ClusterPeerSchema) }).safeParse(raw);
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    throw new LanceError('INVALID_CONFIG', `${file}: ${i.path.join('.') || '(root)'}: ${i.message}`, { path: file, key: i.path.join('.') });
+  }
+  validatePeers(r.data.peers, `${file}: peers`);
+  return r.data.peers;
+}

@@ -1,0 +1,194 @@
+/**
+ * Multi-Raft host: many RaftNode instances (the "__meta" group and one per local partition replica) on ONE timer.
+ * After every input into a node it drains `ready()`: messages go to the transport (which coalesces everything for a
+ * peer produced in one event-loop turn into one write), persistence requests go to the group's ordered queue,
+ * committed entries and state events go to the group's handler.
+ *
+ * Persistence per group: requests run strictly in seq order. All requests queued while the previous one ran are
+ * merged into one (one storage flush covers them all: group commit), then `persisted(lastSeq)` completes them
+ * together. Different groups persist concurrently (their fsyncs overlap in the kernel).
+ */
+import type { Logger } from '../common/log.ts';
+import { LanceError } from '../common/errors.ts';
+import { RaftNode, type RaftOptions } from '../raft/node.ts';
+import type { ClusterConfig, NodeId, PersistRequest, RaftEntry, RaftMessage, RaftStateEvent, RaftStatus } from '../raft/types.ts';
+import type { PartitionRaftLog } from './partition-raft-log.ts';
+
+export interface GroupHandler {
+  /** committed entries in index order; commitIndex = the group's commit index after them */
+  onCommitted(entries: RaftEntry[], commitIndex: number): void;
+  onState(ev: RaftStateEvent): void;
+  /** the group's own log writes up to `durableIndex` are fsynced (acks=1) */
+  onDurable?(durableIndex: number): void;
+}
+
+interface Group {
+  id: string;
+  node: RaftNode;
+  log: PartitionRaftLog;
+  handler: GroupHandler;
+  queue: PersistRequest[];
+  persisting: boolean;
+  closed: boolean;
+  failed: boolean;
+}
+
+export interface RaftHostOptions {
+  nodeId: NodeId;
+  logger: Logger;
+  send: (group: string, m: RaftMessage) => void;
+  tickMs?: number;
+  raft?: Omit<RaftOptions, 'id' | 'random' | 'bootstrap'>;
+}
+
+/** Merges queued persistence requests into one: the last seq, the newest hard state, sync if any needed it. */
+export function mergePersist(reqs: readonly PersistRequest[]): PersistRequest {
+  let hardState: PersistRequest['hardState'] = null;
+  let sync = false;
+  for (const r of reqs) {
+    if (r.hardState) hardState = r.hardState;
+    if (r.sync) sync = true;
+    if (r.snapshot) throw new LanceError('UNSUPPORTED', 'snapshot install is not supported by the partition raft log yet');
+  }
+  return { seq: reqs[reqs.length - 1]!.seq, hardState, sync, snapshot: null };
+}
+
+export class RaftHost {
+  private readonly opts: RaftHostOptions;
+  private readonly groups = new Map<string, Group>();
+  private timer: NodeJS.Timeout | null = null;
+  private last = performance.now();
+  private fenced = false;
+
+  constructor(opts: RaftHostOptions) {
+    this.opts = opts;
+  }
+
+  start(): void {
+    this.last = performance.now();
+    this.timer = setInterval(() => this.tickAll(), this.opts.tickMs ?? 10);
+  }
+
+  private tickAll(): void {
+    const now = performance.now();
+    const ms = now - this.last;
+    this.last = now;
+    for (const g of this.groups.values()) {
+      if (g.closed || g.failed) continue;
+      g.node.tick(ms);
+      this.drain(g);
+    }
+  }
+
+  has(id: string): boolean {
+    return this.groups.has(id);
+  }
+
+  ids(): string[] {
+    return [...this.groups.keys()];
+  }
+
+  addGroup(id: string, log: PartitionRaftLog, bootstrap: ClusterConfig | undefined, handler: GroupHandler): RaftNode {
+    if (this.groups.has(id)) throw new LanceError('CONFLICT', `raft group ${id} is already running`);
+    const node = new RaftNode({ ...this.opts.raft, id: this.opts.nodeId, random: Math.random, ...(bootstrap ? { bootstrap } : {}) }, log, { ...log.hardState });
+    if (this.fenced) node.setFenced(true);
+    const g: Group = { id, node, log, handler, queue: [], persisting: false, closed: false, failed: false };
+    log.onReadable = () => this.step(id, (n) => n.logReadable());
+    this.groups.set(id, g);
+    this.drain(g);
+    return node;
+  }
+
+  async removeGroup(id: string): Promise<void> {
+    const g = this.groups.get(id);
+    if (!g) return;
+    g.closed = true;
+    this.groups.delete(id);
+    await g.log.close();
+  }
+
+  /** a message from a peer; messages for groups not running here (yet) are dropped: the sender retries */
+  receive(group: string, m: RaftMessage): void {
+    const g = this.groups.get(group);
+    if (!g || g.closed || g.failed) return;
+    g.node.receive(m);
+    this.drain(g);
+  }
+
+  /** runs `fn` on the group's node (propose, transfer, membership...) and drains its output */
+  step<T>(id: string, fn: (node: RaftNode) => T): T {
+    const g = this.groups.get(id);
+    if (!g || g.closed) throw new LanceError('NOT_FOUND', `raft group ${id} is not running on this node`, { group: id });
+    try {
+      return fn(g.node);
+    } finally {
+      this.drain(g);
+    }
+  }
+
+  node(id: string): RaftNode | undefined {
+    return this.groups.get(id)?.node;
+  }
+
+  setFenced(fenced: boolean): void {
+    this.fenced = fenced;
+    for (const g of this.groups.values()) {
+      g.node.setFenced(fenced);
+      this.drain(g);
+    }
+  }
+
+  isFenced(): boolean {
+    return this.fenced;
+  }
+
+  status(): Array<{ group: string; status: RaftStatus }> {
+    return [...this.groups.values()].map((g) => ({ group: g.id, status: g.node.status() }));
+  }
+
+  private drain(g: Group): void {
+    if (g.closed) return;
+    const r = g.node.ready();
+    for (const m of r.messages) this.opts.send(g.id, m);
+    if (r.persist) {
+      g.queue.push(r.persist);
+      if (!g.persisting) void this.persistLoop(g);
+    }
+    if (r.restore) this.opts.logger.error({ group: g.id }, 'raft: snapshot restore requested but not supported for this log');
+    for (const ev of r.events) g.handler.onState(ev);
+    if (r.committed.length > 0) g.handler.onCommitted(r.committed, r.commitIndex);
+  }
+
+  private async persistLoop(g: Group): Promise<void> {
+    g.persisting = true;
+    try {
+      while (g.queue.length > 0 && !g.closed) {
+        const batch = g.queue.splice(0);
+        const req = mergePersist(batch);
+        try {
+          await g.log.persist(req);
+        } catch (e) {
+          // A storage failure: this replica can no longer promise durability; stop the group (it stops acking).
+          g.failed = true;
+          this.opts.logger.error({ err: e, group: g.id }, 'raft: persistence failed; group stopped on this node');
+          return;
+        }
+        if (g.closed) return;
+        g.node.persisted(req.seq);
+        g.handler.onDurable?.(g.log.pl.durableIndex);
+        this.drain(g);
+      }
+    } finally {
+      g.persisting = false;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    const all = [...this.groups.values()];
+    this.groups.clear();
+    for (const g of all) g.closed = true;
+    await Promise.all(all.map((g) => g.log.close().catch(() => undefined)));
+  }
+}

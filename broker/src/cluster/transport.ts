@@ -1,0 +1,340 @@
+/**
+ * Inter-broker transport on the raft port (1993 by default): ONE TCP connection per peer pair. The node with the
+ * LOWER id dials; the higher one only accepts (so there is never a pair of crossing connections to dedupe). A
+ * newer accepted connection from the same peer replaces the older one (the peer restarted).
+ *
+ * Frames: u32 BE length (of what follows) | u8 kind | body.
+ *   HELLO 1    JSON {nodeId, clusterId}: first frame of the dialer; a wrong cluster id closes the connection
+ *   RAFT 2     u16 group length | group (utf8) | u32 JSON length | JSON message with every Buffer replaced by its
+ *              length | the raw bytes (entry data in entry order, then snapshot data): no JSON of Buffers
+ *   RPC 3      JSON {id, method, body}        (forwarded admin requests, e.g. create topic on the controller)
+ *   RPC_RESP 4 JSON {id, ok, result | error {code, message}}
+ * A frame longer than maxFrameBytes, an unknown kind or an undecodable body closes that connection (garbage).
+ * Everything queued for a peer during one turn of the event loop goes out in ONE write (setImmediate flush).
+ * The dialer reconnects with exponential backoff (50 ms → 1 s). Raft messages to a peer without a connection are
+ * dropped (the core retries); RPCs fail with IO.
+ */
+import * as net from 'node:net';
+import { LanceError, isLanceError, type LanceErrorCode } from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
+import type { NodeId, RaftEntry, RaftMessage } from '../raft/types.ts';
+
+export const FrameKind = { HELLO: 1, RAFT: 2, RPC: 3, RPC_RESP: 4 } as const;
+export const DEFAULT_MAX_FRAME_BYTES = 128 << 20;
+
+export interface PeerAddress { nodeId: NodeId; host: string; port: number }
+
+// ---------------------------------------------------------------------------------------------- pure codec
+
+function frame(kind: number, body: Buffer): Buffer {
+  const head = Buffer.allocUnsafe(5);
+  head.writeUInt32BE(body.length + 1, 0);
+  head.writeUInt8(kind, 4);
+  return Buffer.concat([head, body]);
+}
+
+export function encodeJsonFrame(kind: number, value: unknown): Buffer {
+  return frame(kind, Buffer.from(JSON.stringify(value), 'utf8'));
+}
+
+type WireEntry = { term: number; index: number; type: number; len: number };
+
+/** Pure: {group, message} → one RAFT frame (with its length prefix). */
+export function encodeRaftFrame(group: string, m: RaftMessage): Buffer {
+  const blobs: Uint8Array[] = [];
+  let head: unknown = m;
+  if (m.type === 'Append') {
+    const entries: WireEntry[] = m.entries.map((e) => {
+      blobs.push(e.data);
+      return { term: e.term, index: e.index, type: e.type, len: e.data.byteLength };
+    });
+    head = { ...m, entries };
+  } else if (m.type === 'Snapshot') {
+    blobs.push(m.data);
+    head = { ...m, data: m.data.byteLength };
+  }
+  const g = Buffer.from(group, 'utf8');
+  const json = Buffer.from(JSON.stringify(head), 'utf8');
+  const pre = Buffer.allocUnsafe(2 + g.length + 4);
+  pre.writeUInt16BE(g.length, 0);
+  g.copy(pre, 2);
+  pre.writeUInt32BE(json.length, 2 + g.length);
+  return frame(FrameKind.RAFT, Buffer.concat([pre, json, ...blobs]));
+}
+
+function garbage(msg: string): LanceError {
+  return new LanceError('CORRUPT', `raft transport: ${msg}`);
+}
+
+/** Pure: RAFT frame body (after the kind byte) → {group, message}. Throws CORRUPT on anything malformed. */
+export function decodeRaftBody(body: Buffer): { group: string; message: RaftMessage } {
+  if (body.length < 6) throw garbage(`RAFT frame of ${body.length} bytes is too short`);
+  const gl = body.readUInt16BE(0);
+  if (2 + gl + 4 > body.length) throw garbage(`RAFT frame: group length ${gl} runs past the frame (${body.length} bytes)`);
+  const group = body.toString('utf8', 2, 2 + gl);
+  const jl = body.readUInt32BE(2 + gl);
+  let pos = 2 + gl + 4;
+  if (pos + jl > body.length) throw garbage(`RAFT frame: JSON length ${jl} runs past the frame`);
+  let head: Record<string, unknown>;
+  try {
+    head = JSON.parse(body.toString('utf8', pos, pos + jl)) as Record<string, unknown>;
+  } catch {
+    throw garbage('RAFT frame: message header is not JSON');
+  }
+  pos += jl;
+  if (typeof head !== 'object' || head === null || typeof head.type !== 'string' || typeof head.from !== 'number' || typeof head.to !== 'number' || typeof head.term !== 'number') {
+    throw garbage('RAFT frame: message header lacks type/from/to/term');
+  }
+  const take = (n: unknown): Buffer => {
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || pos + n > body.length) throw garbage('RAFT frame: data length runs past the frame');
+    const b = body.subarray(pos, pos + n);
+    pos += n;
+    return b;
+  };
+  if (head.type === 'Append') {
+    if (!Array.isArray(head.entries)) throw garbage('RAFT frame: Append without entries');
+    head.entries = (head.entries as WireEntry[]).map((e): RaftEntry => ({ term: e.term, index: e.index, type: e.type as RaftEntry['type'], data: take(e.len) }));
+  } else if (head.type === 'Snapshot') {
+    head.data = take(head.data);
+  }
+  if (pos !== body.length) throw garbage(`RAFT frame: ${body.length - pos} trailing bytes`);
+  return { group, message: head as unknown as RaftMessage };
+}
+
+/** Incremental frame splitter: push bytes, get whole frames {kind, body}; throws CORRUPT on an oversized length. */
+export class FrameReader {
+  private bufs: Buffer[] = [];
+  private len = 0;
+  constructor(private readonly maxFrameBytes: number) {}
+
+  push(chunk: Buffer): Array<{ kind: number; body: Buffer }> {
+    this.bufs.push(chunk);
+    this.len += chunk.length;
+    const out: Array<{ kind: number; body: Buffer }> = [];
+    for (;;) {
+      if (this.len < 4) break;
+      if (this.bufs[0]!.length < 4) this.bufs = [Buffer.concat(this.bufs)];
+      const n = this.bufs[0]!.readUInt32BE(0);
+      if (n < 1 || n > this.maxFrameBytes) throw garbage(`frame length ${n} outside 1..${this.maxFrameBytes}`);
+      if (this.len < 4 + n) break;
+      const all = this.bufs.length === 1 ? this.bufs[0]! : Buffer.concat(this.bufs);
+      out.push({ kind: all.readUInt8(4), body: all.subarray(5, 4 + n) });
+      const rest = all.subarray(4 + n);
+      this.bufs = rest.length ? [rest] : [];
+      this.len = rest.length;
+    }
+    return out;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- transport
+
+export type RpcHandler = (from: NodeId, method: string, body: unknown) => Promise<unknown>;
+
+export interface TransportOptions {
+  nodeId: NodeId;
+  clusterId: string;
+  host: string;
+  port: number;
+  peers: PeerAddress[];
+  logger: Logger;
+  maxFrameBytes?: number;
+  onMessage: (group: string, m: RaftMessage) => void;
+  onRpc: RpcHandler;
+}
+
+interface Peer {
+  addr: PeerAddress;
+  socket: net.Socket | null;
+  out: Buffer[];
+  flushScheduled: boolean;
+  backoff: number;
+  timer: NodeJS.Timeout | null;
+}
+
+export class Transport {
+  private readonly opts: TransportOptions;
+  private readonly peers = new Map<NodeId, Peer>();
+  private server: net.Server | null = null;
+  private closed = false;
+  private rpcSeq = 0;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }>();
+  private readonly accepted = new Set<net.Socket>();
+  port = 0;
+
+  constructor(opts: TransportOptions) {
+    this.opts = opts;
+    for (const p of opts.peers) {
+      if (p.nodeId === opts.nodeId) continue;
+      this.peers.set(p.nodeId, { addr: p, socket: null, out: [], flushScheduled: false, backoff: 50, timer: null });
+    }
+  }
+
+  private get max(): number { return this.opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES; }
+
+  async start(): Promise<void> {
+    const server = net.createServer((s) => this.onAccept(s));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (e: NodeJS.ErrnoException) => reject(new LanceError('IO', `raft listener: cannot listen on ${this.opts.host}:${this.opts.port}: ${e.code ?? e.message}`, { host: this.opts.host, port: this.opts.port }, { cause: e })));
+      server.listen(this.opts.port, this.opts.host, () => resolve());
+    });
+    this.server = server;
+    const a = server.address();
+    this.port = typeof a === 'object' && a ? a.port : this.opts.port;
+    for (const p of this.peers.values()) if (this.opts.nodeId < p.addr.nodeId) this.dial(p);
+  }
+
+  connected(nodeId: NodeId): boolean {
+    return this.peers.get(nodeId)?.socket != null;
+  }
+
+  private dial(p: Peer): void {
+    if (this.closed) return;
+    const s = net.connect({ host: p.addr.host, port: p.addr.port });
+    s.setNoDelay(true);
+    let up = false;
+    s.once('connect', () => {
+      up = true;
+      p.backoff = 50;
+      s.write(encodeJsonFrame(FrameKind.HELLO, { nodeId: this.opts.nodeId, clusterId: this.opts.clusterId }));
+      this.attach(p, s);
+    });
+    s.on('error', () => undefined);
+    s.once('close', () => {
+      if (p.socket === s) p.socket = null;
+      if (this.closed) return;
+      if (!up) p.backoff = Math.min(1000, p.backoff * 2);
+      p.timer = setTimeout(() => { p.timer = null; this.dial(p); }, up ? 50 : p.backoff);
+    });
+    this.readFrames(s, () => p.addr.nodeId);
+  }
+
+  private attach(p: Peer, s: net.Socket): void {
+    if (p.socket && p.socket !== s) p.socket.destroy();
+    p.socket = s;
+    this.opts.logger.info({ peer: p.addr.nodeId }, 'raft transport: peer connected');
+  }
+
+  private onAccept(s: net.Socket): void {
+    if (this.closed) { s.destroy(); return; }
+    s.setNoDelay(true);
+    this.accepted.add(s);
+    s.on('error', () => undefined);
+    let peerId: NodeId | null = null;
+    s.once('close', () => {
+      this.accepted.delete(s);
+      const p = peerId === null ? undefined : this.peers.get(peerId);
+      if (p && p.socket === s) p.socket = null;
+    });
+    this.readFrames(s, () => peerId, (hello) => {
+      const p = this.peers.get(hello.nodeId);
+      if (hello.clusterId !== this.opts.clusterId || !p || hello.nodeId >= this.opts.nodeId) {
+        this.opts.logger.warn({ hello }, 'raft transport: refused a connection (unknown peer, wrong cluster id, or not a lower id dialling)');
+        s.destroy();
+        return;
+      }
+      peerId = hello.nodeId;
+      this.attach(p, s);
+    });
+  }
+
+  private readFrames(s: net.Socket, peerOf: () => NodeId | null, onHello?: (h: { nodeId: number; clusterId: string }) => void): void {
+    const reader = new FrameReader(this.max);
+    s.on('data', (chunk: Buffer) => {
+      try {
+        for (const f of reader.push(chunk)) this.onFrame(s, f.kind, f.body, peerOf(), onHello);
+      } catch (e) {
+        this.opts.logger.warn({ err: e, peer: peerOf() }, 'raft transport: garbage frame, closing the connection');
+        s.destroy();
+      }
+    });
+  }
+
+  private onFrame(s: net.Socket, kind: number, body: Buffer, peer: NodeId | null, onHello?: (h: { nodeId: number; clusterId: string }) => void): void {
+    if (kind === FrameKind.HELLO) {
+      const h = JSON.parse(body.toString('utf8')) as { nodeId: unknown; clusterId: unknown };
+      if (typeof h.nodeId !== 'number' || typeof h.clusterId !== 'string') throw garbage('HELLO without nodeId/clusterId');
+      if (!onHello || peer !== null) throw garbage('unexpected HELLO');
+      onHello({ nodeId: h.nodeId, clusterId: h.clusterId });
+      return;
+    }
+    if (peer === null) throw garbage(`frame kind ${kind} before HELLO`);
+    if (kind === FrameKind.RAFT) {
+      const { group, message } = decodeRaftBody(body);
+      if (message.from !== peer || message.to !== this.opts.nodeId) throw garbage(`RAFT message from ${message.from} to ${message.to} on the connection of peer ${peer}`);
+      this.opts.onMessage(group, message);
+    } else if (kind === FrameKind.RPC) {
+      const req = JSON.parse(body.toString('utf8')) as { id: number; method: string; body: unknown };
+      if (typeof req.id !== 'number' || typeof req.method !== 'string') throw garbage('RPC without id/method');
+      this.opts.onRpc(peer, req.method, req.body).then(
+        (result) => this.enqueue(peer, encodeJsonFrame(FrameKind.RPC_RESP, { id: req.id, ok: true, result: result ?? null })),
+        (e: unknown) => this.enqueue(peer, encodeJsonFrame(FrameKind.RPC_RESP, {
+          id: req.id, ok: false,
+          error: isLanceError(e) ? { code: e.code, message: e.message, details: e.details ?? {} } : { code: 'INTERNAL', message: e instanceof Error ? e.message : String(e), details: {} },
+        })),
+      );
+    } else if (kind === FrameKind.RPC_RESP) {
+      const r = JSON.parse(body.toString('utf8')) as { id: number; ok: boolean; result?: unknown; error?: { code: LanceErrorCode; message: string; details: Record<string, unknown> } };
+      const w = this.pending.get(r.id);
+      if (!w) return;
+      this.pending.delete(r.id);
+      clearTimeout(w.timer);
+      if (r.ok) w.resolve(r.result);
+      else w.reject(new LanceError(r.error?.code ?? 'INTERNAL', r.error?.message ?? 'remote error', r.error?.details));
+    } else {
+      void s;
+      throw garbage(`unknown frame kind ${kind}`);
+    }
+  }
+
+  private enqueue(to: NodeId, buf: Buffer): boolean {
+    const p = this.peers.get(to);
+    if (!p || !p.socket) return false;
+    p.out.push(buf);
+    if (!p.flushScheduled) {
+      p.flushScheduled = true;
+      setImmediate(() => {
+        p.flushScheduled = false;
+        const bufs = p.out;
+        p.out = [];
+        if (p.socket && bufs.length) p.socket.write(bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs));
+      });
+    }
+    return true;
+  }
+
+  /** Best effort: dropped when there is no connection to `m.to`. */
+  send(group: string, m: RaftMessage): void {
+    this.enqueue(m.to, encodeRaftFrame(group, m));
+  }
+
+  rpc(to: NodeId, method: string, body: unknown, timeoutMs: number): Promise<unknown> {
+    const id = ++this.rpcSeq;
+    return new Promise((resolve, reject) => {
+      if (!this.enqueue(to, encodeJsonFrame(FrameKind.RPC, { id, method, body }))) {
+        reject(new LanceError('IO', `no connection to node ${to} (raft port)`, { nodeId: to }));
+        return;
+      }
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new LanceError('TIMEOUT', `node ${to} did not answer ${method} within ${timeoutMs} ms`, { nodeId: to }));
+      }, timeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const p of this.peers.values()) {
+      if (p.timer) clearTimeout(p.timer);
+      p.socket?.destroy();
+    }
+    for (const s of this.accepted) s.destroy();
+    for (const w of this.pending.values()) {
+      clearTimeout(w.timer);
+      w.reject(new LanceError('IO', 'transport closed'));
+    }
+    this.pending.clear();
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+  }
+}
