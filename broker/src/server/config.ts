@@ -8,6 +8,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { LanceError } from '../common/errors.ts';
 import type { FlushPolicy, LogOptions } from '../storage/types.ts';
+import { ClusterSectionSchema } from '../cluster/config.ts';
 
 const posInt = z.number({ error: 'expected a positive integer' }).int({ error: 'expected a positive integer' }).positive({ error: 'expected a positive integer' });
 const nonNegInt = z.number({ error: 'expected a non-negative integer (0 = unlimited)' })
@@ -67,6 +68,8 @@ export const LanceConfigSchema = z.strictObject({
   log: z.strictObject({
     level: z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.join(', ')}` }).default('info'),
   }).default({ level: 'info' }),
+  /** cluster mode (broker/src/cluster/config.ts): bootstrap peers; none = standalone */
+  cluster: ClusterSectionSchema.default({ peers: [] }),
 });
 
 export type LanceConfig = z.infer<typeof LanceConfigSchema>;
@@ -111,6 +114,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'topics.autoCreate', env: 'LANCE_AUTO_CREATE_TOPICS', kind: 'bool', default: 'false', doc: 'Create unknown topics when a Kafka client asks for them in Metadata.' },
   { path: 'topics.defaultPartitions', env: 'LANCE_DEFAULT_PARTITIONS', kind: 'int', default: '1', doc: 'Partitions of auto-created topics and of `POST /v1/topics` without `partitions`.' },
   { path: 'topics.rescanIntervalMs', env: 'LANCE_TOPICS_RESCAN_INTERVAL_MS', kind: 'int', default: '5000', doc: 'How often the data dir is checked for topics added offline (`lnc import-topic` into a running standalone node, runbook §6.2); `GET /v1/topics` also checks. 0 = only on `GET /v1/topics` / `/v1/cluster`.' },
+  { path: 'cluster.peersFile', env: 'LANCE_PEERS_FILE', kind: 'string', default: '(none)', doc: 'Read the bootstrap peers from this YAML file (the operator\'s `/etc/lance/peers.yaml`: `peers: [{nodeId, host, raftPort, kafkaPort, adminPort}]`) instead of `cluster.peers`.' },
   { path: 'log.level', env: 'LANCE_LOG_LEVEL', kind: 'string', default: 'info', doc: `pino log level: ${LOG_LEVELS.join(', ')}.` },
 ];
 
