@@ -830,6 +830,20 @@ export class PartitionLog {
     this.windowBytes += size;
   }
 
+  /**
+   * Seals the active segment now (if it holds any offset) and makes the roll durable. For tiering: committed data
+   * must not wait for a size/age roll before it can be uploaded. Returns the sealed segment, or null when the
+   * active segment holds no offsets (rolling then would reuse its file name).
+   */
+  async rollActive(): Promise<SegmentInfo | null> {
+    this.checkWritable();
+    const a = this.active;
+    if (a.entries === 0 || a.nextOffset === a.baseOffset) return null;
+    this.roll();
+    await this.flush();
+    return this.infoOf(a);
+  }
+
   /** Seals the active segment and starts a new one at nextOffset. */
   private roll(): Segment {
     const old = this.active;
