@@ -48,6 +48,8 @@ export class ApiServer {
   /** Server-side apply: the last applied configuration per object and manager. */
   private readonly applied = new Map<string, Map<string, Record<string, unknown>>>();
   private readonly openWatches = new Set<http.ServerResponse>();
+  /** Fields last written by non-apply writes (POST/PUT/PATCH): leaf path → manager, so appliers conflict with them. */
+  private readonly updated = new Map<string, Map<string, string>>();
   url = '';
 
   constructor(opts: ApiServerOptions) {
@@ -56,7 +58,10 @@ export class ApiServer {
     this.bookmarkIntervalMs = opts.bookmarkIntervalMs ?? 2000;
     this.host = opts.host ?? '127.0.0.1';
     this.store.events.on('event', (ev: StoreEvent) => {
-      if (ev.type === 'DELETED') this.applied.delete(this.objKey(ev.tk, ev.object.metadata.namespace, ev.object.metadata.name!));
+      if (ev.type === 'DELETED') {
+        const k = this.objKey(ev.tk, ev.object.metadata.namespace, ev.object.metadata.name!);
+        this.applied.delete(k); this.applied.delete(`${k}|status`); this.updated.delete(k);
+      }
     });
   }
 
@@ -230,6 +235,7 @@ export class ApiServer {
         const obj = parseObject(body, req.headers['content-type']);
         const warnings = this.fieldValidation(rt, obj, q);
         const created = this.store.create(rt, r.ns, obj as KObject, { dryRun: isDryRun(q), ...(q.get('fieldManager') ? { fieldManager: q.get('fieldManager')! } : {}) });
+        if (!isDryRun(q)) this.recordUpdate(rt, created, undefined, managerOf(req, q), undefined);
         return new HttpReply(201, this.versioned(created, rt, r.version), warnings);
       }
       case 'DELETE': {
@@ -274,7 +280,10 @@ export class ApiServer {
         const obj = parseObject(body, req.headers['content-type']);
         const warnings = this.fieldValidation(rt, obj, q);
         const fm = q.get('fieldManager');
-        return new HttpReply(200, this.versioned(this.store.update(rt, r.ns, name, obj as KObject, { dryRun: isDryRun(q), ...(fm ? { fieldManager: fm } : {}) }), rt, r.version), warnings);
+        const before = this.store.tryGet(rt, r.ns, name);
+        const out = this.store.update(rt, r.ns, name, obj as KObject, { dryRun: isDryRun(q), ...(fm ? { fieldManager: fm } : {}) });
+        if (!isDryRun(q)) this.recordUpdate(rt, out, before, managerOf(req, q), undefined);
+        return new HttpReply(200, this.versioned(out, rt, r.version), warnings);
       }
       case 'PATCH': return this.patch(req, r, rt, q, body, undefined);
       case 'DELETE': {
@@ -315,6 +324,7 @@ export class ApiServer {
     if (!isPlainObject(patched) || !isPlainObject(patched.metadata)) throw errors.badRequest('patch produced an object without metadata');
     const warnings = this.fieldValidation(rt, patched, q);
     const out = this.store.update(rt, r.ns, name, patched as KObject, { dryRun, ...(sub ? { subresource: sub } : {}), ...(fm ? { fieldManager: fm } : {}) });
+    if (!dryRun) this.recordUpdate(rt, out, existing, managerOf(req, q), sub);
     return new HttpReply(200, this.versioned(out, rt, r.version), warnings);
   }
 
@@ -339,6 +349,19 @@ export class ApiServer {
       if (m === manager) continue;
       for (const p of applyConflicts(stripForCompare(owned), stripForCompare(cfg))) conflicts.push({ manager: m, path: p });
     }
+    // Fields another manager set with an ordinary write (kubectl scale, a controller's PUT) also conflict when the
+    // applied value differs from the live one.
+    const baseKey = this.objKey(typeKey(rt.group, rt.plural), r.ns, name);
+    const owners = this.updated.get(baseKey);
+    const liveNow = this.store.tryGet(rt, r.ns, name);
+    const appliedLeaves = leaves(stripForCompare(cfg));
+    if (owners && liveNow) {
+      const liveLeaves = leaves(stripForCompare(liveNow as unknown as Record<string, unknown>));
+      for (const [p, v] of appliedLeaves) {
+        const owner = owners.get(p);
+        if (owner && owner !== manager && liveLeaves.get(p) !== v && !conflicts.some((c) => c.path === p)) conflicts.push({ manager: owner, path: p });
+      }
+    }
     if (conflicts.length && !force) {
       throw new KubeStatusError(409, 'Conflict', `Apply failed with ${conflicts.length} conflict${conflicts.length > 1 ? 's' : ''}: ${conflicts.map((c) => `conflict with "${c.manager}": ${c.path}`).join('\n')}`, {
         name, group: rt.group, kind: rt.plural, causes: conflicts.map((c) => ({ reason: 'FieldManagerConflict', message: `conflict with "${c.manager}"`, field: c.path })),
@@ -361,6 +384,7 @@ export class ApiServer {
       if (force) for (const [m, owned] of managers) if (m !== manager) managers.set(m, dropPaths(owned, conflicts.filter((c) => c.manager === m).map((c) => c.path)));
       managers.set(manager, clone(cfg));
       this.applied.set(key, managers);
+      if (owners) for (const p of appliedLeaves.keys()) owners.delete(p); // ownership moves to the applier
       // managedFields: one Apply entry per applier (fieldsV1 left empty: the stand-in tracks ownership internally).
       const mf = (result.metadata.managedFields ?? []).filter((f) => !(f.manager === manager && f.operation === 'Apply'));
       mf.push({ manager, operation: 'Apply', apiVersion: result.apiVersion, time: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), fieldsType: 'FieldsV1', fieldsV1: {}, ...(sub ? { subresource: sub } : {}) });
@@ -371,6 +395,28 @@ export class ApiServer {
       }
     }
     return new HttpReply(existing ? 200 : 201, this.versioned(result, rt, r.version), warnings);
+  }
+
+  private recordUpdate(rt: ResourceType, after: KObject, before: KObject | undefined, manager: string, sub: 'status' | undefined): void {
+    const key = this.objKey(typeKey(rt.group, rt.plural), after.metadata.namespace, after.metadata.name!);
+    const view = (o: KObject | undefined): Map<string, string> => {
+      if (!o) return new Map();
+      const c = clone(o) as unknown as Record<string, unknown>;
+      delete c.apiVersion; delete c.kind;
+      const m = (c.metadata ?? {}) as Record<string, unknown>;
+      c.metadata = { ...(m.labels ? { labels: m.labels } : {}), ...(m.annotations ? { annotations: m.annotations } : {}) };
+      if (sub !== 'status') delete c.status; else for (const k of Object.keys(c)) if (k !== 'status') delete c[k];
+      return leaves(c);
+    };
+    const a = view(after);
+    const b = view(before);
+    let owners = this.updated.get(key);
+    for (const [p, v] of a) {
+      if (b.get(p) === v) continue;
+      owners ??= new Map();
+      owners.set(p, manager);
+    }
+    if (owners) this.updated.set(key, owners);
   }
 
   // ---------- subresources ----------
@@ -432,7 +478,9 @@ export class ApiServer {
       if (d.metadata?.resourceVersion && d.metadata.resourceVersion !== o.metadata.resourceVersion) throw errors.conflict(rt, name, 'the object has been modified; please apply your changes to the latest version and try again');
       const next = clone(o);
       setPath(next as unknown as Record<string, unknown>, sc.specReplicasPath, d.spec.replicas);
-      return new HttpReply(200, toScale(this.store.update(rt, r.ns, name, next, { dryRun: isDryRun(q) })));
+      const scaled = this.store.update(rt, r.ns, name, next, { dryRun: isDryRun(q) });
+      if (!isDryRun(q)) this.recordUpdate(rt, scaled, o, managerOf(req, q), undefined);
+      return new HttpReply(200, toScale(scaled));
     }
     if (r.sub === 'log' && rt.kind === 'Pod' && rt.group === '') {
       if (method !== 'GET') throw errors.methodNotAllowed(`${method} is not allowed on pods/log`);
@@ -543,6 +591,21 @@ export class ApiServer {
     this.pendingWatches = undefined;
     for (const f of p) f();
   }
+}
+
+/** Leaf fields as `.a.b` → JSON value; lists are atomic leaves (per-element ownership is not modelled). */
+function leaves(o: unknown, prefix = '', out = new Map<string, string>()): Map<string, string> {
+  if (isPlainObject(o)) {
+    for (const [k, v] of Object.entries(o)) leaves(v, `${prefix}.${k}`, out);
+    return out;
+  }
+  if (prefix) out.set(prefix, JSON.stringify(o));
+  return out;
+}
+
+/** kube's default field manager: the fieldManager parameter, else the user agent's program name. */
+function managerOf(req: http.IncomingMessage, q: URLSearchParams): string {
+  return q.get('fieldManager') ?? String(req.headers['user-agent'] ?? 'unknown').split('/')[0];
 }
 
 function scaleSelector(o: KObject, rt: ResourceType): string {

@@ -54,6 +54,12 @@ describe('real kubectl against the stand-in', () => {
     expect(other.stderr).toMatch(/conflict/i);
     const forced = await kubectl(env, ['apply', '--server-side', '--force-conflicts', '--field-manager', 'other', '-f', '-'], YAML.stringify({ ...cm, data: { x: '10' } }));
     expect(forced.code).toBe(0);
+    // A field changed by an ordinary write (kubectl patch → manager kubectl-patch) conflicts with a later apply.
+    expect((await kubectl(env, ['patch', 'cm', 'ssa', '--type=merge', '-p', '{"data":{"x":"11"}}'])).code).toBe(0);
+    const clash = await kubectl(env, ['apply', '--server-side', '--field-manager', 'other', '-f', '-'], YAML.stringify({ ...cm, data: { x: '10' } }));
+    expect(clash.code).not.toBe(0);
+    expect(clash.stderr).toContain('kubectl-patch');
+    expect(clash.stderr).toContain('.data.x');
   });
 
   it('get -w streams events until killed', async () => {
