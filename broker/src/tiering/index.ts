@@ -9,3 +9,7 @@ export { crc32cHex } from './body.ts';
 export { FsObjectStore } from './fs-store.ts';
 export { S3ObjectStore } from './s3-store.ts';
 export { normalizePrefix } from './prefixed.ts';
+export * from './manifest.ts';
+export { TieredStorage, DEFAULT_TIERING_SETTINGS, type TieringSettings, type TieredPartition, type TieredStorageOptions } from './tiered-storage.ts';
+export { TieringMetrics } from './metrics.ts';
+export { LruCache, RemoteSegmentReader } from './remote-reader.ts';
