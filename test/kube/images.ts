@@ -25,7 +25,7 @@ const LANCE_BINS: Record<string, string[]> = {
 
 export const IMAGES: { match: RegExp; spec: ImageSpec; note: string }[] = [
   { match: /^(.*\/)?lance\/broker(:.*)?$/, spec: { entrypoint: [node, path.join(REPO_ROOT, 'bin', 'lance.js')], cmd: [], bin: LANCE_BINS }, note: 'the broker server (bin/lance.js); `lance`/`lnc` commands map to bin/*.js' },
-  { match: /^(.*\/)?lance\/operator(:.*)?$/, spec: { entrypoint: [node, '--import', 'tsx', path.join(REPO_ROOT, 'operator', 'src', 'main.ts')], cmd: [], bin: LANCE_BINS }, note: 'the operator entry (operator/src/main.ts, when it exists)' },
+  { match: /^(.*\/)?lance\/operator(:.*)?$/, spec: { entrypoint: [node, path.join(REPO_ROOT, 'bin', 'lance-operator.js')], cmd: [], bin: LANCE_BINS }, note: 'the operator (bin/lance-operator.js → operator/src/main.ts; `--import tsx` would resolve tsx from the pod dir)' },
   { match: /^(.*\/)?lance\/test-http(:.*)?$/, spec: { entrypoint: [node, path.join(REPO_ROOT, 'test', 'kube', 'images', 'test-http.mjs')], cmd: [] }, note: 'tiny HTTP test server' },
   { match: /^(.*\/)?(busybox|alpine|debian|ubuntu)(:.*)?$/, spec: { entrypoint: [], cmd: ['sh'] }, note: 'host shell utilities: command/args run as-is on the host' },
   { match: /^(.*\/)?node(:.*)?$/, spec: { entrypoint: [], cmd: [node] }, note: 'the host node binary' },
