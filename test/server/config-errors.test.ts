@@ -26,7 +26,7 @@ describe('lance config errors', () => {
     const toml = path.join(dir, 'lance.toml');
     await writeFile(toml, 'data_dir = "/x"\n[listeners.kafka]\nport = "not a number"\n');
 
-    const [badYaml, badToml, badEnv, unknownFlag, unknownKey, missing, help] = await Promise.all([
+    const [badYaml, badToml, badEnv, unknownFlag, unknownKey, missing, help, cluster] = await Promise.all([
       runLanceToExit(['--config', yaml]),
       runLanceToExit(['--config', toml]),
       runLanceToExit(['--standalone', '--data-dir', `${dir}/data`], { LANCE_ADMIN_PORT: 'abc' }),
@@ -38,6 +38,7 @@ describe('lance config errors', () => {
       })(),
       runLanceToExit(['--config', path.join(dir, 'nope.yaml')]),
       runLanceToExit(['--help']),
+      runLanceToExit(['--data-dir', `${dir}/data`], { LANCE_STANDALONE: 'false' }),
     ]);
 
     expect(badYaml.code).toBe(2);
@@ -52,6 +53,8 @@ describe('lance config errors', () => {
     expect(oneLine(unknownKey.stderr)).toBe('lance: INVALID_CONFIG: readonly: unknown key');
     expect(missing.code).toBe(2);
     expect(oneLine(missing.stderr)).toContain(`lance: NOT_FOUND: --config: ${path.join(dir, 'nope.yaml')}`);
+    expect(cluster.code).toBe(2);
+    expect(oneLine(cluster.stderr)).toBe('lance: UNSUPPORTED: standalone: false: cluster mode arrives with replication; run with --standalone (or standalone: true)');
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('--standalone');
     expect(help.stdout).toContain('--read-only');
