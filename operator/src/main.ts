@@ -1,5 +1,5 @@
 /**
- * The operator process: `node --import tsx operator/src/main.ts [flags]` (or `npm run operator -- [flags]`).
+ * The operator process: `node bin/lance-operator.js [flags]` (or `npm run operator -- [flags]`; the image lance/operator).
  *   --kubeconfig PATH       kubeconfig file (default: in-cluster config when KUBERNETES_SERVICE_HOST is set, else $KUBECONFIG/~/.kube/config)
  *   --namespace NS[,NS]     namespaces to watch (repeatable; default all)
  *   --health-port N         /healthz, /readyz (default 8081; 0 = any free port)
@@ -8,6 +8,7 @@
  *   --lease-name NAME       Lease name (default lance-operator)
  *   --lease-namespace NS    Lease namespace (default $POD_NAMESPACE, else the first watched namespace, else default)
  *   --broker-bind-address any|podIP   how brokers bind (podIP on the test/kube stand-in)
+ *   --bind-address IP       address of the health/metrics servers (default all interfaces; $(POD_IP) on the stand-in)
  * SIGTERM/SIGINT: release the lease, stop informers and workers, exit 0.
  */
 import * as http from 'node:http';
@@ -29,6 +30,7 @@ export const operatorArgs = z.strictObject({
   leaseName: z.string().min(1).default('lance-operator'),
   leaseNamespace: z.string().min(1).optional(),
   brokerBindAddress: z.enum(['any', 'podIP']).default('any'),
+  bindAddress: z.union([z.ipv4(), z.ipv6()]).optional(),
 });
 export type OperatorArgs = z.output<typeof operatorArgs>;
 
@@ -37,7 +39,7 @@ export function parseOperatorArgs(argv: string[]): OperatorArgs {
   const raw: Record<string, unknown> = { namespaces: [] as string[] };
   const flags: Record<string, string> = {
     '--kubeconfig': 'kubeconfig', '--health-port': 'healthPort', '--metrics-port': 'metricsPort', '--lease-name': 'leaseName',
-    '--lease-namespace': 'leaseNamespace', '--broker-bind-address': 'brokerBindAddress',
+    '--lease-namespace': 'leaseNamespace', '--broker-bind-address': 'brokerBindAddress', '--bind-address': 'bindAddress',
   };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i]!.split(/=(.*)/s, 2) as [string, string | undefined];
@@ -69,11 +71,12 @@ export function loadKubeConfig(path: string | undefined): KubeConfig {
   return kc;
 }
 
-function listen(port: number, handler: http.RequestListener): Promise<http.Server> {
+function listen(port: number, host: string | undefined, handler: http.RequestListener): Promise<http.Server> {
   const server = http.createServer(handler);
   return new Promise((resolve, reject) => {
     server.once('error', (e) => reject(new LanceError('IO', `cannot listen on port ${port}: ${e.message}`)));
-    server.listen(port, () => resolve(server));
+    if (host) server.listen(port, host, () => resolve(server));
+    else server.listen(port, () => resolve(server));
   });
 }
 
@@ -87,7 +90,7 @@ export interface RunningOperator {
 export async function runOperator(args: OperatorArgs): Promise<RunningOperator> {
   const log = rootLogger().child({ component: 'operator' });
   const kc = loadKubeConfig(args.kubeconfig);
-  const identity = `${process.env.POD_NAME ?? os.hostname()}_${process.pid}`;
+  const identity = `${process.env.POD_NAME ?? process.env.HOSTNAME ?? os.hostname()}_${process.pid}`;
   const manager = new Manager({
     kubeConfig: kc, namespaces: args.namespaces, log, bindAddress: args.brokerBindAddress,
     ...(args.leaderElect ? { leaderElection: { name: args.leaseName, namespace: args.leaseNamespace ?? process.env.POD_NAMESPACE ?? args.namespaces[0] ?? 'default', identity } } : {}),
@@ -107,8 +110,8 @@ export async function runOperator(args: OperatorArgs): Promise<RunningOperator> 
     manager.metrics.registry.metrics().then((text) => res.writeHead(200, { 'content-type': manager.metrics.registry.contentType }).end(text), () => res.writeHead(500).end());
   };
   const metricsSame = args.metricsPort === args.healthPort && args.healthPort !== 0;
-  const healthServer = await listen(args.healthPort, health);
-  const metricsServer = metricsSame ? undefined : await listen(args.metricsPort, metrics);
+  const healthServer = await listen(args.healthPort, args.bindAddress, health);
+  const metricsServer = metricsSame ? undefined : await listen(args.metricsPort, args.bindAddress, metrics);
   await manager.start();
   const addr = (s: http.Server | undefined): number => ((s?.address() as { port?: number } | null)?.port ?? 0);
   log.info({ namespaces: args.namespaces, leaderElect: args.leaderElect, health: addr(healthServer), metrics: addr(metricsServer ?? healthServer) }, 'operator started');
@@ -124,7 +127,7 @@ export async function runOperator(args: OperatorArgs): Promise<RunningOperator> 
   };
 }
 
-async function main(): Promise<void> {
+export async function main(): Promise<void> {
   let args: OperatorArgs;
   try {
     args = parseOperatorArgs(process.argv.slice(2));
@@ -147,7 +150,8 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('operator/src/main.ts')) {
+// Run directly (`node --import tsx operator/src/main.ts`); bin/lance-operator.js calls main() itself.
+if (process.argv[1]?.endsWith('operator/src/main.ts')) {
   main().catch((e: unknown) => {
     process.stderr.write(`operator: ${e instanceof Error ? e.message : String(e)}\n`);
     process.exit(1);
