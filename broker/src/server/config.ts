@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { LanceError } from '../common/errors.ts';
 import type { FlushPolicy, LogOptions } from '../storage/types.ts';
 import { ClusterSectionSchema } from '../cluster/config.ts';
+import { objectStoreEnvOverrides, validateObjectStoreConfig } from '../tiering/config.ts';
 
 const posInt = z.number({ error: 'expected a positive integer' }).int({ error: 'expected a positive integer' }).positive({ error: 'expected a positive integer' });
 const nonNegInt = z.number({ error: 'expected a non-negative integer (0 = unlimited)' })
@@ -70,6 +71,14 @@ export const LanceConfigSchema = z.strictObject({
   }).default({ level: 'info' }),
   /** cluster mode (broker/src/cluster/config.ts): bootstrap peers; none = standalone */
   cluster: ClusterSectionSchema.default({ peers: [] }),
+  /** object store for tiered segments (broker/src/tiering/config.ts validates it; the seed's env names merge over it) */
+  objectStore: z.record(z.string(), z.unknown()).transform((raw) => validateObjectStoreConfig(raw)).optional(),
+  tiering: z.strictObject({
+    uploadIntervalMs: posInt.default(10_000),
+    localRetentionMs: nonNegInt.default(0),
+    localRetentionBytes: nonNegInt.default(0),
+    cacheBytes: posInt.default(64 * 1024 * 1024),
+  }).default({ uploadIntervalMs: 10_000, localRetentionMs: 0, localRetentionBytes: 0, cacheBytes: 64 * 1024 * 1024 }),
 });
 
 export type LanceConfig = z.infer<typeof LanceConfigSchema>;
@@ -115,6 +124,10 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'topics.defaultPartitions', env: 'LANCE_DEFAULT_PARTITIONS', kind: 'int', default: '1', doc: 'Partitions of auto-created topics and of `POST /v1/topics` without `partitions`.' },
   { path: 'topics.rescanIntervalMs', env: 'LANCE_TOPICS_RESCAN_INTERVAL_MS', kind: 'int', default: '5000', doc: 'How often the data dir is checked for topics added offline (`lnc import-topic` into a running standalone node, runbook §6.2); `GET /v1/topics` also checks. 0 = only on `GET /v1/topics` / `/v1/cluster`.' },
   { path: 'cluster.peersFile', env: 'LANCE_PEERS_FILE', kind: 'string', default: '(none)', doc: 'Read the bootstrap peers from this YAML file (the operator\'s `/etc/lance/peers.yaml`: `peers: [{nodeId, host, raftPort, kafkaPort, adminPort}]`) instead of `cluster.peers`.' },
+  { path: 'tiering.uploadIntervalMs', env: 'LANCE_TIERING_UPLOAD_INTERVAL_MS', kind: 'int', default: '10000', doc: 'With `objectStore`: how often each partition uploads its sealed segments; the active segment is sealed when it holds committed data, so the bucket is at most about one interval behind.' },
+  { path: 'tiering.localRetentionMs', env: 'LANCE_TIERING_LOCAL_RETENTION_MS', kind: 'int', default: '0', doc: 'With `objectStore`: local retention by age (`local.retention.ms`); only segments whose upload was verified are deleted. 0 = only the topic retention applies locally. The topic retention (`retention.ms/bytes`) applies to the remote log.' },
+  { path: 'tiering.localRetentionBytes', env: 'LANCE_TIERING_LOCAL_RETENTION_BYTES', kind: 'int', default: '0', doc: 'With `objectStore`: local retention by size per partition (`local.retention.bytes`); only verified uploads are deleted. 0 = only the topic retention applies locally.' },
+  { path: 'tiering.cacheBytes', env: 'LANCE_TIERING_CACHE_BYTES', kind: 'int', default: '67108864', doc: 'Bytes of remote segment data cached for fetches below the local log start (LRU of 1 MiB ranges).' },
   { path: 'log.level', env: 'LANCE_LOG_LEVEL', kind: 'string', default: 'info', doc: `pino log level: ${LOG_LEVELS.join(', ')}.` },
 ];
 
@@ -357,6 +370,12 @@ export function validateConfig(raw: RawConfig): LanceConfig {
 /** defaults < file < env < flags. `fileText` is the config file's content (main.ts reads it). */
 export function resolveConfig(opts: { fileRaw?: RawConfig; env: Record<string, string | undefined>; overrides: RawConfig }): LanceConfig {
   const merged = deepMerge(deepMerge(opts.fileRaw ?? {}, envOverrides(opts.env)), opts.overrides);
+  // The seed's object-store env names (OBJECT_STORE_BACKEND, S3_*, OBJECT_STORE_PATH) override the file's section.
+  const storeEnv = objectStoreEnvOverrides(opts.env);
+  if (storeEnv) {
+    const fromFile = merged.objectStore;
+    merged.objectStore = { ...(fromFile && typeof fromFile === 'object' ? fromFile : {}), ...storeEnv };
+  }
   return validateConfig(merged);
 }
 
