@@ -24,6 +24,10 @@ import type {
 import { logOptions, type LanceConfig } from './config.ts';
 import type { BrokerMetrics } from './metrics.ts';
 import { decodeRecordBatches, encodeRecordBatch, partitionForKey, type SimpleRecord } from './records.ts';
+import { createObjectStore } from '../tiering/config.ts';
+import { TieringMetrics } from '../tiering/metrics.ts';
+import { TieredStorage } from '../tiering/tiered-storage.ts';
+import type { ObjectStore } from '../tiering/object-store.ts';
 
 /** Term of entries a standalone node writes (Raft takes over terms when replication lands). */
 const STANDALONE_MIN_TERM = 1;
@@ -127,6 +131,9 @@ export class LocalBroker implements KafkaBackend {
   private rescanTimer: NodeJS.Timeout | undefined;
   /** serialises topic create/delete/alter so they never interleave with each other */
   private adminChain: Promise<unknown> = Promise.resolve();
+  /** tiered segments (config `objectStore`): uploads, remote reads below the local log start */
+  private tiering: TieredStorage | undefined;
+  private objectStore: ObjectStore | undefined;
 
   private constructor(opts: LocalBrokerOptions) {
     this.config = opts.config;
@@ -142,6 +149,7 @@ export class LocalBroker implements KafkaBackend {
   /** Opens every topic's partition logs (running their crash recovery) and starts the retention timer. */
   static async open(opts: LocalBrokerOptions): Promise<LocalBroker> {
     const b = new LocalBroker(opts);
+    if (opts.config.objectStore) b.startTiering(opts.config.objectStore);
     for (const meta of await catalog.listTopics(opts.config.dataDir)) {
       await b.openTopic(meta);
     }
@@ -158,6 +166,40 @@ export class LocalBroker implements KafkaBackend {
     }
     b.logger.info({ topics: b.topics.size, dataDir: opts.config.dataDir }, 'storage open');
     return b;
+  }
+
+  private startTiering(storeConfig: NonNullable<LanceConfig['objectStore']>): void {
+    const tm = this.metrics ? new TieringMetrics(this.metrics.registry) : undefined;
+    this.objectStore = createObjectStore(storeConfig, { log: this.logger.child({ component: 'object-store' }), ...(tm ? { hooks: tm.storeHooks() } : {}) });
+    const t = this.config.tiering;
+    this.tiering = new TieredStorage({
+      store: this.objectStore, nodeId: this.nodeId, logger: this.logger, ...(tm ? { metrics: tm } : {}),
+      settings: { uploadIntervalMs: t.uploadIntervalMs, localRetentionMs: t.localRetentionMs, localRetentionBytes: t.localRetentionBytes, cacheBytes: t.cacheBytes },
+    });
+    this.tiering.start();
+    this.logger.info({ objectStore: this.objectStore.url, uploadIntervalMs: t.uploadIntervalMs }, 'tiered segments on');
+  }
+
+  /** the tiering service when `objectStore` is configured (tests, metrics) */
+  get tieredStorage(): TieredStorage | undefined {
+    return this.tiering;
+  }
+
+  private registerTiering(rt: TopicRuntime): void {
+    if (!this.tiering) return;
+    for (const p of rt.partitions) {
+      this.tiering.addPartition({
+        topic: rt.meta.name, ref: { clusterId: this.clusterId, topicId: rt.topicId, partition: p.partition }, log: p.log,
+        term: () => p.term, highWatermark: () => p.highWatermark,
+        remoteRetention: () => ({ retentionMs: rt.meta.config.retentionMs, retentionBytes: rt.meta.config.retentionBytes }),
+      });
+    }
+  }
+
+  /** first readable offset: the remote log start when tiering holds the data below the local log */
+  private earliestOffset(topic: string, p: PartitionRuntime): number {
+    const local = p.log.logStartOffset;
+    return this.tiering ? this.tiering.earliestOffset(topic, p.partition, local) : local;
   }
 
   private partitionLogOptions(meta: catalog.TopicMeta): Partial<LogOptions> {
@@ -178,6 +220,7 @@ export class LocalBroker implements KafkaBackend {
     }
     const rt: TopicRuntime = { meta, topicId: uuidFromHex(meta.uuid), partitions, nextPartition: 0 };
     this.topics.set(meta.name, rt);
+    this.registerTiering(rt);
     return rt;
   }
 
@@ -235,6 +278,8 @@ export class LocalBroker implements KafkaBackend {
     if (this.rescanTimer) clearInterval(this.rescanTimer);
     this.hwEvents.emit('closed');
     await this.adminChain.catch(() => undefined);
+    await this.tiering?.stop();
+    await this.objectStore?.close().catch((e: unknown) => this.logger.warn({ err: e }, 'closing the object store failed'));
     const results = await Promise.allSettled([...this.topics.values()].flatMap((t) => t.partitions.map((p) => p.log.close())));
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     for (const f of failed) this.logger.error({ err: f.reason }, 'closing a partition log failed');
@@ -397,6 +442,7 @@ export class LocalBroker implements KafkaBackend {
     const t = this.topics.get(name);
     if (!t) throw notFound(name);
     this.topics.delete(name);
+    for (const p of t.partitions) this.tiering?.removePartition(name, p.partition);
     await Promise.allSettled(t.partitions.map((p) => p.log.close()));
     await catalog.deleteTopic(this.config.dataDir, t.meta.id);
     for (const p of t.partitions) this.metrics?.removePartitionSeries(name, p.partition);
@@ -478,7 +524,7 @@ export class LocalBroker implements KafkaBackend {
   async fetch(topic: string, partition: number, offset: number, maxBytes: number): Promise<FetchResult> {
     const p = this.partitionOf(topic, partition);
     const hw = p.highWatermark;
-    const logStartOffset = p.log.logStartOffset;
+    const logStartOffset = this.earliestOffset(topic, p);
     if (offset < logStartOffset || offset > hw) {
       throw new LanceError('OFFSET_OUT_OF_RANGE', `${topic}-${partition}: offset ${offset} is outside ${logStartOffset}..${hw}`, { offset, logStartOffset, highWatermark: hw });
     }
@@ -489,7 +535,10 @@ export class LocalBroker implements KafkaBackend {
     let from = offset;
     // read() returns whole entries from the one containing `from`; keep reading until maxBytes or the HW.
     while (from < hw) {
-      const entries = await p.log.read(from, Math.max(1, maxBytes - size));
+      // below the local log start (tiering): whole entries from the remote segment holding `from`
+      const entries = this.tiering && from < p.log.logStartOffset
+        ? await this.tiering.read(topic, partition, from, Math.max(1, maxBytes - size))
+        : await p.log.read(from, Math.max(1, maxBytes - size));
       if (entries.length === 0) break;
       let progressed = false;
       for (const e of entries) {
@@ -548,7 +597,7 @@ export class LocalBroker implements KafkaBackend {
 
   async listOffsets(topic: string, partition: number, timestamp: number): Promise<ListOffsetResult> {
     const p = this.partitionOf(topic, partition);
-    if (timestamp === ListOffsetsTimestamp.EARLIEST) return { offset: p.log.logStartOffset, timestamp: -1, leaderEpoch: p.term };
+    if (timestamp === ListOffsetsTimestamp.EARLIEST) return { offset: this.earliestOffset(topic, p), timestamp: -1, leaderEpoch: p.term };
     if (timestamp === ListOffsetsTimestamp.LATEST) return { offset: p.highWatermark, timestamp: -1, leaderEpoch: p.term };
     if (timestamp === ListOffsetsTimestamp.MAX_TIMESTAMP) return this.maxTimestampOffset(p);
     if (timestamp < 0) throw new LanceError('INVALID_ARGUMENT', `timestamp: ${timestamp} is not a valid ListOffsets timestamp`, { field: 'timestamp' });
@@ -628,7 +677,8 @@ export class LocalBroker implements KafkaBackend {
         if (this.topics.get(t.meta.name) !== t) break;
         let removed;
         try {
-          removed = await p.log.enforceRetention();
+          // with tiering, a segment goes only after its verified upload is in the manifest
+          removed = await p.log.enforceRetention(this.tiering?.canDelete(t.meta.name, p.partition));
           // Workaround (storage bug, reported): an append that lands while enforceRetention's internal flush runs
           // its no-window fsync never gets its own sync scheduled, so its `durable` would wait for the NEXT
           // append. A flush right after picks such a window up.
@@ -751,7 +801,7 @@ export class LocalBroker implements KafkaBackend {
   async adminFetch(topic: string, partition: number, q: FetchQuery, signal: AbortSignal): Promise<FetchResponse> {
     await this.topicForAdmin(topic);
     const p = this.partitionOf(topic, partition);
-    const offset = q.offset ?? p.log.logStartOffset;
+    const offset = q.offset ?? this.earliestOffset(topic, p);
     if (q.waitMs > 0) await this.waitForData(topic, partition, offset, q.waitMs, signal);
     const r = await this.fetch(topic, partition, offset, q.maxBytes);
     const records: ConsumedRecord[] = [];
