@@ -4,6 +4,7 @@ import net from 'node:net';
 import http from 'node:http';
 import path from 'node:path';
 import { Controller, ignoreRace } from './controllers/base.ts';
+import { recordEvent } from './controllers/events.ts';
 import type { Store } from './store.ts';
 import type { ResourceType } from './resources.ts';
 import type { KObject } from './types.ts';
@@ -218,6 +219,7 @@ export class Kubelet extends Controller {
           rt.terminating = true;
           const since = Date.now() - Date.parse(pod.metadata.deletionTimestamp);
           const floor = Math.max(0, (this.opts.minTerminationMs ?? 1000) - since);
+          for (const c of rt.containers) if (c.running) recordEvent(this.store, pod, 'Normal', 'Killing', `Stopping container ${c.name}`, 'kubelet');
           void Promise.all([this.killPod(rt, pod.metadata.deletionGracePeriodSeconds ?? 30), delay(floor)]).then(() => {
             this.pods.delete(uid);
             const cur = this.store.tryGet(this.podT, rt!.ns, rt!.name);
@@ -251,6 +253,7 @@ export class Kubelet extends Controller {
     ignoreRace(() => {
       const bound = this.store.update(this.podT, pod.metadata.namespace, pod.metadata.name!, next);
       this.store.update(this.podT, pod.metadata.namespace, pod.metadata.name!, { ...bound, status: st }, { subresource: 'status' });
+      recordEvent(this.store, bound, 'Normal', 'Scheduled', `Successfully assigned ${pod.metadata.namespace}/${pod.metadata.name} to ${node}`, 'default-scheduler');
     });
   }
 
@@ -358,6 +361,7 @@ export class Kubelet extends Controller {
     const proc = this.spawnContainer(rt, c, pod, volumes);
     if (!proc) { this.onExit(rt, c, pod, volumes, 127, null); return; }
     proc.on('exit', (code, signal) => this.onExit(rt, c, pod, volumes, code, signal));
+    recordEvent(this.store, pod, 'Normal', 'Started', `Started container ${c.name}`, 'kubelet');
     this.startProbes(rt, c);
     this.kick();
   }

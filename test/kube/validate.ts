@@ -94,6 +94,13 @@ function defaultContainer(ct: Record<string, any>): void { // eslint-disable-lin
   ct.terminationMessagePolicy ??= 'File';
   ct.resources ??= {};
   for (const p of ct.ports ?? []) p.protocol ??= 'TCP';
+  for (const k of ['readinessProbe', 'livenessProbe', 'startupProbe']) {
+    const pr = ct[k];
+    if (!isPlainObject(pr)) continue;
+    pr.timeoutSeconds ??= 1; pr.periodSeconds ??= 10; pr.successThreshold ??= 1; pr.failureThreshold ??= 3;
+    if (isPlainObject(pr.httpGet)) pr.httpGet.scheme ??= 'HTTP';
+  }
+  for (const e of ct.env ?? []) if (isPlainObject(e?.valueFrom?.fieldRef)) e.valueFrom.fieldRef.apiVersion ??= 'v1';
 }
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- pod specs are walked structurally */

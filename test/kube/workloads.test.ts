@@ -235,6 +235,11 @@ describe('workloads: StatefulSets and Jobs become real processes', () => {
     expect(okPods.every((p) => p.status?.phase === 'Succeeded')).toBe(true);
     const log = await core.readNamespacedPodLog({ namespace: NS, name: okPods[0].metadata!.name! });
     expect(log).toContain(`hello from ${okPods[0].metadata!.name}`);
+    const reasons = (await core.listNamespacedEvent({ namespace: NS, fieldSelector: 'involvedObject.name=ok' })).items.map((e) => e.reason);
+    expect(reasons).toContain('SuccessfulCreate');
+    expect(reasons).toContain('Completed');
+    const badEvents = (await core.listNamespacedEvent({ namespace: NS, fieldSelector: 'involvedObject.name=bad,type=Warning' })).items.map((e) => e.reason);
+    expect(badEvents).toEqual(['BackoffLimitExceeded']);
     // Deleting the Job garbage-collects its pods (background propagation).
     await batch.deleteNamespacedJob({ namespace: NS, name: 'ok', propagationPolicy: 'Background' });
     await waitFor('job pods collected', async () => (await core.listNamespacedPod({ namespace: NS, labelSelector: 'job-name=ok' })).items.length === 0);

@@ -1,6 +1,7 @@
 import { Controller, ignoreRace } from './base.ts';
 import type { KObject } from '../types.ts';
 import { clone, deepEqual } from '../types.ts';
+import { recordEvent } from './events.ts';
 import { controllerRef, nowTs, ownedBy, randomSuffix } from './util.ts';
 
 /**
@@ -35,15 +36,20 @@ export class JobController extends Controller {
           newConds = [...newConds, { type: 'SuccessCriteriaMet', status: 'True', reason: 'CompletionsReached', message: 'Reached expected number of succeeded pods', lastProbeTime: t, lastTransitionTime: t },
             { type: 'Complete', status: 'True', reason: 'CompletionsReached', message: 'Reached expected number of succeeded pods', lastProbeTime: t, lastTransitionTime: t }];
           status.completionTime = t;
+          recordEvent(s, job, 'Normal', 'Completed', 'Job completed', 'job-controller');
           for (const p of active) ignoreRace(() => s.delete(podT, ns, p.metadata.name!));
         } else if (failed > (spec.backoffLimit ?? 6)) {
           const t = nowTs();
           newConds = [...newConds, { type: 'FailureTarget', status: 'True', reason: 'BackoffLimitExceeded', message: 'Job has reached the specified backoff limit', lastProbeTime: t, lastTransitionTime: t },
             { type: 'Failed', status: 'True', reason: 'BackoffLimitExceeded', message: 'Job has reached the specified backoff limit', lastProbeTime: t, lastTransitionTime: t }];
+          recordEvent(s, job, 'Warning', 'BackoffLimitExceeded', 'Job has reached the specified backoff limit', 'job-controller');
           for (const p of active) ignoreRace(() => s.delete(podT, ns, p.metadata.name!));
         } else if (!spec.suspend) {
           const want = Math.min(spec.parallelism ?? 1, completions - succeeded) - active.length;
-          for (let i = 0; i < want; i++) ignoreRace(() => s.create(podT, ns, this.podFor(job)));
+          for (let i = 0; i < want; i++) {
+            const made = ignoreRace(() => s.create(podT, ns, this.podFor(job)));
+            if (made) recordEvent(s, job, 'Normal', 'SuccessfulCreate', `Created pod: ${made.metadata.name}`, 'job-controller');
+          }
         }
       }
       const nowActive = s.list(podT, ns).items.filter((p) => ownedBy(p, job) && !['Succeeded', 'Failed'].includes(p.status?.phase) && !p.metadata.deletionTimestamp);

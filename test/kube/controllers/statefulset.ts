@@ -1,6 +1,7 @@
 import { Controller, ignoreRace } from './base.ts';
 import type { KObject } from '../types.ts';
 import { clone, deepEqual } from '../types.ts';
+import { recordEvent } from './events.ts';
 import { controllerRef, isPodReady, ownedBy, templateHash } from './util.ts';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- workload specs are walked structurally */
@@ -57,7 +58,8 @@ export class StatefulSetController extends Controller {
         const partition = spec.updateStrategy?.type === 'RollingUpdate' ? (spec.updateStrategy.rollingUpdate?.partition ?? 0) : 0;
         // Below the partition, and under OnDelete, new pods keep the current revision if one is recorded.
         const currentTemplate = currentRev && currentRev !== updateRevision && i < partition ? s.tryGet(crT, ns, currentRev)?.data : undefined;
-        ignoreRace(() => s.create(podT, ns, this.podFor(sts, i, currentTemplate ?? spec.template, currentTemplate ? currentRev! : updateRevision)));
+        const made = ignoreRace(() => s.create(podT, ns, this.podFor(sts, i, currentTemplate ?? spec.template, currentTemplate ? currentRev! : updateRevision)));
+        if (made) recordEvent(s, sts, 'Normal', 'SuccessfulCreate', `create Pod ${made.metadata.name} in StatefulSet ${name} successful`, 'statefulset-controller');
         if (!parallel) blocked = true;
         continue;
       }
