@@ -8,9 +8,9 @@ import * as https from 'node:https';
 import type { z } from 'zod';
 import { LanceError, type LanceErrorCode } from '../common/errors.ts';
 import {
-  ClusterViewSchema, CreateTopicRequestSchema, DeleteTopicResponseSchema, ErrorBodySchema, FetchResponseSchema, LiveSchema,
+  ClusterActionResponseSchema, ClusterViewSchema, CreateTopicRequestSchema, DeleteTopicResponseSchema, ErrorBodySchema, FetchResponseSchema, LiveSchema,
   ProduceRequestSchema, ProduceResponseSchema, ReadySchema, TopicDetailSchema, TopicListSchema, TopicSummarySchema,
-  type ClusterView, type CreateTopicRequest, type Encoding, type FetchResponse, type ProduceRequest, type ProduceResponse,
+  type ClusterActionResponse, type ClusterView, type MembersRequest, type TransferLeaderRequest, type CreateTopicRequest, type Encoding, type FetchResponse, type ProduceRequest, type ProduceResponse,
   type Ready, type TopicDetail, type TopicSummary,
 } from './schemas.ts';
 
@@ -84,6 +84,23 @@ export class AdminClient {
 
   cluster(): Promise<ClusterView> {
     return this.request('GET', '/v1/cluster', ClusterViewSchema);
+  }
+
+  /** cluster mode: single-server membership change (default group "__meta") */
+  members(req: MembersRequest): Promise<ClusterActionResponse> {
+    return this.request('POST', '/v1/members', ClusterActionResponseSchema, req);
+  }
+
+  transferLeader(req: TransferLeaderRequest): Promise<ClusterActionResponse> {
+    return this.request('POST', '/v1/transfer-leader', ClusterActionResponseSchema, req);
+  }
+
+  fence(): Promise<ClusterActionResponse> {
+    return this.request('POST', '/v1/fence', ClusterActionResponseSchema, {});
+  }
+
+  unfence(): Promise<ClusterActionResponse> {
+    return this.request('POST', '/v1/unfence', ClusterActionResponseSchema, {});
   }
 
   listTopics(): Promise<TopicSummary[]> {

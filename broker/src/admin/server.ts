@@ -8,7 +8,8 @@ import type { AddressInfo } from 'node:net';
 import { isLanceError, LanceError, type LanceErrorCode } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import {
-  CreateTopicRequestSchema, FetchQuerySchema, ProduceRequestSchema, RECORD_LIMITS,
+  CreateTopicRequestSchema, FetchQuerySchema, MembersRequestSchema, ProduceRequestSchema, RECORD_LIMITS, TransferLeaderRequestSchema,
+  type ClusterActionResponse, type MembersRequest, type TransferLeaderRequest,
   type ClusterView, type CreateTopicRequest, type FetchQuery, type FetchResponse, type ProduceRequest, type ProduceResponse,
   type Ready, type TopicDetail, type TopicSummary,
 } from './schemas.ts';
@@ -24,6 +25,17 @@ export interface AdminService {
   produce(topic: string, req: ProduceRequest): Promise<ProduceResponse>;
   /** `signal` aborts a wait for data (client gone, server shutting down) */
   fetch(topic: string, partition: number, q: FetchQuery, signal: AbortSignal): Promise<FetchResponse>;
+  /** cluster mode only (absent: the routes answer 501 UNSUPPORTED "standalone node") */
+  clusterAdmin?: {
+    members(req: MembersRequest): ClusterActionResponse | Promise<ClusterActionResponse>;
+    transferLeader(req: TransferLeaderRequest): ClusterActionResponse | Promise<ClusterActionResponse>;
+    setFenced(fenced: boolean): ClusterActionResponse | Promise<ClusterActionResponse>;
+  };
+}
+
+function clusterOnly(service: AdminService): NonNullable<AdminService['clusterAdmin']> {
+  if (!service.clusterAdmin) throw new LanceError('UNSUPPORTED', 'this node runs standalone: membership, leadership transfer and fencing need cluster mode (cluster.peers)');
+  return service.clusterAdmin;
 }
 
 export interface MetricsSource {
@@ -137,6 +149,20 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
       },
     },
     { method: 'GET', pattern: /^\/v1\/cluster$/, name: '/v1/cluster', handler: async ({ res }) => sendJson(res, 200, await service.cluster()) },
+    {
+      method: 'POST', pattern: /^\/v1\/members$/, name: '/v1/members', handler: async ({ req, res }) => {
+        const body = validate(MembersRequestSchema, await readBody(req, 64 * 1024), 'members');
+        sendJson(res, 200, await clusterOnly(service).members(body));
+      },
+    },
+    {
+      method: 'POST', pattern: /^\/v1\/transfer-leader$/, name: '/v1/transfer-leader', handler: async ({ req, res }) => {
+        const body = validate(TransferLeaderRequestSchema, await readBody(req, 64 * 1024), 'transfer-leader');
+        sendJson(res, 200, await clusterOnly(service).transferLeader(body));
+      },
+    },
+    { method: 'POST', pattern: /^\/v1\/fence$/, name: '/v1/fence', handler: async ({ res }) => sendJson(res, 200, await clusterOnly(service).setFenced(true)) },
+    { method: 'POST', pattern: /^\/v1\/unfence$/, name: '/v1/unfence', handler: async ({ res }) => sendJson(res, 200, await clusterOnly(service).setFenced(false)) },
     { method: 'GET', pattern: /^\/v1\/topics$/, name: '/v1/topics', handler: async ({ res }) => sendJson(res, 200, await service.listTopics()) },
     {
       method: 'POST', pattern: /^\/v1\/topics$/, name: '/v1/topics', handler: async ({ req, res }) => {
