@@ -141,7 +141,9 @@ export type KafkaFieldHint =
   | 'assignments'        // INVALID_REPLICA_ASSIGNMENT
   | 'config'             // INVALID_CONFIG
   | 'timestamp'          // INVALID_TIMESTAMP
-  | 'records';           // INVALID_RECORD
+  | 'records'            // INVALID_RECORD
+  | 'sequence'           // OUT_OF_ORDER_SEQUENCE_NUMBER (idempotent producer gap)
+  | 'producerEpoch';     // INVALID_PRODUCER_EPOCH (fenced idempotent producer)
 
 export interface KafkaBackend {
   readonly clusterId: string;

@@ -34,6 +34,8 @@ export const KafkaError = {
   UNKNOWN_TOPIC_ID: 100,
   INCONSISTENT_TOPIC_ID: 103,
   INVALID_RECORD: 87,
+  OUT_OF_ORDER_SEQUENCE_NUMBER: 45,
+  INVALID_PRODUCER_EPOCH: 47,
 } as const;
 export type KafkaErrorCode = (typeof KafkaError)[keyof typeof KafkaError];
 
@@ -67,6 +69,8 @@ const BY_FIELD: Record<KafkaFieldHint, KafkaErrorCode> = {
   config: KafkaError.INVALID_CONFIG,
   timestamp: KafkaError.INVALID_TIMESTAMP,
   records: KafkaError.INVALID_RECORD,
+  sequence: KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER,
+  producerEpoch: KafkaError.INVALID_PRODUCER_EPOCH,
 };
 
 export interface MappedError {

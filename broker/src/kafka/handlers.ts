@@ -33,6 +33,7 @@ import {
   ResourceType,
 } from './protocol/messages.ts';
 import { decodeRecordBatches, validateRecordSet } from './records.ts';
+import type { KafkaGroupApi } from './server.ts';
 
 /** API key → [min, max] version this broker advertises in ApiVersions. Group APIs are deliberately absent (not implemented yet). */
 export const SUPPORTED_VERSIONS: ReadonlyMap<number, readonly [number, number]> = new Map<number, readonly [number, number]>([
@@ -90,15 +91,20 @@ function errorOf(err: unknown): { code: number; message: string } {
 
 /** The per-API logic. Everything here is request object in, response object out; I/O is the backend's. */
 export class KafkaHandlers {
+  /** versions of the APIs the attached group coordinator serves (empty without one) */
+  readonly groupVersions: ReadonlyMap<number, readonly [number, number]>;
   constructor(
     private readonly backend: KafkaBackend,
     private readonly log: Logger,
-  ) {}
+    readonly groups?: KafkaGroupApi,
+  ) {
+    this.groupVersions = new Map(groups?.versions ?? []);
+  }
 
   apiVersions(): ApiVersionsResponse {
     return {
       errorCode: 0,
-      apiKeys: [...SUPPORTED_VERSIONS].map(([apiKey, [minVersion, maxVersion]]) => ({ apiKey, minVersion, maxVersion })),
+      apiKeys: [...SUPPORTED_VERSIONS, ...this.groupVersions].map(([apiKey, [minVersion, maxVersion]]) => ({ apiKey, minVersion, maxVersion })),
       throttleTimeMs: 0,
     };
   }

@@ -44,6 +44,14 @@ export interface KafkaServerOptions {
   /** close a connection with nothing in flight after this long without input (Kafka: connections.max.idle.ms); default 10 min */
   idleTimeoutMs?: number;
   metrics?: KafkaMetricsHooks;
+  /** consumer groups + InitProducerId (broker/src/groups/service.ts); absent = those APIs are not advertised */
+  groups?: KafkaGroupApi;
+}
+
+/** The seam to the group coordinator: the API versions it serves and one entry point for their requests. */
+export interface KafkaGroupApi {
+  readonly versions: ReadonlyArray<readonly [number, readonly [number, number]]>;
+  handle(apiKey: number, apiVersion: number, request: unknown, ctx: { clientId: string | null; clientHost: string }): Promise<object> | object;
 }
 
 export interface KafkaServer {
@@ -70,7 +78,7 @@ function isFlexible(spec: MessageSpec, version: number): boolean {
 
 export function startKafkaServer(opts: KafkaServerOptions): Promise<KafkaServer> {
   const maxFrame = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
-  const handlers = new KafkaHandlers(opts.backend, opts.logger);
+  const handlers = new KafkaHandlers(opts.backend, opts.logger, opts.groups);
   const sockets = new Set<net.Socket>();
   let nextConnId = 1;
 
@@ -275,7 +283,7 @@ class Connection {
       return;
     }
 
-    const range = SUPPORTED_VERSIONS.get(apiKey) ?? ANSWERED_UNADVERTISED.get(apiKey);
+    const range = SUPPORTED_VERSIONS.get(apiKey) ?? this.handlers.groupVersions.get(apiKey) ?? ANSWERED_UNADVERTISED.get(apiKey);
     const specs = SPECS.get(apiKey);
     if (!range || !specs) return this.fail(`unknown or unsupported API key ${apiKey} (version ${apiVersion}, correlation id ${header.correlationId})`);
     if (apiVersion < range[0] || apiVersion > range[1]) {
@@ -316,6 +324,7 @@ class Connection {
   private dispatch(h: Header, req: unknown): Promise<object | null> | object | null {
     const v = h.apiVersion;
     const hd = this.handlers;
+    if (hd.groups && hd.groupVersions.has(h.apiKey)) return hd.groups.handle(h.apiKey, v, req, { clientId: h.clientId, clientHost: this.socket.remoteAddress ?? '' });
     switch (h.apiKey) {
       case ApiKey.ApiVersions:
         return hd.apiVersions();

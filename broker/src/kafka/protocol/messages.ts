@@ -1,4 +1,5 @@
 import { arr, arrayOf, f, message, type MessageSpec } from './schema.ts';
+import { GROUP_SPECS } from './groups.ts';
 
 /**
  * Request/response schemas of the APIs Lance speaks, field-for-field after the Kafka protocol's message specs
@@ -552,4 +553,5 @@ export const SPECS: ReadonlyMap<number, { request: MessageSpec; response: Messag
   [ApiKey.AlterConfigs, { request: AlterConfigsRequestSpec, response: AlterConfigsResponseSpec }],
   [ApiKey.CreatePartitions, { request: CreatePartitionsRequestSpec, response: CreatePartitionsResponseSpec }],
   [ApiKey.DescribeCluster, { request: DescribeClusterRequestSpec, response: DescribeClusterResponseSpec }],
+  ...GROUP_SPECS,
 ]);
