@@ -1,0 +1,133 @@
+/**
+ * Idempotent producer state of one partition: per producer id, the current epoch and the last 5 batches'
+ * sequence ranges with the offsets they were written at (Kafka keeps 5: max.in.flight.requests.per.connection).
+ *
+ * The state is DERIVED FROM THE LOG: every RecordBatch carries producerId, producerEpoch and baseSequence in its
+ * header, so `observe(batch header, baseOffset)` over the log rebuilds it (a new leader, a restart). To bound that
+ * scan, `snapshot()` is written atomically to `producer-state.json` in the partition dir with the offset it covers;
+ * on open, the log is scanned from there.
+ *
+ * Rules (Kafka's ProducerStateManager):
+ * - producerId < 0: not idempotent, no check.
+ * - epoch < current epoch → INVALID_PRODUCER_EPOCH (fenced).
+ * - epoch > current epoch (or an unknown producer): a new epoch; baseSequence must be 0 for a known producer
+ *   moving to a new epoch, else OUT_OF_ORDER_SEQUENCE_NUMBER. An UNKNOWN producer id is accepted at any sequence
+ *   (Kafka ≥ 2.5, KIP-360: its state may have been removed by retention); UNKNOWN_PRODUCER_ID is not sent.
+ * - same epoch: a batch equal (first and last sequence) to one of the last 5 is a DUPLICATE: not appended again,
+ *   answered with success and the ORIGINAL base offset; otherwise baseSequence must be lastSequence + 1 (wrapping at
+ *   2^31-1 → 0) else OUT_OF_ORDER_SEQUENCE_NUMBER.
+ */
+
+export const MAX_CACHED_BATCHES = 5;
+const INT32_MAX = 0x7fffffff;
+
+export interface ProducerBatchInfo {
+  producerId: number;
+  producerEpoch: number;
+  baseSequence: number;
+  /** lastOffsetDelta + 1 */
+  offsetCount: number;
+}
+
+interface CachedBatch {
+  firstSeq: number;
+  lastSeq: number;
+  baseOffset: number;
+}
+interface ProducerEntry {
+  epoch: number;
+  batches: CachedBatch[];
+}
+
+export type SequenceDecision =
+  | { kind: 'append' }
+  | { kind: 'duplicate'; baseOffset: number }
+  | { kind: 'out-of-order'; message: string }
+  | { kind: 'fenced'; message: string };
+
+export interface ProducerStateSnapshot {
+  version: 1;
+  /** log offset of the first batch NOT reflected */
+  nextOffset: number;
+  producers: Array<{ producerId: number; epoch: number; batches: CachedBatch[] }>;
+}
+
+function lastSeqOf(b: ProducerBatchInfo): number {
+  return (b.baseSequence + b.offsetCount - 1) % (INT32_MAX + 1);
+}
+function nextSeq(seq: number): number {
+  return seq === INT32_MAX ? 0 : seq + 1;
+}
+
+export class ProducerStateTable {
+  private readonly producers = new Map<number, ProducerEntry>();
+  /** offset after the last batch observed */
+  nextOffset = 0;
+
+  static fromSnapshot(s: ProducerStateSnapshot): ProducerStateTable {
+    const t = new ProducerStateTable();
+    t.nextOffset = s.nextOffset;
+    for (const p of s.producers) t.producers.set(p.producerId, { epoch: p.epoch, batches: p.batches.map((b) => ({ ...b })) });
+    return t;
+  }
+
+  snapshot(): ProducerStateSnapshot {
+    return {
+      version: 1,
+      nextOffset: this.nextOffset,
+      producers: [...this.producers].map(([producerId, e]) => ({ producerId, epoch: e.epoch, batches: e.batches.map((b) => ({ ...b })) })),
+    };
+  }
+
+  get size(): number {
+    return this.producers.size;
+  }
+
+  /** Pure check of one batch against the current state (no change). */
+  check(b: ProducerBatchInfo): SequenceDecision {
+    if (b.producerId < 0) return { kind: 'append' };
+    const e = this.producers.get(b.producerId);
+    if (!e) return { kind: 'append' };
+    if (b.producerEpoch < e.epoch) {
+      return { kind: 'fenced', message: `producer ${b.producerId}: epoch ${b.producerEpoch} is older than the current epoch ${e.epoch} (fenced)` };
+    }
+    if (b.producerEpoch > e.epoch) {
+      return b.baseSequence === 0
+        ? { kind: 'append' }
+        : { kind: 'out-of-order', message: `producer ${b.producerId}: new epoch ${b.producerEpoch} must start at sequence 0, got ${b.baseSequence}` };
+    }
+    const last = lastSeqOf(b);
+    const dup = e.batches.find((x) => x.firstSeq === b.baseSequence && x.lastSeq === last);
+    if (dup) return { kind: 'duplicate', baseOffset: dup.baseOffset };
+    const tail = e.batches[e.batches.length - 1];
+    if (tail && b.baseSequence !== nextSeq(tail.lastSeq)) {
+      return { kind: 'out-of-order', message: `producer ${b.producerId} epoch ${b.producerEpoch}: expected sequence ${nextSeq(tail.lastSeq)}, got ${b.baseSequence}` };
+    }
+    return { kind: 'append' };
+  }
+
+  /** Records a batch written at `baseOffset` (after a successful append, and when scanning the log). */
+  observe(b: ProducerBatchInfo, baseOffset: number): void {
+    this.nextOffset = Math.max(this.nextOffset, baseOffset + b.offsetCount);
+    if (b.producerId < 0) return;
+    let e = this.producers.get(b.producerId);
+    if (!e || b.producerEpoch > e.epoch) {
+      e = { epoch: b.producerEpoch, batches: [] };
+      this.producers.set(b.producerId, e);
+    } else if (b.producerEpoch < e.epoch) {
+      return; // cannot be in a log written under these rules; ignore rather than regress
+    }
+    e.batches.push({ firstSeq: b.baseSequence, lastSeq: lastSeqOf(b), baseOffset });
+    if (e.batches.length > MAX_CACHED_BATCHES) e.batches.shift();
+  }
+}
+
+/** The producer fields of a stored RecordBatch v2 (header bytes 43..56). */
+export function producerInfoOf(batch: Buffer): ProducerBatchInfo {
+  return {
+    producerId: Number(batch.readBigInt64BE(43)),
+    producerEpoch: batch.readInt16BE(51),
+    baseSequence: batch.readInt32BE(53),
+    offsetCount: batch.readInt32BE(23) + 1,
+  };
+}
