@@ -153,6 +153,14 @@ describe('LanceCluster e2e (1 broker)', () => {
     await waitFor('config applied after unpause', async () => (await getJson<{ data: Record<string, string> }>(['configmap', 'demo-config'])).data['lance.yaml']!.includes('debug'), 60_000);
   }, 180_000);
 
+  it('replace annotation on the only broker is refused (it would lose all data), with an event', async () => {
+    const uid = (await getJson<{ metadata: { uid: string } }>(['pod', 'demo-0'])).metadata.uid;
+    expect((await kubectl(env, ['annotate', 'pod', 'demo-0', 'lance.dev/replace=true'])).code).toBe(0);
+    await waitFor('ReplaceRefused event', async () => (await events()).some((e) => e.reason === 'ReplaceRefused' && e.message.includes('demo-0')), 60_000);
+    expect((await getJson<{ metadata: { uid: string } }>(['pod', 'demo-0'])).metadata.uid).toBe(uid);
+    expect((await kubectl(env, ['annotate', 'pod', 'demo-0', 'lance.dev/replace-'])).code).toBe(0);
+  }, 120_000);
+
   it('invalid CRs are rejected by CRD validation with the field named', async () => {
     const bad = (spec: Record<string, unknown>): string => YAML.stringify({ apiVersion: 'lance.dev/v1alpha1', kind: 'LanceCluster', metadata: { name: 'bad' }, spec: { image: 'lance/broker:0.1.0', ...spec } });
     const even = await kubectl(env, ['apply', '-f', '-'], bad({ replicas: 2 }));
