@@ -10,6 +10,9 @@ import pino from 'pino';
 import { isLanceError, ioError, LanceError } from '../common/errors.ts';
 import { parseConfigText, parseServerArgs, resolveConfig, SERVER_USAGE, type RawConfig } from './config.ts';
 import { startBroker } from './runtime.ts';
+import { resolvePeers, startClusterBroker } from './cluster-runtime.ts';
+import type { ClusterPeer } from '../cluster/config.ts';
+import type { LanceConfig } from './config.ts';
 
 function version(): string {
   try {
@@ -49,6 +52,7 @@ async function main(): Promise<void> {
     };
   }
   let config;
+  let peers: ClusterPeer[] = [];
   try {
     if (args.configFile !== undefined) {
       let text: string;
@@ -61,11 +65,19 @@ async function main(): Promise<void> {
       fileRaw = dev ? { ...fileRaw, ...parsed } : parsed;
     }
     config = resolveConfig({ fileRaw, env: process.env, overrides: args.overrides });
-    if (!config.standalone) {
-      throw new LanceError('UNSUPPORTED', 'standalone: false: cluster mode arrives with replication; run with --standalone (or standalone: true)');
+    // cluster mode: peers configured and not forced standalone by --standalone / LANCE_STANDALONE=true
+    peers = dev ? [] : await resolvePeers(config);
+    const forcedStandalone = args.overrides.standalone === true || process.env.LANCE_STANDALONE === 'true';
+    if (forcedStandalone) peers = [];
+    if (!config.standalone && peers.length === 0) {
+      throw new LanceError('INVALID_CONFIG', 'standalone: false needs cluster.peers (or cluster.peersFile) listing the founding members', { key: 'cluster.peers' });
     }
   } catch (e) {
     fail(e);
+  }
+  if (peers.length > 0) {
+    await runCluster({ ...config, dataDir: path.resolve(config.dataDir) }, peers);
+    return;
   }
 
   const logger = pino({ level: config.log.level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
@@ -123,6 +135,42 @@ async function main(): Promise<void> {
       '',
     ].join('\n') + '\n');
   }
+}
+
+/** Cluster mode: same signal handling as standalone (first signal = graceful stop, second = exit 1). */
+async function runCluster(config: LanceConfig, peers: ClusterPeer[]): Promise<void> {
+  const logger = pino({ level: config.log.level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime });
+  let running: Awaited<ReturnType<typeof startClusterBroker>> | undefined;
+  let stopRequested = false;
+  const stop = (): void => {
+    if (!running) return;
+    running.close().then(() => process.exit(0), (e: unknown) => {
+      logger.error({ err: e }, 'shutdown failed');
+      process.exit(1);
+    });
+  };
+  const onSignal = (signal: string): void => {
+    if (stopRequested) process.exit(1);
+    stopRequested = true;
+    logger.info({ signal }, 'shutdown requested');
+    stop();
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  try {
+    running = await startClusterBroker(config, peers, logger, version());
+  } catch (e) {
+    logger.error({ err: e }, 'lance failed to start');
+    fail(e);
+  }
+  if (stopRequested) {
+    stop();
+    return;
+  }
+  logger.info({
+    kafkaPort: running.kafka.port, adminPort: running.admin.port, raftPort: running.raft.port, bootstrap: `${running.kafka.advertisedHost}:${running.kafka.advertisedPort}`,
+    clusterId: running.identity.clusterId, nodeId: running.identity.nodeId, peers: peers.map((p) => p.nodeId),
+  }, 'lance ready');
 }
 
 process.on('unhandledRejection', (e) => {
