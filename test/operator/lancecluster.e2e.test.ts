@@ -100,7 +100,10 @@ describe('LanceCluster e2e (1 broker)', () => {
 
   it('killing the broker process → recovered (StatefulSet/kubelet restart), phase back to Running', async () => {
     k.faults.killPod('default', 'demo-0');
-    await waitFor('restart counted', async () => ((await getJson<{ status: { containerStatuses?: { restartCount: number }[] } }>(['pod', 'demo-0'])).status.containerStatuses?.[0]?.restartCount ?? 0) >= 1, 60_000);
+    await waitFor('restarted and Ready again', async () => {
+      const cs = (await getJson<{ status: { containerStatuses?: { restartCount: number; ready: boolean }[] } }>(['pod', 'demo-0'])).status.containerStatuses?.[0];
+      return (cs?.restartCount ?? 0) >= 1 && cs?.ready;
+    }, 60_000);
     await waitFor('Ready again and Running', async () => {
       const s = (await lc()).status;
       return s?.phase === 'Running' && s.ready === '1/1';

@@ -125,6 +125,22 @@ describe('kube plumbing against the stand-in', () => {
     expect(leaseDecision({ holderIdentity: 'b' }, 'a', 0, 1001, 1000)).toBe('acquire');
   });
 
+  it('leader election: a leader whose Lease was taken over steps down (stops leading)', async () => {
+    let leading = false;
+    let stopped = 0;
+    const e = new LeaderElector(rest, {
+      namespace: 'default', name: 'stolen-lease', identity: 'me', leaseDurationMs: 1500, renewDeadlineMs: 1000, retryPeriodMs: 100,
+      onStartedLeading: () => { leading = true; }, onStoppedLeading: () => { leading = false; stopped++; },
+    });
+    e.start();
+    await waitFor('leading', () => leading);
+    const lease = await rest.get<Lease>(KINDS.Lease, 'default', 'stolen-lease');
+    await rest.replace(KINDS.Lease, 'default', 'stolen-lease', { ...lease, spec: { ...lease.spec, holderIdentity: 'usurper', renewTime: lease.spec?.renewTime } });
+    await waitFor('stepped down', () => !leading && stopped === 1);
+    expect(e.isLeader()).toBe(false);
+    await e.stop();
+  });
+
   it('leader election: two candidates → one leader; the leader dies → the other takes over after expiry; release hands over', async () => {
     const state = { a: false, b: false, c: false };
     const mk = (id: 'a' | 'b' | 'c'): LeaderElector => new LeaderElector(rest, {
