@@ -149,11 +149,14 @@ export class TieredStorage {
     return this.state(topic, partition)?.manifest ?? null;
   }
 
-  /** For PartitionLog.enforceRetention / truncateBeforeOffset: only segments recorded in the manifest. */
+  /** For PartitionLog.enforceRetention / truncateBeforeOffset: only segments recorded in the manifest (or expired remotely). */
   canDelete(topic: string, partition: number): (s: SegmentInfo) => boolean {
     return (s) => {
       const m = this.state(topic, partition)?.manifest;
-      return m !== null && m !== undefined && isUploaded(m, s);
+      if (!m) return false;
+      // uploaded and verified; or already expired from the remote log by the topic retention (then the same policy
+      // lets it go locally: keeping it would block every later deletion, since only a prefix can be deleted)
+      return isUploaded(m, s) || (m.version > 0 && s.sealed && s.lastOffset < m.remoteLogStartOffset);
     };
   }
 
