@@ -15,6 +15,7 @@ import type {
 import { ListOffsetsTimestamp } from '../kafka/backend.ts';
 import * as catalog from '../storage/catalog.ts';
 import { PartitionLog } from '../storage/partition-log.ts';
+import { loadProducerState, saveProducerState, type ProducerStateTable } from '../kafka/producer-state.ts';
 import { setPartitionLeaderEpoch } from '../storage/record-batch.ts';
 import { EntryType, type LogOptions } from '../storage/types.ts';
 import type {
@@ -38,6 +39,9 @@ interface PartitionRuntime {
   /** durable end offset: consumers read below it */
   highWatermark: number;
   term: number;
+  /** idempotent producers' sequence state, derived from this log (broker/src/kafka/producer-state.ts) */
+  producers?: ProducerStateTable;
+  dir?: string;
 }
 
 interface TopicRuntime {
@@ -212,7 +216,8 @@ export class LocalBroker implements KafkaBackend {
       for (let p = 0; p < meta.partitions; p++) {
         const dir = catalog.partitionDir(this.config.dataDir, meta.id, p);
         const log = await PartitionLog.open(dir, this.partitionLogOptions(meta), this.logger.child({ topic: meta.name, partition: p }));
-        partitions.push({ partition: p, log, highWatermark: log.durableOffset, term: Math.max(STANDALONE_MIN_TERM, log.lastTerm) });
+        const producers = await loadProducerState(dir, log);
+        partitions.push({ partition: p, log, highWatermark: log.durableOffset, term: Math.max(STANDALONE_MIN_TERM, log.lastTerm), producers, dir });
       }
     } catch (e) {
       await Promise.allSettled(partitions.map((p) => p.log.close()));
@@ -280,6 +285,8 @@ export class LocalBroker implements KafkaBackend {
     await this.adminChain.catch(() => undefined);
     await this.tiering?.stop();
     await this.objectStore?.close().catch((e: unknown) => this.logger.warn({ err: e }, 'closing the object store failed'));
+    // producer-state snapshots bound the log scan at the next open
+    await Promise.allSettled([...this.topics.values()].flatMap((t) => t.partitions.map((p) => (p.producers && p.dir ? saveProducerState(p.dir, p.producers) : undefined))));
     const results = await Promise.allSettled([...this.topics.values()].flatMap((t) => t.partitions.map((p) => p.log.close())));
     const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     for (const f of failed) this.logger.error({ err: f.reason }, 'closing a partition log failed');
@@ -476,7 +483,20 @@ export class LocalBroker implements KafkaBackend {
     try {
       this.assertWritable(`produce to ${topic}-${partition}`);
       const p = this.partitionOf(topic, partition);
+      const dup = this.checkSequences(topic, p, batches);
+      if (dup !== null) {
+        // a retried idempotent batch already in the log: answer with its original offset once that is durable
+        const base: ProduceResult = { baseOffset: dup, logAppendTimeMs: -1, logStartOffset: p.log.logStartOffset };
+        return dup < p.highWatermark || acks === 0 ? Promise.resolve(base) : p.log.flush().then(() => base);
+      }
       const result = this.appendBatches(topic, p, batches);
+      if (p.producers) {
+        let at = result.firstOffset;
+        for (const b of batches) {
+          p.producers.observe(b, at);
+          at += b.offsetCount;
+        }
+      }
       const base: ProduceResult = { baseOffset: result.firstOffset, logAppendTimeMs: -1, logStartOffset: p.log.logStartOffset };
       if (acks === 0) {
         result.durable.catch(() => undefined);
@@ -486,6 +506,23 @@ export class LocalBroker implements KafkaBackend {
     } catch (e) {
       return Promise.reject(e);
     }
+  }
+
+  /** high watermark of a partition, or null when unknown (consumer lag) */
+  highWatermarkOf(topic: string, partition: number): number | null {
+    return this.topics.get(topic)?.partitions[partition]?.highWatermark ?? null;
+  }
+
+  /** Idempotent producer rules (producer-state.ts): throws on a gap or a fenced epoch; returns the original offset of a duplicate. */
+  private checkSequences(topic: string, p: PartitionRuntime, batches: ValidatedBatch[]): number | null {
+    if (!p.producers) return null;
+    for (let i = 0; i < batches.length; i++) {
+      const d = p.producers.check(batches[i]!);
+      if (d.kind === 'duplicate' && i === 0) return d.baseOffset;
+      if (d.kind === 'out-of-order') throw new LanceError('INVALID_ARGUMENT', `${topic}-${p.partition}: ${d.message}`, { field: 'sequence' });
+      if (d.kind === 'fenced') throw new LanceError('INVALID_ARGUMENT', `${topic}-${p.partition}: ${d.message}`, { field: 'producerEpoch' });
+    }
+    return null;
   }
 
   private appendBatches(topic: string, p: PartitionRuntime, batches: ValidatedBatch[]): { firstOffset: number; durable: Promise<void> } {

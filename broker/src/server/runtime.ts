@@ -14,6 +14,8 @@ import { BrokerMetrics } from './metrics.ts';
 import { mkdirDurable } from '../common/fsutil.ts';
 import { acquireDataDirLock } from './data-dir-lock.ts';
 import { ensureNodeIdentity, type NodeIdentity } from './node-identity.ts';
+import { startStandaloneGroups } from '../groups/standalone.ts';
+import type { GroupService } from '../groups/service.ts';
 
 export interface RunningBroker {
   identity: NodeIdentity;
@@ -61,6 +63,7 @@ export async function startBroker(config: LanceConfig, logger: Logger, version: 
   let broker: LocalBroker | undefined;
   let admin: AdminServerHandle | undefined;
   let kafka: KafkaServer | undefined;
+  let groups: GroupService | undefined;
   try {
     admin = await startAdminServer({
       host: config.listeners.admin.host,
@@ -78,7 +81,9 @@ export async function startBroker(config: LanceConfig, logger: Logger, version: 
     });
     broker = await LocalBroker.open({ config, clusterId: identity.clusterId, nodeId: identity.nodeId, logger: log, metrics, version });
     const openBroker = broker;
+    groups = await startStandaloneGroups(config.dataDir, openBroker, metrics.registry, log.child({ component: 'groups' }));
     kafka = await startKafkaServer({
+      groups,
       host: config.listeners.kafka.host,
       port: config.listeners.kafka.port,
       backend: openBroker,
@@ -95,6 +100,7 @@ export async function startBroker(config: LanceConfig, logger: Logger, version: 
     });
   } catch (e) {
     await admin?.close().catch(() => undefined);
+    await groups?.close().catch(() => undefined);
     await broker?.close().catch(() => undefined);
     await lock.release();
     throw e;
@@ -106,6 +112,7 @@ export async function startBroker(config: LanceConfig, logger: Logger, version: 
   const running = broker;
   const kafkaServer = kafka;
   const adminServer = admin;
+  const groupService = groups;
   let closing: Promise<void> | undefined;
   return {
     identity,
@@ -119,6 +126,7 @@ export async function startBroker(config: LanceConfig, logger: Logger, version: 
         running.setKafkaDown();
         // Stop taking new work first; then storage flushes and fsyncs everything that was appended.
         await Promise.all([kafkaServer.close(), adminServer.close()]);
+        await groupService?.close().catch((e: unknown) => log.error({ err: e }, 'closing the group coordinator failed'));
         try {
           await running.close();
         } finally {
