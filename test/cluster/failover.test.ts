@@ -1,0 +1,126 @@
+/**
+ * Failover under load with real processes: a kafkajs producer (acks=-1, retries, a unique increasing sequence per
+ * record) runs while the test SIGKILLs the partition's leader and restarts it, LANCE_FAILOVER_KILLS times (default
+ * 5 in `npm test`; the acceptance run uses 20). Afterwards every acknowledged record is in every node's log, in
+ * order (retry duplicates allowed and counted). Failover = kill → first acknowledged write afterwards; p50/p99 printed.
+ */
+import { Kafka, logLevel } from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestCluster, waitUntil } from './harness.ts';
+
+const KILLS = Number(process.env.LANCE_FAILOVER_KILLS ?? 5);
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+}
+
+async function readAll(c: TestCluster, nodeId: number, topic: string): Promise<{ values: number[]; hw: number }> {
+  const values: number[] = [];
+  let offset = 0;
+  let hw = 0;
+  for (;;) {
+    const r = await c.node(nodeId).admin.fetchRecords(topic, 0, { offset, max: 10_000 });
+    hw = r.highWatermark;
+    values.push(...r.records.map((x) => Number(x.value)));
+    if (r.records.length === 0 || r.nextOffset >= r.highWatermark) break;
+    offset = r.nextOffset;
+  }
+  return { values, hw };
+}
+
+describe('leader failover with real processes', () => {
+  let c: TestCluster;
+  beforeAll(async () => {
+    c = await TestCluster.start(3);
+  }, 120_000);
+  afterAll(async () => {
+    await c?.cleanup();
+  });
+
+  it(`SIGKILL the partition leader ${KILLS} times under acks=-1 load: no acknowledged record lost or reordered`, async () => {
+    await waitUntil('controller', () => c.agreedLeader('__meta'));
+    const kafka = new Kafka({
+      clientId: 'failover', brokers: c.bootstrap(), logLevel: logLevel.NOTHING,
+      retry: { retries: 100, initialRetryTime: 20, maxRetryTime: 200, factor: 0.2 }, connectionTimeout: 1000, requestTimeout: 5000,
+    });
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic: 'fo', numPartitions: 1, replicationFactor: 3 }], waitForLeaders: true });
+    await admin.disconnect();
+    const group = (await waitUntil('partition group', async () => (await c.views())[0]!.groups!.find((g) => g.topic === 'fo'))).group;
+    await waitUntil('partition leader agreed', () => c.agreedLeader(group));
+
+    const producer = kafka.producer({ allowAutoTopicCreation: false, retry: { retries: 100, initialRetryTime: 20, maxRetryTime: 200, factor: 0.2 } });
+    await producer.connect();
+    const acked: Array<{ seq: number; at: number }> = [];
+    let failedSends = 0;
+    let running = true;
+    const loop = (async () => {
+      let seq = 0;
+      while (running) {
+        const s = seq++;
+        try {
+          await producer.send({ topic: 'fo', acks: -1, timeout: 5000, messages: [{ value: String(s) }] });
+          acked.push({ seq: s, at: performance.now() });
+        } catch {
+          failedSends++; // not acknowledged: may or may not be in the log, never checked
+        }
+      }
+    })();
+
+    const failovers: number[] = [];
+    for (let k = 0; k < KILLS; k++) {
+      const { leader } = await waitUntil('partition leader agreed by all nodes', () => c.agreedLeader(group), 60_000);
+      const before = acked.length;
+      await waitUntil('progress before the kill', async () => acked.length >= before + 20, 60_000);
+      const killedAt = performance.now();
+      await c.kill(leader);
+      const first = await waitUntil('first acknowledged write after the kill', async () => acked.find((a) => a.at > killedAt), 60_000);
+      failovers.push(first.at - killedAt);
+      await c.startNode(leader);
+    }
+    const beforeStop = acked.length;
+    await waitUntil('progress after the last restart', async () => acked.length >= beforeStop + 20, 60_000);
+    running = false;
+    await loop;
+    await producer.disconnect();
+
+    // every node (the restarted ones included) must hold every acknowledged record, in order
+    const ackedSeqs = acked.map((a) => a.seq);
+    const maxAcked = Math.max(...ackedSeqs);
+    let duplicates = 0;
+    for (const x of c.nodes) {
+      const { values } = await waitUntil(`node ${x.nodeId} caught up`, async () => {
+        const r = await readAll(c, x.nodeId, 'fo');
+        return r.values.includes(maxAcked) ? r : undefined;
+      }, 60_000);
+      const firstPos = new Map<number, number>();
+      values.forEach((v, i) => { if (!firstPos.has(v)) firstPos.set(v, i); });
+      const missing = ackedSeqs.filter((s) => !firstPos.has(s));
+      expect(missing, `node ${x.nodeId}: acknowledged records missing`).toEqual([]);
+      const positions = ackedSeqs.map((s) => firstPos.get(s)!);
+      expect(positions, `node ${x.nodeId}: acknowledged records out of order`).toEqual([...positions].sort((a, b) => a - b));
+      duplicates = Math.max(duplicates, values.length - firstPos.size);
+    }
+    const p50 = pct(failovers, 50);
+    const p99 = pct(failovers, 99);
+    process.stdout.write(`failover: kills=${KILLS} acked=${acked.length} unacked-sends=${failedSends} duplicates=${duplicates} p50=${p50.toFixed(0)}ms p99=${p99.toFixed(0)}ms all=[${failovers.map((f) => f.toFixed(0)).join(', ')}]\n`);
+    expect(failovers).toHaveLength(KILLS);
+  }, 900_000);
+
+  it('a node whose data dir was wiped refills from its peers', async () => {
+    const group = (await c.views())[0]!.groups!.find((g) => g.topic === 'fo')!.group;
+    const { leader } = await waitUntil('leader', () => c.agreedLeader(group));
+    const victim = c.nodes.find((x) => x.nodeId !== leader)!.nodeId;
+    const want = await readAll(c, leader, 'fo');
+    await c.kill(victim);
+    await c.wipe(victim);
+    await c.startNode(victim);
+    const got = await waitUntil('wiped node refilled', async () => {
+      const r = await readAll(c, victim, 'fo').catch(() => undefined);
+      return r && r.values.length >= want.values.length ? r : undefined;
+    }, 120_000);
+    expect(got.values.slice(0, want.values.length)).toEqual(want.values);
+  }, 300_000);
+});
