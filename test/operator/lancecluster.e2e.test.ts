@@ -15,7 +15,7 @@ import { kubectl, toolEnv, waitFor } from '../kube/testutil.ts';
 import { runOperator, type RunningOperator } from '../../operator/src/main.ts';
 import { AdminClient } from '../../broker/src/admin/client.ts';
 
-interface Lc { status?: { phase?: string; ready?: string; leader?: string; rollout?: { order: string[]; podsPending: string[] }; conditions?: { type: string; status: string; reason: string }[]; currentImage?: string; members?: { pod: string; fenced: boolean }[] } }
+interface Lc { status?: { phase?: string; ready?: string; leader?: string; rollout?: { order: string[]; podsPending: string[] }; conditions?: { type: string; status: string; reason: string }[]; currentImage?: string; targetImage?: string; currentConfigHash?: string; targetConfigHash?: string; members?: { pod: string; fenced: boolean }[] } }
 
 describe('LanceCluster e2e (1 broker)', () => {
   let k: StandIn;
@@ -28,6 +28,11 @@ describe('LanceCluster e2e (1 broker)', () => {
     return JSON.parse(r.stdout) as T;
   };
   const lc = (): Promise<Lc> => getJson<Lc>(['lc', 'demo']);
+  /** Running, and every pod on the target image and config (no rollout in flight). */
+  const settled = async (): Promise<boolean> => {
+    const s = (await lc()).status;
+    return s?.phase === 'Running' && s.currentImage === s.targetImage && s.currentConfigHash === s.targetConfigHash && (s.rollout?.podsPending.length ?? 0) === 0;
+  };
   const events = async (): Promise<{ reason: string; message: string; type: string }[]> =>
     (await getJson<{ items: { reason: string; message: string; type: string }[] }>(['events', '--field-selector', 'involvedObject.name=demo'])).items;
 
@@ -154,9 +159,12 @@ describe('LanceCluster e2e (1 broker)', () => {
     expect(cm.data['lance.yaml']).not.toContain('debug');
     expect((await kubectl(env, ['annotate', 'lc', 'demo', 'lance.dev/reconcile-'])).code).toBe(0);
     await waitFor('config applied after unpause', async () => (await getJson<{ data: Record<string, string> }>(['configmap', 'demo-config'])).data['lance.yaml']!.includes('debug'), 60_000);
+    // The config change rolls the pod (its config hash changed); wait for that to finish.
+    await waitFor('config rollout settled', settled, 120_000);
   }, 180_000);
 
   it('replace annotation on the only broker is refused (it would lose all data), with an event', async () => {
+    await waitFor('settled', settled, 120_000);
     const uid = (await getJson<{ metadata: { uid: string } }>(['pod', 'demo-0'])).metadata.uid;
     expect((await kubectl(env, ['annotate', 'pod', 'demo-0', 'lance.dev/replace=true'])).code).toBe(0);
     await waitFor('ReplaceRefused event', async () => (await events()).some((e) => e.reason === 'ReplaceRefused' && e.message.includes('demo-0')), 60_000);

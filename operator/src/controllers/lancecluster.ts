@@ -261,7 +261,10 @@ export class LanceClusterReconciler {
     const readyPods = pods.filter((p) => p.ready && !p.deleting).length;
     const everRunning = a.old?.phase !== undefined && !['Pending', 'Creating', 'Failed'].includes(a.old.phase);
     const phase = phaseOf({ specValid: true, podsExist: pods.length, readyPods, replicas, rollingOut: a.rollingOut, scaling: a.scaling, splitBrain: a.split, everRunning });
-    let conditions = withCondition(a.conditions, 'Ready', readyPods >= replicas ? 'True' : 'False', readyPods >= replicas ? 'AllPodsReady' : 'PodsNotReady', `${readyText(readyPods, replicas)} pods ready`, a.generation, this.now());
+    const degraded = phase === 'Degraded';
+    let conditions = withCondition(a.conditions, 'Degraded', degraded ? 'True' : 'False', degraded ? (a.split ? 'SplitBrain' : 'PodsNotReady') : 'Healthy',
+      degraded ? (a.split ? 'two brokers claim leadership of a replication group' : `${readyText(readyPods, replicas)} pods ready`) : 'spec valid, no split brain, pods not lost', a.generation, this.now());
+    conditions = withCondition(conditions, 'Ready', readyPods >= replicas ? 'True' : 'False', readyPods >= replicas ? 'AllPodsReady' : 'PodsNotReady', `${readyText(readyPods, replicas)} pods ready`, a.generation, this.now());
     if (!a.progressingSet && !a.scaling && !a.rollingOut && phase === 'Running') conditions = withCondition(conditions, 'Progressing', 'False', 'Settled', 'nothing in progress', a.generation, this.now());
     const leaderView = views.find((v) => v.pod === a.leader);
     const allOnTarget = pods.length > 0 && pods.every((p) => p.image === cluster.spec.image);
