@@ -11,6 +11,7 @@ import { isLanceError, ioError, LanceError } from '../common/errors.ts';
 import { parseConfigText, parseServerArgs, resolveConfig, SERVER_USAGE, type RawConfig } from './config.ts';
 import { startBroker } from './runtime.ts';
 import { resolvePeers, startClusterBroker } from './cluster-runtime.ts';
+import { runDevCluster } from './dev-cluster.ts';
 import type { ClusterPeer } from '../cluster/config.ts';
 import type { LanceConfig } from './config.ts';
 
@@ -31,6 +32,10 @@ function fail(e: unknown): never {
 }
 
 async function main(): Promise<void> {
+  if (process.argv[2] === 'dev-cluster') {
+    await runDevCluster(version());
+    return;
+  }
   let args;
   try {
     args = parseServerArgs(process.argv.slice(2));
