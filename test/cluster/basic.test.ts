@@ -1,4 +1,7 @@
 /** 3 real broker processes form a cluster; kafkajs creates an RF-3 topic, produces with acks=-1, consumes back. */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestCluster, waitUntil } from './harness.ts';
@@ -45,6 +48,14 @@ describe('3-node cluster (real processes)', () => {
     await admin.disconnect();
     // read back from EVERY node's replica (admin fetch serves committed data of the local log): same records, same
     // order, on all three. (The Kafka layer has no consumer groups yet, so no kafkajs consumer here.)
+    await waitUntil('followers reach the same high watermark', async () => {
+      const counts = await Promise.all(c.nodes.map(async (x) => {
+        let n = 0;
+        for (let p = 0; p < 3; p++) n += (await x.admin.fetchRecords('orders', p, { offset: 0, max: 10_000 })).records.length;
+        return n;
+      }));
+      return counts.every((n) => n === N);
+    });
     const perNode: string[][][] = [];
     for (const x of c.nodes) {
       const parts: string[][] = [];
@@ -63,14 +74,6 @@ describe('3-node cluster (real processes)', () => {
       }
       perNode.push(parts);
     }
-    await waitUntil('followers reach the same high watermark', async () => {
-      const counts = await Promise.all(c.nodes.map(async (x) => {
-        let n = 0;
-        for (let p = 0; p < 3; p++) n += (await x.admin.fetchRecords('orders', p, { offset: 0, max: 10_000 })).records.length;
-        return n;
-      }));
-      return counts.every((n) => n === N);
-    });
     const all = perNode[0]!.flat();
     expect(new Set(all).size).toBe(N);
     for (const parts of perNode) {
@@ -80,4 +83,27 @@ describe('3-node cluster (real processes)', () => {
       }
     }
   }, 240_000);
+
+  it('lnc cluster-status renders the per-group table; a fenced leader steps down and serves no produce until unfenced', async () => {
+    const lnc = fileURLToPath(new URL('../../bin/lnc.js', import.meta.url));
+    const x = c.nodes[0]!;
+    const { stdout } = await promisify(execFile)(process.execPath, [lnc, 'cluster-status', '--server', `127.0.0.1:${x.adminPort}`]);
+    expect(stdout).toMatch(/GROUP\s+TOPIC\s+PARTITION\s+ROLE\s+TERM\s+LEADER/);
+    expect(stdout).toContain('__meta');
+    expect(stdout).toMatch(/topic_\d+\/0\s+orders\s+0/);
+
+    const group = (await x.admin.cluster()).groups!.find((g) => g.topic === 'orders' && g.partition === 0)!.group;
+    const { leader } = await waitUntil('leader', () => c.agreedLeader(group));
+    const fenced = c.node(leader);
+    expect((await fenced.admin.fence()).ok).toBe(true);
+    expect((await fenced.admin.cluster()).fenced).toBe(true);
+    const moved = await waitUntil('leadership moved off the fenced node', async () => {
+      const l = await c.agreedLeader(group);
+      return l && l.leader !== leader ? l : undefined;
+    });
+    expect(moved.leader).not.toBe(leader);
+    await expect(fenced.admin.produce('orders', { records: [{ partition: 0, value: 'x' }] })).rejects.toThrow(/fenced/);
+    await fenced.admin.unfence();
+    expect((await fenced.admin.cluster()).fenced).toBe(false);
+  }, 120_000);
 });
