@@ -307,15 +307,16 @@ describe('Kafka protocol against the real lance process', () => {
     expect(again.responses[0]!.errorCode).toBe(KafkaError.UNKNOWN_TOPIC_OR_PARTITION);
   });
 
-  it('FindCoordinator (groups not implemented) gets a clear error response, not a hang', async () => {
+  it('FindCoordinator names this node for groups (v2 and v4 batch); transactions get UNSUPPORTED_VERSION', async () => {
     const r = await c.request<FindCoordinatorResponse>(10, 2, { key: 'my-group', keyType: 0 });
-    expect(r.errorCode).toBe(KafkaError.UNSUPPORTED_VERSION);
-    expect(r.errorMessage).toMatch(/consumer groups/);
+    expect(r).toMatchObject({ errorCode: 0, host: '127.0.0.1', port: lance.kafkaPort });
     const r4 = await c.request<FindCoordinatorResponse>(10, 4, { keyType: 0, coordinatorKeys: ['g1', 'g2'] });
-    expect(r4.coordinators.map((x) => [x.key, x.errorCode])).toEqual([
-      ['g1', 35],
-      ['g2', 35],
+    expect(r4.coordinators.map((x) => [x.key, x.errorCode, x.port])).toEqual([
+      ['g1', 0, lance.kafkaPort],
+      ['g2', 0, lance.kafkaPort],
     ]);
+    const txn = await c.request<FindCoordinatorResponse>(10, 4, { keyType: 1, coordinatorKeys: ['tx'] });
+    expect(txn.coordinators[0]!.errorCode).toBe(KafkaError.UNSUPPORTED_VERSION);
   });
 
   it('pipelined requests are answered in order on one connection', async () => {
