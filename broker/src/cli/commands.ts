@@ -10,6 +10,7 @@ import { scanCommand } from './offline/scan.ts';
 import { verifyDataCommand } from './offline/verify-data.ts';
 import { versionCommand } from './version.ts';
 import { clusterStatusCommand } from './online/cluster-status.ts';
+import { fenceCommand, membersCommand, transferLeaderCommand, unfenceCommand } from './online/cluster-admin.ts';
 import { consumeCommand } from './online/consume.ts';
 import { createTopicCommand } from './online/create-topic.ts';
 import { deleteTopicCommand } from './online/delete-topic.ts';
@@ -31,4 +32,8 @@ export const commands: AnyCommand[] = [
   produceCommand,
   consumeCommand,
   clusterStatusCommand,
+  membersCommand,
+  transferLeaderCommand,
+  fenceCommand,
+  unfenceCommand,
 ];
