@@ -105,5 +105,10 @@ describe('3-node cluster (real processes)', () => {
     await expect(fenced.admin.produce('orders', { records: [{ partition: 0, value: 'x' }] })).rejects.toThrow(/fenced/);
     await fenced.admin.unfence();
     expect((await fenced.admin.cluster()).fenced).toBe(false);
+
+    // lnc transfer-leader: hand the partition back to the node that was fenced (a voter again)
+    const cur = await waitUntil('leader', () => c.agreedLeader(group));
+    await promisify(execFile)(process.execPath, [lnc, 'transfer-leader', '--server', `127.0.0.1:${c.node(cur.leader).adminPort}`, '--group', group, '--to', String(leader)]);
+    await waitUntil('leadership transferred', async () => (await c.agreedLeader(group))?.leader === leader);
   }, 120_000);
 });
