@@ -38,33 +38,44 @@ function unsupported(what: string, baseUrl: string): never {
   throw new LanceError('UNSUPPORTED', `broker admin API at ${baseUrl} has no ${what} endpoint yet`, { endpoint: what });
 }
 
-/** ClusterView → BrokerView. The view carries no Raft term yet, so term stays undefined (split-brain undecidable). */
+/**
+ * ClusterView → BrokerView. In cluster mode the view lists every Raft group on the node with its role and term
+ * ("__meta" is the metadata group): those give the claimed leaderships and the term split-brain decisions need.
+ * A standalone node leads everything and reports no term.
+ */
 export function toBrokerView(pod: string, v: ClusterView): BrokerView {
-  const role = v.role === 'leader' ? 'Leader' : v.role === 'follower' ? 'Follower' : v.role === 'learner' ? 'Learner' : 'Standalone';
+  const meta = v.groups?.find((g) => g.group === '__meta');
+  const role: BrokerView['role'] = v.role === 'standalone' ? 'Standalone' : meta ? (meta.role === 'leader' ? 'Leader' : 'Follower') : v.role === 'leader' ? 'Leader' : v.role === 'learner' ? 'Learner' : 'Follower';
   const leads: BrokerView['leads'] = [];
-  if (role === 'Leader' || role === 'Standalone') leads.push({ group: 'metadata' });
-  for (const t of v.topics) for (const p of t.partitions) if (p.leader === v.nodeId) leads.push({ group: `${t.name}/${p.partition}` });
-  return { pod, nodeId: v.nodeId, role, leads };
+  if (v.groups) {
+    for (const g of v.groups) if (g.role === 'leader') leads.push({ group: g.group === '__meta' ? 'metadata' : g.group, term: g.term });
+  } else {
+    if (role === 'Leader' || role === 'Standalone') leads.push({ group: 'metadata' });
+    for (const t of v.topics) for (const p of t.partitions) if (p.leader === v.nodeId) leads.push({ group: `${t.name}/${p.partition}` });
+  }
+  return { pod, nodeId: v.nodeId, role, ...(meta ? { term: meta.term } : {}), leads };
 }
 
 export class AdminClientBrokerAdmin implements BrokerAdmin {
   private readonly client: AdminClient;
-  // The broker's admin API (broker/src/admin) has only GET /v1/cluster of these today.
-  readonly supports: AdminCapabilities = { membership: false, fence: false, transferLeader: false, replicationFactor: false };
+  // fence/unfence/transfer-leader exist (a standalone broker answers them with UNSUPPORTED, recorded as an Event).
+  // Membership is not wired: scale-up needs add-learner → wait for catch-up → promote, not built yet. The admin
+  // API reports no per-topic replication factor.
+  readonly supports: AdminCapabilities = { membership: false, fence: true, transferLeader: true, replicationFactor: false };
   constructor(private readonly pod: string, baseUrl: string, timeoutMs = 5_000) {
     this.client = new AdminClient(baseUrl, { timeoutMs });
   }
   async clusterStatus(): Promise<BrokerView> {
     return toBrokerView(this.pod, await this.client.cluster());
   }
-  fence(): Promise<void> {
-    return Promise.resolve().then(() => unsupported('fence', this.client.baseUrl));
+  async fence(): Promise<void> {
+    await this.client.fence();
   }
-  unfence(): Promise<void> {
-    return Promise.resolve().then(() => unsupported('unfence', this.client.baseUrl));
+  async unfence(): Promise<void> {
+    await this.client.unfence();
   }
-  transferLeader(_toNodeId: number): Promise<void> {
-    return Promise.resolve().then(() => unsupported('transfer-leader', this.client.baseUrl));
+  async transferLeader(toNodeId: number): Promise<void> {
+    await this.client.transferLeader({ to: toNodeId });
   }
   addMember(_nodeId: number): Promise<void> {
     return Promise.resolve().then(() => unsupported('members add', this.client.baseUrl));

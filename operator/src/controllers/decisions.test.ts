@@ -152,6 +152,11 @@ describe('status', () => {
     expect(statusChanged({ conditions: c1 }, { conditions: c2 })).toBe(false);
     expect(c2[0]).toMatchObject({ observedGeneration: 1, lastTransitionTime: '2026-01-01T00:00:00Z' });
   });
+  it('toBrokerView (cluster mode): role and term from __meta, leaderships from the Raft groups', () => {
+    const g = (group: string, role: string, term: number) => ({ group, topic: null, partition: null, role, term, leader: null, commitIndex: 0, lastIndex: 0, voters: [], learners: [], followers: [] });
+    const cv = { clusterId: 'c', nodeId: 2, role: 'leader', readOnly: false, version: '1', startedAt: 'x', listeners: { kafka: { host: 'h', port: 1 }, admin: { host: 'h', port: 2 } }, brokers: [], topics: [], groups: [g('__meta', 'leader', 7), g('t-0', 'leader', 3), g('t-1', 'follower', 3)] } as unknown as ClusterView;
+    expect(toBrokerView('demo-2', cv)).toEqual({ pod: 'demo-2', nodeId: 2, role: 'Leader', term: 7, leads: [{ group: 'metadata', term: 7 }, { group: 't-0', term: 3 }] });
+  });
   it('toBrokerView: standalone leads metadata and its partitions; no term yet', () => {
     const cv = { clusterId: 'c', nodeId: 0, role: 'standalone', readOnly: false, version: '1', startedAt: 'x', listeners: { kafka: { host: 'h', port: 1 }, admin: { host: 'h', port: 2 } }, brokers: [], topics: [{ id: 1, name: 't', topicId: 'u', partitions: [{ partition: 0, leader: 0, logStartOffset: 0, logEndOffset: 0, highWatermark: 0, sizeBytes: 0, segments: 1 }, { partition: 1, leader: 5, logStartOffset: 0, logEndOffset: 0, highWatermark: 0, sizeBytes: 0, segments: 1 }] }] } as unknown as ClusterView;
     expect(toBrokerView('demo-0', cv)).toEqual({ pod: 'demo-0', nodeId: 0, role: 'Standalone', leads: [{ group: 'metadata' }, { group: 't/0' }] });
