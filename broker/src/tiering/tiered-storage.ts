@@ -293,7 +293,8 @@ export class TieredStorage {
     const hw = tp.highWatermark();
     // 1. committed data in the active segment does not wait for a size/age roll
     const active = tp.log.segments().at(-1);
-    if (active && !active.sealed && active.lastOffset >= active.baseOffset && active.baseOffset < hw) {
+    // (not while uploads are failing: sealing then would only pile up small segments)
+    if (s.failures === 0 && active && !active.sealed && active.lastOffset >= active.baseOffset && active.baseOffset < hw) {
       await tp.log.rollActive();
     }
     // 2. upload sealed, committed segments the manifest does not hold yet, oldest first
