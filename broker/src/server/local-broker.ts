@@ -29,6 +29,7 @@ import { createObjectStore } from '../tiering/config.ts';
 import { TieringMetrics } from '../tiering/metrics.ts';
 import { TieredStorage } from '../tiering/tiered-storage.ts';
 import type { ObjectStore } from '../tiering/object-store.ts';
+import { FsObjectStore } from '../tiering/fs-store.ts';
 
 /** Term of entries a standalone node writes (Raft takes over terms when replication lands). */
 const STANDALONE_MIN_TERM = 1;
@@ -181,6 +182,10 @@ export class LocalBroker implements KafkaBackend {
       settings: { uploadIntervalMs: t.uploadIntervalMs, localRetentionMs: t.localRetentionMs, localRetentionBytes: t.localRetentionBytes, cacheBytes: t.cacheBytes },
     });
     this.tiering.start();
+    // the file backend: reclaim temp files of writes a crash cut short (ignored by listings, but they take space)
+    if (this.objectStore instanceof FsObjectStore) {
+      void this.objectStore.removeStaleTempFiles().catch((e: unknown) => this.logger.warn({ err: e }, 'object store temp file cleanup failed'));
+    }
     this.logger.info({ objectStore: this.objectStore.url, uploadIntervalMs: t.uploadIntervalMs }, 'tiered segments on');
   }
 
