@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { RaftEntry } from '../raft/types.ts';
 import { encodeRecordBatch } from '../server/records.ts';
 import { EntryType } from '../storage/types.ts';
-import { HARD_STATE_FILE, PartitionRaftLog, QUARANTINE_MAGIC, termOf } from './partition-raft-log.ts';
+import { HARD_STATE_FILE, PartitionRaftLog, QUARANTINE_MAGIC, readQuarantine, termOf } from './partition-raft-log.ts';
 
 const silent = pino({ level: 'silent' });
 const dirs: string[] = [];
@@ -84,7 +84,12 @@ describe('PartitionRaftLog', () => {
     expect(buf.subarray(0, 8).equals(QUARANTINE_MAGIC)).toBe(true);
     const hl = buf.readUInt32BE(8);
     const header = JSON.parse(buf.toString('utf8', 12, 12 + hl)) as Record<string, unknown>;
-    expect(header).toMatchObject({ group: 'topic_1/0', truncatedAfter: 1, entries: 2, firstIndex: 2, lastIndex: 3, firstOffset: 2, nextOffset: 6, terms: [1] });
+    expect(header).toMatchObject({ group: 'topic_1/0', truncatedAfter: 1, prevTerm: 1, entries: 2, firstIndex: 2, lastIndex: 3, firstOffset: 2, nextOffset: 6, terms: [1] });
+    const parsed = readQuarantine(buf, files[0]!);
+    expect(parsed.entries.map((e) => [e.index, e.term, e.firstOffset, e.offsetCount])).toEqual([[2, 1, 2, 2], [3, 1, 4, 2]]);
+    const flipped = Buffer.from(buf);
+    flipped[flipped.length - 10]! ^= 1;
+    expect(() => readQuarantine(flipped, 'q')).toThrow(/q: byte \d+: entry crc32c mismatch/);
     await log.close();
     const again = await open(d);
     expect(again.lastIndex()).toBe(2);

@@ -25,7 +25,8 @@ import { LanceError } from '../common/errors.ts';
 import { atomicWriteJson, fsyncDir, mkdirDurable } from '../common/fsutil.ts';
 import type { Logger } from '../common/log.ts';
 import type { HardState, PersistRequest, RaftEntry, RaftLog, SnapshotMeta } from '../raft/types.ts';
-import { encodeEntry } from '../storage/export-format.ts';
+import { crc32c } from '@node-rs/crc32';
+import { encodeEntry, ENTRY_CRC_BYTES, ENTRY_HEAD_BYTES } from '../storage/export-format.ts';
 import { PartitionLog } from '../storage/partition-log.ts';
 import { EntryType, type LogOptions, type NewEntry, type StoredEntry } from '../storage/types.ts';
 
@@ -87,18 +88,18 @@ export interface QuarantineInfo {
 }
 
 /**
- * Quarantine file framing: "LNCQUAR1" | u32 BE header length | JSON header {group, truncatedAfter, entries,
+ * Quarantine file framing: "LNCQUAR1" | u32 BE header length | JSON header {group, truncatedAfter, prevTerm, entries,
  * firstIndex, lastIndex, firstOffset, nextOffset, terms, at} | the entries, each in the export format's entry
  * encoding (storage/export-format.ts encodeEntry: type, term, index, firstOffset, offsetCount, maxTimestamp,
  * payload, crc32c). Written temp → fsync → rename → fsync dir.
  */
-export async function writeQuarantine(dataDir: string, group: string, truncatedAfter: number, removed: readonly StoredEntry[]): Promise<QuarantineInfo> {
+export async function writeQuarantine(dataDir: string, group: string, truncatedAfter: number, removed: readonly StoredEntry[], prevTerm = 0): Promise<QuarantineInfo> {
   const dir = path.join(dataDir, 'quarantine');
   await mkdirDurable(dir);
   const safe = group.replace(/[^A-Za-z0-9._-]/g, '_');
   const file = path.join(dir, `${safe}-after-${truncatedAfter}-${Date.now()}.q`);
   const header = Buffer.from(JSON.stringify({
-    group, truncatedAfter, entries: removed.length,
+    group, truncatedAfter, prevTerm, entries: removed.length,
     firstIndex: removed[0]?.index ?? 0, lastIndex: removed[removed.length - 1]?.index ?? 0,
     firstOffset: removed[0]?.firstOffset ?? 0,
     nextOffset: removed.length ? removed[removed.length - 1]!.firstOffset + removed[removed.length - 1]!.offsetCount : 0,
@@ -119,6 +120,53 @@ export async function writeQuarantine(dataDir: string, group: string, truncatedA
   return { group, truncatedAfter, entries: removed.length, file };
 }
 
+export interface QuarantineHeader {
+  group: string;
+  truncatedAfter: number;
+  /** term of entry truncatedAfter (the last one kept) */
+  prevTerm: number;
+  entries: number;
+  firstIndex: number;
+  lastIndex: number;
+  firstOffset: number;
+  nextOffset: number;
+  terms: number[];
+  at: string;
+}
+
+/** Parses a quarantine file (see writeQuarantine). Every problem is CORRUPT naming the byte position. */
+export function readQuarantine(buf: Buffer, what: string): { header: QuarantineHeader; entries: StoredEntry[] } {
+  const bad = (pos: number, msg: string): never => {
+    throw new LanceError('CORRUPT', `${what}: byte ${pos}: ${msg}`, { path: what, position: pos });
+  };
+  if (buf.length < 12 || !buf.subarray(0, 8).equals(QUARANTINE_MAGIC)) bad(0, 'not a quarantine file (magic "LNCQUAR1" missing)');
+  const hl = buf.readUInt32BE(8);
+  if (12 + hl > buf.length) bad(8, `header length ${hl} runs past the end (${buf.length} bytes)`);
+  let header: QuarantineHeader;
+  try {
+    header = JSON.parse(buf.toString('utf8', 12, 12 + hl)) as QuarantineHeader;
+  } catch {
+    return bad(12, 'header is not JSON');
+  }
+  const entries: StoredEntry[] = [];
+  let pos = 12 + hl;
+  while (pos < buf.length) {
+    if (pos + ENTRY_HEAD_BYTES > buf.length) bad(pos, 'truncated entry header');
+    const len = buf.readUInt32BE(pos + ENTRY_HEAD_BYTES - 4);
+    const end = pos + ENTRY_HEAD_BYTES + len;
+    if (end + ENTRY_CRC_BYTES > buf.length) bad(pos, `entry payload of ${len} bytes runs past the end`);
+    if ((crc32c(buf.subarray(pos, end)) >>> 0) !== buf.readUInt32BE(end)) bad(pos, 'entry crc32c mismatch');
+    entries.push({
+      type: buf.readUInt8(pos) as StoredEntry['type'], term: Number(buf.readBigInt64BE(pos + 1)), index: Number(buf.readBigInt64BE(pos + 9)),
+      firstOffset: Number(buf.readBigInt64BE(pos + 17)), offsetCount: buf.readUInt32BE(pos + 25), maxTimestamp: Number(buf.readBigInt64BE(pos + 29)),
+      payload: Buffer.from(buf.subarray(pos + ENTRY_HEAD_BYTES, end)),
+    });
+    pos = end + ENTRY_CRC_BYTES;
+  }
+  if (entries.length !== header.entries) bad(pos, `header says ${header.entries} entries, found ${entries.length}`);
+  return { header, entries };
+}
+
 export interface PartitionRaftLogOptions {
   dir: string;
   /** node data dir: quarantine files go to `<dataDir>/quarantine/` */
@@ -131,7 +179,7 @@ export interface PartitionRaftLogOptions {
   onQuarantine?: (q: QuarantineInfo) => void;
 }
 
-type Op = { kind: 'append'; entries: RaftEntry[] } | { kind: 'truncate'; after: number };
+type Op = { kind: 'append'; entries: RaftEntry[] } | { kind: 'truncate'; after: number; prevTerm: number };
 
 export class PartitionRaftLog implements RaftLog {
   readonly pl: PartitionLog;
@@ -287,6 +335,7 @@ export class PartitionRaftLog implements RaftLog {
 
   truncateAfter(index: number): void {
     if (index >= this.last) return;
+    const prevTerm = termOf(this.runs, index, this.last) ?? 0;
     this.generation++;
     this.loaded = [];
     truncateRuns(this.runs, index);
@@ -303,7 +352,7 @@ export class PartitionRaftLog implements RaftLog {
       this.cacheOffsets.splice(at);
       for (const e of this.cache.splice(at)) this.cacheBytes -= e.data.byteLength + 64;
     }
-    this.enqueue({ kind: 'truncate', after: index });
+    this.enqueue({ kind: 'truncate', after: index, prevTerm });
   }
 
   compact(_meta: SnapshotMeta, _data: Uint8Array): void {
@@ -338,7 +387,7 @@ export class PartitionRaftLog implements RaftLog {
         } else {
           const removed = await this.pl.truncateAfterIndex(op.after);
           if (removed.length > 0) {
-            const q = await writeQuarantine(this.opts.dataDir, this.opts.group, op.after, removed);
+            const q = await writeQuarantine(this.opts.dataDir, this.opts.group, op.after, removed, op.prevTerm);
             this.opts.logger.warn({ group: this.opts.group, truncatedAfter: op.after, entries: removed.length, file: q.file }, 'divergent entries truncated and quarantined');
             this.opts.onQuarantine?.(q);
           }
