@@ -577,10 +577,7 @@ export class LocalBroker implements KafkaBackend {
     let from = offset;
     // read() returns whole entries from the one containing `from`; keep reading until maxBytes or the HW.
     while (from < hw) {
-      // below the local log start (tiering): whole entries from the remote segment holding `from`
-      const entries = this.tiering && from < p.log.logStartOffset
-        ? await this.tiering.read(topic, partition, from, Math.max(1, maxBytes - size))
-        : await p.log.read(from, Math.max(1, maxBytes - size));
+      const entries = await this.readEntries(topic, p, from, Math.max(1, maxBytes - size));
       if (entries.length === 0) break;
       let progressed = false;
       for (const e of entries) {
@@ -598,6 +595,22 @@ export class LocalBroker implements KafkaBackend {
       if (!progressed || size >= maxBytes) break;
     }
     return { ...base, records: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) };
+  }
+
+  /**
+   * Whole entries from `from`: local, or (tiering) from the remote segment holding it when it is below the local log
+   * start — also when local retention deleted the segment between the check and the read.
+   */
+  private async readEntries(topic: string, p: PartitionRuntime, from: number, maxBytes: number) {
+    if (this.tiering && from < p.log.logStartOffset) return this.tiering.read(topic, p.partition, from, maxBytes);
+    try {
+      return await p.log.read(from, maxBytes);
+    } catch (e) {
+      if (this.tiering && isLanceError(e) && e.code === 'OFFSET_OUT_OF_RANGE' && from < p.log.logStartOffset) {
+        return this.tiering.read(topic, p.partition, from, maxBytes);
+      }
+      throw e;
+    }
   }
 
   /** fetches currently waiting for data (admin long polls) */
