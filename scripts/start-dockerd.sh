@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts a private Docker engine for the image tests (test/images/), or reuses the one already running.
-#   bash scripts/start-dockerd.sh        → starts dockerd if needed, waits for `docker info`, prints DOCKER_HOST=...
+#   bash scripts/start-dockerd.sh        → starts dockerd if needed, waits for `docker info`, prints
+#                                          DOCKER_HOST=... and LANCE_DOCKERD_STARTED=1 (started now) or 0 (reused)
 #   bash scripts/start-dockerd.sh stop   → stops the dockerd it started (by its pid file) and unmounts its netns
 # No bridge networking and no iptables (the machines have neither a registry nor NAT to offer; builds and
 # containers use --network host). State lives under $LANCE_DOCKERD_DIR (default /var/tmp/lance-dockerd).
@@ -27,7 +28,7 @@ stop() {
 
 if [ "${1:-}" = stop ]; then stop; exit 0; fi
 
-if docker info >/dev/null 2>&1; then echo "DOCKER_HOST=$DOCKER_HOST"; exit 0; fi
+if docker info >/dev/null 2>&1; then printf 'DOCKER_HOST=%s\nLANCE_DOCKERD_STARTED=0\n' "$DOCKER_HOST"; exit 0; fi
 
 if ! command -v dockerd >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -45,7 +46,7 @@ mkdir -p "$DIR/run" "$DIR/data" "$DIR/exec"
 setsid dockerd --data-root "$DIR/data" --exec-root "$DIR/exec" --host "$DOCKER_HOST" --pidfile "$PIDFILE" \
   --bridge=none --iptables=false --ip6tables=false --ip-masq=false >"$DIR/dockerd.log" 2>&1 < /dev/null &
 for _ in $(seq 1 300); do
-  if docker info >/dev/null 2>&1; then echo "DOCKER_HOST=$DOCKER_HOST"; exit 0; fi
+  if docker info >/dev/null 2>&1; then printf 'DOCKER_HOST=%s\nLANCE_DOCKERD_STARTED=1\n' "$DOCKER_HOST"; exit 0; fi
   sleep 0.1
 done
 echo "start-dockerd: dockerd did not answer within 30 s; log: $DIR/dockerd.log" >&2
