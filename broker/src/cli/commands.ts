@@ -11,6 +11,7 @@ import { verifyDataCommand } from './offline/verify-data.ts';
 import { versionCommand } from './version.ts';
 import { clusterStatusCommand } from './online/cluster-status.ts';
 import { fenceCommand, membersCommand, transferLeaderCommand, unfenceCommand } from './online/cluster-admin.ts';
+import { exportQuarantineCommand } from './offline/export-quarantine.ts';
 import { consumeCommand } from './online/consume.ts';
 import { createTopicCommand } from './online/create-topic.ts';
 import { deleteTopicCommand } from './online/delete-topic.ts';
@@ -36,4 +37,5 @@ export const commands: AnyCommand[] = [
   transferLeaderCommand,
   fenceCommand,
   unfenceCommand,
+  exportQuarantineCommand,
 ];

@@ -1,10 +1,15 @@
+import { execFile } from 'node:child_process';
+import { createReadStream } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RaftEntry } from '../raft/types.ts';
 import { encodeRecordBatch } from '../server/records.ts';
+import { verifyExport } from '../storage/export-format.ts';
 import { EntryType } from '../storage/types.ts';
 import { HARD_STATE_FILE, PartitionRaftLog, QUARANTINE_MAGIC, readQuarantine, termOf } from './partition-raft-log.ts';
 
@@ -66,7 +71,7 @@ describe('PartitionRaftLog', () => {
     await again.close();
   });
 
-  it('quarantines truncated entries with their terms and offsets, then continues with the new leader\'s entries', async () => {
+  it('quarantines truncated entries with their terms and offsets (lnc export-quarantine exports them), then continues with the new leader\'s entries', async () => {
     const d = await mkdtemp(path.join(tmpdir(), 'prl-'));
     dirs.push(d);
     const log = await open(d);
@@ -91,12 +96,21 @@ describe('PartitionRaftLog', () => {
     flipped[flipped.length - 10]! ^= 1;
     expect(() => readQuarantine(flipped, 'q')).toThrow(/q: byte \d+: entry crc32c mismatch/);
     await log.close();
+
+    // lnc export-quarantine turns it into a standard export file that verifies
+    const out = path.join(d, 'q.lance');
+    const lnc = fileURLToPath(new URL('../../../bin/lnc.js', import.meta.url));
+    await promisify(execFile)(process.execPath, [lnc, 'export-quarantine', '--file', path.join(qdir, files[0]!), '--output', out]);
+    const verified = await verifyExport(createReadStream(out), out);
+    expect(verified.trailer).toMatchObject({ partitions: 1, entries: 2, records: 4 });
+    expect(verified.header.topic.id).toBe('topic_1/0');
+
     const again = await open(d);
     expect(again.lastIndex()).toBe(2);
     expect(again.term(2)).toBe(3);
     expect(again.nextOffset).toBe(3);
     await again.close();
-  });
+  }, 60_000);
 
   it('term runs answer any index', () => {
     const runs = [{ start: 1, term: 0 }, { start: 2, term: 1 }, { start: 10, term: 4 }];
