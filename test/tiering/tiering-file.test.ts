@@ -134,6 +134,26 @@ describe('tiered segments (file backend, LocalBroker)', () => {
     expect(text).toMatch(/lance_tiering_remote_fetch_bytes_total [1-9]/);
     expect(text).toMatch(/lance_tiering_last_success_timestamp_seconds [1-9]/);
 
+    // a restarted broker (same data dir and bucket) serves offset 0 at once, before any tiering pass ran
+    await broker.close();
+    const { broker: b2 } = await openBroker(bucket, { uploadIntervalMs: 3_600_000, localRetentionBytes: 1 }, dataDir);
+    expect((await b2.listOffsets('tiered', 0, ListOffsetsTimestamp.EARLIEST)).offset).toBe(0);
+    expect((await readAll(b2, 'tiered', 0)).map((r) => r.value)).toEqual(vals);
+    // its next pass continues the manifest versions (a new object, never a rewrite of an old key)
+    await produceAll(b2, 'tiered', values(9, 120));
+    await b2.tieredStorage!.syncNow('tiered', 0);
+    expect(b2.tieredStorage!.manifest('tiered', 0)!.version).toBeGreaterThan(m.version);
+    expect(b2.tieredStorage!.manifest('tiered', 0)!.segments.at(-1)!.lastOffset).toBe(128);
+    expect((await readAll(b2, 'tiered', 0)).map((r) => r.value)).toEqual([...vals, ...values(9, 120)]);
+  });
+
+  it('local and remote reads join up when new data follows a local deletion', async () => {
+    const bucket = await tempDir('lance-tier-join-');
+    const { broker } = await openBroker(bucket, { uploadIntervalMs: 3_600_000, localRetentionBytes: 1 });
+    await broker.createTopic({ name: 'tiered', numPartitions: 1, replicationFactor: -1, assignments: [], configs: { 'segment.bytes': '1024' }, validateOnly: false });
+    const vals = values(120);
+    await produceAll(broker, 'tiered', vals);
+    await broker.tieredStorage!.syncNow('tiered', 0);
     // more data after the local deletion: local and remote reads join up
     await produceAll(broker, 'tiered', values(9, 120));
     const all = await readAll(broker, 'tiered', 0);

@@ -63,6 +63,8 @@ export interface TieredPartition {
 interface PartitionState {
   tp: TieredPartition;
   manifest: Manifest | null;
+  /** a manifest load in flight (shared by passes and readers) */
+  loading: Promise<void> | null;
   /** highest manifest version seen in the bucket (the next write uses +1) */
   lastVersion: number;
   fenced: boolean;
@@ -129,7 +131,7 @@ export class TieredStorage {
 
   addPartition(tp: TieredPartition): void {
     this.parts.set(keyOf(tp.topic, tp.ref.partition), {
-      tp, manifest: null, lastVersion: 0, fenced: false, running: null, nextDueAt: 0, failures: 0, removed: false,
+      tp, manifest: null, loading: null, lastVersion: 0, fenced: false, running: null, nextDueAt: 0, failures: 0, removed: false,
     });
   }
 
@@ -142,6 +144,23 @@ export class TieredStorage {
 
   private state(topic: string, partition: number): PartitionState | undefined {
     return this.parts.get(keyOf(topic, partition));
+  }
+
+  /**
+   * Loads the partition's manifest from the bucket if not yet known (after a restart a fetch below the local log
+   * start must not be answered before the remote segments are known). Errors propagate; a later call retries.
+   */
+  async ensureLoaded(topic: string, partition: number): Promise<void> {
+    const s = this.state(topic, partition);
+    if (s) await this.ensureLoadedState(s);
+  }
+
+  private ensureLoadedState(s: PartitionState): Promise<void> {
+    if (s.manifest) return Promise.resolve();
+    s.loading ??= this.loadManifest(s).finally(() => {
+      s.loading = null;
+    });
+    return s.loading;
   }
 
   /** The latest manifest this node knows (null until the first pass loaded it). */
@@ -287,7 +306,7 @@ export class TieredStorage {
 
   private async pass(s: PartitionState): Promise<void> {
     if (s.removed || this.stopped) return;
-    if (!s.manifest) await this.loadManifest(s);
+    await this.ensureLoadedState(s);
     if (s.fenced) return;
     const { tp } = s;
     const hw = tp.highWatermark();
