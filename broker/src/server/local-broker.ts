@@ -205,6 +205,13 @@ export class LocalBroker implements KafkaBackend {
     }
   }
 
+  /** makes sure tiering knows the partition's remote segments (after a restart); a failing store is logged */
+  private async loadRemote(topic: string, p: PartitionRuntime): Promise<void> {
+    await this.tiering?.ensureLoaded(topic, p.partition).catch((e: unknown) => {
+      this.logger.warn({ err: e, topic, partition: p.partition }, 'cannot load the tiering manifest; serving local data only');
+    });
+  }
+
   /** first readable offset: the remote log start when tiering holds the data below the local log */
   private earliestOffset(topic: string, p: PartitionRuntime): number {
     const local = p.log.logStartOffset;
@@ -566,6 +573,7 @@ export class LocalBroker implements KafkaBackend {
   async fetch(topic: string, partition: number, offset: number, maxBytes: number): Promise<FetchResult> {
     const p = this.partitionOf(topic, partition);
     const hw = p.highWatermark;
+    if (this.tiering && offset < p.log.logStartOffset) await this.loadRemote(topic, p);
     const logStartOffset = this.earliestOffset(topic, p);
     if (offset < logStartOffset || offset > hw) {
       throw new LanceError('OFFSET_OUT_OF_RANGE', `${topic}-${partition}: offset ${offset} is outside ${logStartOffset}..${hw}`, { offset, logStartOffset, highWatermark: hw });
@@ -652,6 +660,7 @@ export class LocalBroker implements KafkaBackend {
 
   async listOffsets(topic: string, partition: number, timestamp: number): Promise<ListOffsetResult> {
     const p = this.partitionOf(topic, partition);
+    if (timestamp === ListOffsetsTimestamp.EARLIEST && this.tiering) await this.loadRemote(topic, p);
     if (timestamp === ListOffsetsTimestamp.EARLIEST) return { offset: this.earliestOffset(topic, p), timestamp: -1, leaderEpoch: p.term };
     if (timestamp === ListOffsetsTimestamp.LATEST) return { offset: p.highWatermark, timestamp: -1, leaderEpoch: p.term };
     if (timestamp === ListOffsetsTimestamp.MAX_TIMESTAMP) return this.maxTimestampOffset(p);
