@@ -8,6 +8,7 @@ import * as https from 'node:https';
 import type { z } from 'zod';
 import { LanceError, type LanceErrorCode } from '../common/errors.ts';
 import {
+  GroupDetailSchema, GroupListSchema, ResetOffsetsResponseSchema, type GroupDetail, type GroupSummary, type ResetOffsetsRequest, type ResetOffsetsResponse,
   ClusterActionResponseSchema, ClusterViewSchema, CreateTopicRequestSchema, DeleteTopicResponseSchema, ErrorBodySchema, FetchResponseSchema, LiveSchema,
   ProduceRequestSchema, ProduceResponseSchema, ReadySchema, TopicDetailSchema, TopicListSchema, TopicSummarySchema,
   type ClusterActionResponse, type ClusterView, type MembersRequest, type TransferLeaderRequest, type CreateTopicRequest, type Encoding, type FetchResponse, type ProduceRequest, type ProduceResponse,
@@ -101,6 +102,18 @@ export class AdminClient {
 
   unfence(): Promise<ClusterActionResponse> {
     return this.request('POST', '/v1/unfence', ClusterActionResponseSchema, {});
+  }
+
+  listGroups(): Promise<GroupSummary[]> {
+    return this.request('GET', '/v1/groups', GroupListSchema);
+  }
+
+  describeGroup(group: string): Promise<GroupDetail> {
+    return this.request('GET', `/v1/groups/${encodeURIComponent(group)}`, GroupDetailSchema);
+  }
+
+  resetOffsets(group: string, req: ResetOffsetsRequest): Promise<ResetOffsetsResponse> {
+    return this.request('POST', `/v1/groups/${encodeURIComponent(group)}/reset-offsets`, ResetOffsetsResponseSchema, req);
   }
 
   listTopics(): Promise<TopicSummary[]> {

@@ -217,3 +217,51 @@ export type TransferLeaderRequest = z.infer<typeof TransferLeaderRequestSchema>;
 
 export const ClusterActionResponseSchema = z.object({ ok: z.literal(true), message: z.string() });
 export type ClusterActionResponse = z.infer<typeof ClusterActionResponseSchema>;
+
+// ------------------------------------------------------------------ consumer groups (/v1/groups; lnc groups)
+
+export const GroupStateSchema = z.enum(['Empty', 'PreparingRebalance', 'CompletingRebalance', 'Stable', 'Dead']);
+export const GroupSummarySchema = z.object({ group: z.string(), state: GroupStateSchema, protocolType: z.string(), members: z.number().int().nonnegative() });
+export type GroupSummary = z.infer<typeof GroupSummarySchema>;
+export const GroupListSchema = z.array(GroupSummarySchema);
+
+export const GroupDetailSchema = z.object({
+  group: z.string(),
+  state: GroupStateSchema,
+  protocolType: z.string(),
+  protocol: z.string(),
+  generation: z.number().int(),
+  members: z.array(z.object({
+    memberId: z.string(),
+    groupInstanceId: z.string().nullable(),
+    clientId: z.string(),
+    clientHost: z.string(),
+    /** decoded consumer-protocol assignment (empty for other protocol types) */
+    assignment: z.array(z.object({ topic: z.string(), partitions: z.array(z.number().int()) })),
+  })),
+  /** one row per partition of every topic the group has offsets for or is assigned */
+  partitions: z.array(z.object({
+    topic: z.string(),
+    partition: z.number().int().nonnegative(),
+    committedOffset: z.number().int().nullable(),
+    logEndOffset: z.number().int().nullable(),
+    lag: z.number().int().nullable(),
+    memberId: z.string().nullable(),
+    metadata: z.string().nullable(),
+  })),
+});
+export type GroupDetail = z.infer<typeof GroupDetailSchema>;
+
+export const ResetOffsetsRequestSchema = z.strictObject({
+  topic: z.string().min(1),
+  to: z.union([z.literal('earliest'), z.literal('latest'), z.strictObject({ datetime: z.iso.datetime({ offset: true }) })]),
+  /** false = dry run: show what would change */
+  execute: z.boolean().default(false),
+});
+export type ResetOffsetsRequest = z.infer<typeof ResetOffsetsRequestSchema>;
+export const ResetOffsetsResponseSchema = z.object({
+  group: z.string(),
+  executed: z.boolean(),
+  offsets: z.array(z.object({ topic: z.string(), partition: z.number().int(), current: z.number().int().nullable(), target: z.number().int() })),
+});
+export type ResetOffsetsResponse = z.infer<typeof ResetOffsetsResponseSchema>;

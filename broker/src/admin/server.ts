@@ -9,6 +9,7 @@ import { isLanceError, LanceError, type LanceErrorCode } from '../common/errors.
 import type { Logger } from '../common/log.ts';
 import {
   CreateTopicRequestSchema, FetchQuerySchema, MembersRequestSchema, ProduceRequestSchema, RECORD_LIMITS, TransferLeaderRequestSchema,
+  ResetOffsetsRequestSchema, type GroupDetail, type GroupSummary, type ResetOffsetsRequest, type ResetOffsetsResponse,
   type ClusterActionResponse, type MembersRequest, type TransferLeaderRequest,
   type ClusterView, type CreateTopicRequest, type FetchQuery, type FetchResponse, type ProduceRequest, type ProduceResponse,
   type Ready, type TopicDetail, type TopicSummary,
@@ -25,12 +26,25 @@ export interface AdminService {
   produce(topic: string, req: ProduceRequest): Promise<ProduceResponse>;
   /** `signal` aborts a wait for data (client gone, server shutting down) */
   fetch(topic: string, partition: number, q: FetchQuery, signal: AbortSignal): Promise<FetchResponse>;
+  /** consumer groups (absent: /v1/groups answers 501 UNSUPPORTED) */
+  groups?: {
+    list(): GroupSummary[] | Promise<GroupSummary[]>;
+    /** throws NOT_FOUND */
+    describe(group: string): GroupDetail | Promise<GroupDetail>;
+    /** throws CONFLICT when the group has members */
+    resetOffsets(group: string, req: ResetOffsetsRequest): Promise<ResetOffsetsResponse>;
+  };
   /** cluster mode only (absent: the routes answer 501 UNSUPPORTED "standalone node") */
   clusterAdmin?: {
     members(req: MembersRequest): ClusterActionResponse | Promise<ClusterActionResponse>;
     transferLeader(req: TransferLeaderRequest): ClusterActionResponse | Promise<ClusterActionResponse>;
     setFenced(fenced: boolean): ClusterActionResponse | Promise<ClusterActionResponse>;
   };
+}
+
+function groupsOf(service: AdminService): NonNullable<AdminService['groups']> {
+  if (!service.groups) throw new LanceError('UNSUPPORTED', 'this broker has no group coordinator attached');
+  return service.groups;
 }
 
 function clusterOnly(service: AdminService): NonNullable<AdminService['clusterAdmin']> {
@@ -163,6 +177,14 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     },
     { method: 'POST', pattern: /^\/v1\/fence$/, name: '/v1/fence', handler: async ({ res }) => sendJson(res, 200, await clusterOnly(service).setFenced(true)) },
     { method: 'POST', pattern: /^\/v1\/unfence$/, name: '/v1/unfence', handler: async ({ res }) => sendJson(res, 200, await clusterOnly(service).setFenced(false)) },
+    { method: 'GET', pattern: /^\/v1\/groups$/, name: '/v1/groups', handler: async ({ res }) => sendJson(res, 200, await groupsOf(service).list()) },
+    { method: 'GET', pattern: /^\/v1\/groups\/([^/]+)$/, name: '/v1/groups/:group', handler: async ({ res, params }) => sendJson(res, 200, await groupsOf(service).describe(params[0]!)) },
+    {
+      method: 'POST', pattern: /^\/v1\/groups\/([^/]+)\/reset-offsets$/, name: '/v1/groups/:group/reset-offsets', handler: async ({ req, res, params }) => {
+        const body = validate(ResetOffsetsRequestSchema, await readBody(req, 64 * 1024), 'reset-offsets');
+        sendJson(res, 200, await groupsOf(service).resetOffsets(params[0]!, body));
+      },
+    },
     { method: 'GET', pattern: /^\/v1\/topics$/, name: '/v1/topics', handler: async ({ res }) => sendJson(res, 200, await service.listTopics()) },
     {
       method: 'POST', pattern: /^\/v1\/topics$/, name: '/v1/topics', handler: async ({ req, res }) => {
