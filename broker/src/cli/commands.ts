@@ -16,6 +16,7 @@ import { consumeCommand } from './online/consume.ts';
 import { createTopicCommand } from './online/create-topic.ts';
 import { deleteTopicCommand } from './online/delete-topic.ts';
 import { listTopicsCommand } from './online/list-topics.ts';
+import { groupsDescribeCommand, groupsListCommand, groupsResetOffsetsCommand } from './online/groups.ts';
 import { produceCommand } from './online/produce.ts';
 
 export const commands: AnyCommand[] = [
@@ -28,6 +29,9 @@ export const commands: AnyCommand[] = [
   exportTopicCommand,
   importTopicCommand,
   listTopicsCommand,
+  groupsListCommand,
+  groupsDescribeCommand,
+  groupsResetOffsetsCommand,
   createTopicCommand,
   deleteTopicCommand,
   produceCommand,

@@ -16,6 +16,7 @@ import { acquireDataDirLock } from './data-dir-lock.ts';
 import { ensureNodeIdentity, type NodeIdentity } from './node-identity.ts';
 import { startStandaloneGroups } from '../groups/standalone.ts';
 import type { GroupService } from '../groups/service.ts';
+import { groupsAdmin, type GroupsAdmin } from '../groups/admin.ts';
 
 export interface RunningBroker {
   identity: NodeIdentity;
@@ -32,9 +33,11 @@ function starting(): LanceError {
 }
 
 /** Admin routes before the broker is open answer "starting" (503), except health and metrics. */
-function adminService(get: () => LocalBroker | undefined): AdminService {
+function adminService(get: () => LocalBroker | undefined, getGroups: () => GroupsAdmin | undefined = () => undefined): AdminService {
   const b = (): LocalBroker => get() ?? (() => { throw starting(); })();
+  const g = (): GroupsAdmin => getGroups() ?? (() => { throw starting(); })();
   return {
+    groups: { list: () => g().list(), describe: (name) => g().describe(name), resetOffsets: (name, req) => g().resetOffsets(name, req) },
     readiness: () => get()?.readiness() ?? { storage: false, kafka: false },
     cluster: () => b().clusterView(),
     listTopics: () => b().adminListTopics(),
@@ -64,11 +67,12 @@ export async function startBroker(config: LanceConfig, logger: Logger, version: 
   let admin: AdminServerHandle | undefined;
   let kafka: KafkaServer | undefined;
   let groups: GroupService | undefined;
+  let groupsView: GroupsAdmin | undefined;
   try {
     admin = await startAdminServer({
       host: config.listeners.admin.host,
       port: config.listeners.admin.port,
-      service: adminService(() => broker),
+      service: adminService(() => broker, () => groupsView),
       metrics: {
         contentType: metrics.registry.contentType,
         metrics: async () => {
@@ -82,6 +86,11 @@ export async function startBroker(config: LanceConfig, logger: Logger, version: 
     broker = await LocalBroker.open({ config, clusterId: identity.clusterId, nodeId: identity.nodeId, logger: log, metrics, version });
     const openBroker = broker;
     groups = await startStandaloneGroups(config.dataDir, openBroker, metrics.registry, log.child({ component: 'groups' }));
+    groupsView = groupsAdmin(groups, {
+      partitionCount: (t) => openBroker.getTopic(t)?.partitions.length,
+      highWatermarkOf: (t, p) => openBroker.highWatermarkOf(t, p),
+      listOffsets: (t, p, ts) => openBroker.listOffsets(t, p, ts),
+    });
     kafka = await startKafkaServer({
       groups,
       host: config.listeners.kafka.host,
