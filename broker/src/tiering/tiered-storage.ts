@@ -122,11 +122,21 @@ export class TieredStorage {
     this.timer.unref();
   }
 
-  /** Stops the timer and waits for running passes. Does not close the store. */
-  async stop(): Promise<void> {
+  /**
+   * Stops the timer and waits for running passes, at most `waitMs`: a pass stuck on a stalled store must not hold
+   * up shutdown (whatever it completes later is still correct: manifests only list verified uploads). Does not close
+   * the store.
+   */
+  async stop(waitMs = 5000): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
-    await Promise.allSettled([...this.parts.values()].map((s) => s.running));
+    let timer: NodeJS.Timeout | undefined;
+    const bounded = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, waitMs);
+      timer.unref();
+    });
+    await Promise.race([Promise.allSettled([...this.parts.values()].map((s) => s.running)), bounded]);
+    clearTimeout(timer);
   }
 
   addPartition(tp: TieredPartition): void {
