@@ -301,7 +301,9 @@ const FLAGS: readonly FlagSpec[] = [
 
 export const SERVER_USAGE = [
   'Usage: lance [--standalone] [--config <lance.yaml|lance.toml>] [--data-dir <dir>] [flags]',
-  '       lance dev      (what `npm start` runs: a standalone broker on 127.0.0.1, data under ./.data/)',
+  '       lance dev      (`npm run start:standalone`: a standalone broker on 127.0.0.1, data under ./.data/)',
+  '       lance dev-cluster   (what `npm start` runs: 3 nodes on 127.0.0.1, data under ./.data-cluster/node-N/)',
+  '       cluster mode: a config with cluster.peers (docs/configuration.md, "Cluster"); --standalone ignores them',
   '',
   'Flags:',
   '  --config <file>            config file: YAML (lance.yaml) or the TOML subset (lance.toml)',
