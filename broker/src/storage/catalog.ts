@@ -141,9 +141,7 @@ export function createTopic(dataDir: string, name: string, partitions: number, c
       throw new LanceError('INVALID_CONFIG', `topic config field ${issue?.path.join('.')}: ${issue?.message}`, { field: issue?.path.join('.') });
     }
     if (await getTopicByName(dataDir, name)) throw new LanceError('CONFLICT', `topic "${name}" already exists`, { name });
-    const ids = await listTopicIds(dataDir);
-    const id = opts.id ?? (ids.length ? ids[ids.length - 1]! + 1 : 1);
-    if (opts.id !== undefined && ids.includes(opts.id)) throw new LanceError('CONFLICT', `topic id ${opts.id} already exists`, { id: opts.id });
+    const id = await claimTopicId(dataDir, opts.id);
     const meta: TopicMeta = {
       id,
       name,
@@ -152,11 +150,34 @@ export function createTopic(dataDir: string, name: string, partitions: number, c
       config: cfg.data,
       createdAt: new Date().toISOString(),
     };
-    await mkdirDurable(topicDir(dataDir, id));
     for (let p = 0; p < partitions; p++) await mkdirDurable(partitionDir(dataDir, id, p));
     await atomicWriteJson(topicMetaPath(dataDir, id), meta);
     return meta;
   });
+}
+
+/**
+ * Claims a topic id by creating its directory exclusively (non-recursive mkdir, EEXIST = taken), so two processes
+ * on one data dir — a running broker and `lnc import-topic` (runbook §6.2) — can never pick the same id. The dir
+ * stays invisible as a topic until its topic.json is written (listTopics skips dirs without one).
+ * With `wanted`, that exact id or CONFLICT; otherwise the next free id after the highest one present.
+ */
+export async function claimTopicId(dataDir: string, wanted?: number): Promise<number> {
+  await mkdirDurable(dataDir);
+  const ids = await listTopicIds(dataDir);
+  let id = wanted ?? (ids.length ? ids[ids.length - 1]! + 1 : 1);
+  for (;;) {
+    try {
+      await fsp.mkdir(topicDir(dataDir, id));
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError('create topic dir', topicDir(dataDir, id), e);
+      if (wanted !== undefined) throw new LanceError('CONFLICT', `topic id ${wanted} already exists`, { id: wanted });
+      id++;
+    }
+  }
+  await fsyncDir(dataDir);
+  return id;
 }
 
 export function updateTopicConfig(dataDir: string, id: number, patch: Partial<TopicConfig>): Promise<TopicMeta> {

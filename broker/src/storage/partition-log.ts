@@ -380,9 +380,14 @@ export class PartitionLog {
     this._lastIndex = last.lastIndex;
     this._lastTerm = last.lastTerm;
     this._nextOffset = last.nextOffset;
+    // After a process crash the tail may sit only in the page cache (written, never fsynced). Sync it before
+    // calling it durable: the high watermark must never expose bytes a power loss could still take away.
+    // The segment before the active one may share the last unsynced flush window (a roll), so sync it too.
+    for (const s of this.segs.slice(-2)) s.dirty = true;
+    this.dirDirty = true;
+    await this.syncAll();
     this._durableIndex = this._lastIndex;
     this._durableOffset = this._nextOffset;
-    if (this.dirDirty) await this.syncAll();
   }
 
   /** Copies file bytes [from, to) to `<file>.corrupt-<unix ms>` durably. */

@@ -13,13 +13,15 @@ import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { z } from 'zod';
 import { ioError, LanceError } from '../../common/errors.ts';
-import { fsyncDir, mkdirDurable } from '../../common/fsutil.ts';
+import { atomicWriteJson, fsyncDir, mkdirDurable } from '../../common/fsutil.ts';
 import {
+  claimTopicId,
   createTopic,
   getTopicByName,
   listTopicIds,
   partitionDir,
   topicDir,
+  topicMetaPath,
   TopicConfigSchema,
   validateTopicName,
   type TopicMeta,
@@ -157,9 +159,8 @@ export async function importTopic(dataDir: string, name: string, input: Readable
             const i = cfg.error.issues[0]!;
             throw new LanceError('INVALID_CONFIG', `${inputName}: topic config field ${i.path.join('.')}: ${i.message}`, { field: i.path.join('.') });
           }
-          const ids = await listTopicIds(dataDir);
-          const id = ids.length > 0 ? ids[ids.length - 1]! + 1 : 1;
-          meta = await createTopic(staging, name, ev.header.topic.partitions, cfg.data, { id });
+          // the id inside the staging dir is provisional; the real one is claimed when the topic is published
+          meta = await createTopic(staging, name, ev.header.topic.partitions, cfg.data);
           source = { id: ev.header.topic.id, name: ev.header.topic.name };
           break;
         }
@@ -188,17 +189,23 @@ export async function importTopic(dataDir: string, name: string, input: Readable
       }
     }
     if (!meta || !source) throw new LanceError('INTERNAL', `${inputName}: no header read`);
-    const finalDir = topicDir(dataDir, meta.id);
-    if ((await fsp.stat(finalDir).catch(() => null)) !== null) throw new LanceError('CONFLICT', `${finalDir} appeared while importing; nothing was imported`, { path: finalDir });
+    // Publish into a data dir a running broker may be using (runbook §6.2): claim an id exclusively, move the
+    // verified partition dirs in, and write topic.json last — the broker sees the topic only once it is complete.
+    if (await getTopicByName(dataDir, name)) throw new LanceError('CONFLICT', `--name ${name}: a topic with this name appeared in ${dataDir} while importing; nothing was imported`, { name });
+    const id = await claimTopicId(dataDir);
+    const finalDir = topicDir(dataDir, id);
     try {
-      await fsp.rename(topicDir(staging, meta.id), finalDir);
+      for (let p = 0; p < meta.partitions; p++) await fsp.rename(partitionDir(staging, meta.id, p), partitionDir(dataDir, id, p));
+      await fsyncDir(finalDir);
+      meta = { ...meta, id };
+      await atomicWriteJson(topicMetaPath(dataDir, id), meta);
     } catch (e) {
-      throw ioError('move imported topic into place', finalDir, e);
+      await fsp.rm(finalDir, { recursive: true, force: true }).catch(() => undefined);
+      throw e instanceof LanceError ? e : ioError('move imported topic into place', finalDir, e);
     }
-    await fsyncDir(dataDir);
     await fsp.rm(staging, { recursive: true, force: true });
     progress?.done();
-    return { topic: { id: meta.id, name, partitions: meta.partitions, dir: finalDir }, input: inputName, entries, records, sourceTopic: source };
+    return { topic: { id, name, partitions: meta.partitions, dir: finalDir }, input: inputName, entries, records, sourceTopic: source };
   } catch (e) {
     progress?.done();
     await log?.close().catch(() => undefined);
@@ -253,7 +260,8 @@ export const importTopicCommand = defineCommand({
   details: [
     'Verifies the whole file while writing into a staging dir inside the data dir, then renames the topic into',
     'place: a truncated or corrupt file is refused with the byte position and leaves nothing behind (exit 1).',
-    '--input - reads stdin. Stop the broker first (it does not see topics created behind its back).',
+    '--input - reads stdin. Works on the data dir of a running standalone broker (runbook §6.2): the topic gets its',
+    'own id and topic.json is written last, so the broker picks it up only once it is complete.',
   ].join('\n'),
   options: z.object({
     path: z.string().min(1).describe('the data directory'),
@@ -262,7 +270,6 @@ export const importTopicCommand = defineCommand({
   }),
   async run(args, io) {
     await requirePath(args.path, '--path', ['dir']);
-    await refuseIfBrokerRunning(args.path);
     let input: Readable;
     let size = 0;
     if (args.input === '-') input = io.stdin;
