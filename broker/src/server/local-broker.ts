@@ -865,6 +865,7 @@ export class LocalBroker implements KafkaBackend {
   async adminFetch(topic: string, partition: number, q: FetchQuery, signal: AbortSignal): Promise<FetchResponse> {
     await this.topicForAdmin(topic);
     const p = this.partitionOf(topic, partition);
+    if (q.offset === undefined && this.tiering) await this.loadRemote(topic, p);
     const offset = q.offset ?? this.earliestOffset(topic, p);
     if (q.waitMs > 0) await this.waitForData(topic, partition, offset, q.waitMs, signal);
     const r = await this.fetch(topic, partition, offset, q.maxBytes);
