@@ -18,6 +18,11 @@
  *   2^31-1 → 0) else OUT_OF_ORDER_SEQUENCE_NUMBER.
  */
 
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { atomicWriteJson } from '../common/fsutil.ts';
+
 export const MAX_CACHED_BATCHES = 5;
 const INT32_MAX = 0x7fffffff;
 
@@ -130,4 +135,65 @@ export function producerInfoOf(batch: Buffer): ProducerBatchInfo {
     baseSequence: batch.readInt32BE(53),
     offsetCount: batch.readInt32BE(23) + 1,
   };
+}
+
+// ---------------------------------------------------------------- persistence: snapshot file + log scan
+
+
+export const PRODUCER_STATE_FILE = 'producer-state.json';
+
+const snapshotSchema = z.object({
+  version: z.literal(1),
+  nextOffset: z.number().int().nonnegative(),
+  producers: z.array(z.object({
+    producerId: z.number().int(),
+    epoch: z.number().int(),
+    batches: z.array(z.object({ firstSeq: z.number().int(), lastSeq: z.number().int(), baseOffset: z.number().int() })),
+  })),
+});
+
+/** What the rebuild needs of a partition log (PartitionLog satisfies it). */
+export interface ScannableLog {
+  readonly logStartOffset: number;
+  readonly nextOffset: number;
+  read(fromOffset: number, maxBytes: number): Promise<Array<{ type: number; firstOffset: number; offsetCount: number; payload: Buffer }>>;
+}
+
+const DATA_ENTRY = 1;
+
+/**
+ * Rebuilds a partition's producer state: the snapshot in `dir` (if valid and not beyond the log end) plus a scan of
+ * the log after it. A missing or unusable snapshot means a scan from the log start (slower, same result).
+ */
+export async function loadProducerState(dir: string, log: ScannableLog): Promise<ProducerStateTable> {
+  let table = new ProducerStateTable();
+  try {
+    const parsed = snapshotSchema.safeParse(JSON.parse(await fsp.readFile(path.join(dir, PRODUCER_STATE_FILE), 'utf8')));
+    if (parsed.success && parsed.data.nextOffset <= log.nextOffset) table = ProducerStateTable.fromSnapshot(parsed.data);
+  } catch {
+    // no snapshot (or unreadable): rebuild from the log alone
+  }
+  let from = Math.max(table.nextOffset, log.logStartOffset);
+  table.nextOffset = from;
+  const end = log.nextOffset;
+  while (from < end) {
+    const entries = await log.read(from, 1 << 20);
+    if (entries.length === 0) break;
+    let progressed = false;
+    for (const e of entries) {
+      const next = e.firstOffset + e.offsetCount;
+      if (next <= from) continue;
+      if (e.type === DATA_ENTRY && e.payload.length >= 61) table.observe(producerInfoOf(e.payload), e.firstOffset);
+      from = next;
+      progressed = true;
+    }
+    if (!progressed) break;
+  }
+  table.nextOffset = Math.max(table.nextOffset, from);
+  return table;
+}
+
+/** Writes the snapshot atomically (temp → fsync → rename → fsync dir). */
+export async function saveProducerState(dir: string, table: ProducerStateTable): Promise<void> {
+  await atomicWriteJson(path.join(dir, PRODUCER_STATE_FILE), table.snapshot());
 }
