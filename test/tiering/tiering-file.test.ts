@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { isLanceError } from '../../broker/src/common/errors.ts';
 import { silentLogger } from '../../broker/src/common/log.ts';
 import { ListOffsetsTimestamp } from '../../broker/src/kafka/backend.ts';
+import { FetchQuerySchema } from '../../broker/src/admin/schemas.ts';
 import { validateConfig } from '../../broker/src/server/config.ts';
 import { LocalBroker } from '../../broker/src/server/local-broker.ts';
 import { BrokerMetrics } from '../../broker/src/server/metrics.ts';
@@ -137,6 +138,10 @@ describe('tiered segments (file backend, LocalBroker)', () => {
     // a restarted broker (same data dir and bucket) serves offset 0 at once, before any tiering pass ran
     await broker.close();
     const { broker: b2 } = await openBroker(bucket, { uploadIntervalMs: 3_600_000, localRetentionBytes: 1 }, dataDir);
+    // the admin consume endpoint without an offset starts at the remote log start
+    const page = await b2.adminFetch('tiered', 0, FetchQuerySchema.parse({ max: 5 }), new AbortController().signal);
+    expect(page.records.map((r) => r.value)).toEqual(vals.slice(0, 5));
+    expect(page.nextOffset).toBe(5);
     expect((await b2.listOffsets('tiered', 0, ListOffsetsTimestamp.EARLIEST)).offset).toBe(0);
     expect((await readAll(b2, 'tiered', 0)).map((r) => r.value)).toEqual(vals);
     // its next pass continues the manifest versions (a new object, never a rewrite of an old key)
