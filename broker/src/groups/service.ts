@@ -89,6 +89,19 @@ export interface KafkaRequestContext {
 }
 
 const TICK_MS = 100;
+const COORDINATOR_NOT_AVAILABLE = 15;
+
+/** a copy of a response with EVERY errorCode (top level and per partition/member) set to `code` */
+export function withErrorCode(body: object, code: number): object {
+  const walk = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(walk);
+    if (v === null || typeof v !== 'object' || Buffer.isBuffer(v)) return v;
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) out[k] = k === 'errorCode' ? code : walk(x);
+    return out;
+  };
+  return walk(body) as object;
+}
 
 export class GroupService {
   readonly versions = GROUP_API_VERSIONS;
@@ -129,7 +142,7 @@ export class GroupService {
       (err: unknown) => {
         // not durable: the state may be ahead of the log; answer with a retriable error and let the process restart
         this.opts.logger.error({ err }, 'group command log append failed');
-        for (const r of st.replies) this.waiting.get(r.id)?.({ ...r.body, errorCode: 15 });
+        for (const r of st.replies) this.waiting.get(r.id)?.(withErrorCode(r.body, COORDINATOR_NOT_AVAILABLE));
         for (const r of st.replies) this.waiting.delete(r.id);
       },
     );
