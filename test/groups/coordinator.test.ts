@@ -171,6 +171,15 @@ describe('group coordinator (pure state machine)', () => {
     expect(c2.persistent.groups.has('g')).toBe(false);
   });
 
+  it('a commit to a partition that does not exist gets UNKNOWN_TOPIC_OR_PARTITION and is not stored', () => {
+    const c = new GroupCoordinator({ newMemberId: () => 'x', partitionExists: (t, p) => t === 't' && p < 2 });
+    const m = meta(8);
+    const s = c.offsetCommit({ groupId: 'g', generationIdOrMemberEpoch: -1, memberId: '', groupInstanceId: null, retentionTimeMs: -1, topics: [{ name: 't', partitions: [1, 2].map((partitionIndex) => ({ partitionIndex, committedOffset: 3, committedLeaderEpoch: -1, commitTimestamp: -1, committedMetadata: null })) }] }, m, 0);
+    expect(reply(s, m.id)).toMatchObject({ topics: [{ partitions: [{ partitionIndex: 1, errorCode: 0 }, { partitionIndex: 2, errorCode: GroupErr.UNKNOWN_TOPIC_OR_PARTITION }] }] });
+    expect(c.committed('g', 't', 2)).toBeNull();
+    expect(c.committed('g', 't', 1)?.offset).toBe(3);
+  });
+
   it('JoinGroup v0-v3 gets a member id at once; invalid session timeout and empty group id are rejected', () => {
     const c = coordinator();
     const m = meta(3);

@@ -44,6 +44,8 @@ export interface CoordinatorOptions {
   initialRebalanceDelayMs: number;
   maxMetadataBytes: number;
   newMemberId: (clientId: string) => string;
+  /** commits to a partition for which this is false get UNKNOWN_TOPIC_OR_PARTITION (absent: every partition exists) */
+  partitionExists?: (topic: string, partition: number) => boolean;
 }
 
 export const DEFAULT_COORDINATOR_OPTIONS: Omit<CoordinatorOptions, 'newMemberId'> = {
@@ -471,6 +473,7 @@ export class GroupCoordinator {
         partitions: t.partitions.map((p) => {
           let c = code;
           if (c === GroupErr.NONE && (p.committedMetadata ?? '').length > this.opts.maxMetadataBytes) c = GroupErr.OFFSET_METADATA_TOO_LARGE;
+          if (c === GroupErr.NONE && this.opts.partitionExists && !this.opts.partitionExists(t.name, p.partitionIndex)) c = GroupErr.UNKNOWN_TOPIC_OR_PARTITION;
           if (c === GroupErr.NONE) {
             offsets.push({ topic: t.name, partition: p.partitionIndex, offset: p.committedOffset, leaderEpoch: p.committedLeaderEpoch, metadata: p.committedMetadata ?? '', commitTimestamp: p.commitTimestamp >= 0 ? p.commitTimestamp : now });
           }

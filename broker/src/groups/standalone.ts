@@ -21,6 +21,8 @@ export async function startStandaloneGroups(dataDir: string, broker: StandaloneB
     // the endpoint is read per request: the Kafka listener's advertised address is known only after it binds
     coordinatorEndpoint: () => broker.brokers()[0] ?? null,
     metrics: metrics.hooks,
+    // a partition with a high watermark exists
+    coordinator: { partitionExists: (t, p) => broker.highWatermarkOf(t, p) !== null },
   });
   metrics.attach(service, (t, p) => broker.highWatermarkOf(t, p));
   return service;
