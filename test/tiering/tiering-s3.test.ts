@@ -193,6 +193,8 @@ describe('tiering through the fault proxy', () => {
       { name: '500', action: { kind: 'error', status: 500 } },
       { name: 'reset', action: { kind: 'reset' } },
       { name: 'stall', action: { kind: 'stall' } },
+      // the object IS stored, the answer is lost: still not in a manifest, so still not deletable locally
+      { name: 'lose-response', action: { kind: 'lose-response' } },
       { name: 'lose', action: { kind: 'lose' } },
       { name: 'corrupt-request', action: { kind: 'corrupt-request' } },
     ];
