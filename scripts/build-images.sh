@@ -15,6 +15,9 @@ REVISION="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(broker operator)
 
 log() { echo "build-images: $*" >&2; }
+for t in "${targets[@]}"; do
+  case "$t" in broker|operator) ;; *) log "unknown image '$t' (broker|operator)"; exit 2;; esac
+done
 
 if ! docker info >/dev/null 2>&1; then
   log "no Docker engine reachable (DOCKER_HOST=${DOCKER_HOST:-unset}); start one with scripts/start-dockerd.sh"
@@ -71,7 +74,6 @@ else
 fi
 
 for t in "${targets[@]}"; do
-  case "$t" in broker|operator) ;; *) log "unknown image '$t' (broker|operator)"; exit 2;; esac
   log "building lance/$t:$TAG"
   DOCKER_BUILDKIT=0 docker build --network host -q \
     --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg VERSION="$TAG" --build-arg REVISION="$REVISION" \
