@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadProducerState, ProducerStateTable, saveProducerState, type ScannableLog } from '../../broker/src/kafka/producer-state.ts';
+import { loadProducerState, maybeSaveProducerState, PRODUCER_STATE_FILE, ProducerStateTable, saveProducerState, type ScannableLog } from '../../broker/src/kafka/producer-state.ts';
+import { existsSync, readFileSync } from 'node:fs';
 import { buildRecordBatch } from '../../broker/src/kafka/records.ts';
 
 const b = (producerId: number, producerEpoch: number, baseSequence: number, offsetCount = 1) => ({ producerId, producerEpoch, baseSequence, offsetCount });
@@ -60,5 +61,22 @@ describe('idempotent producer sequence checker', () => {
     // a snapshot beyond the log end (log truncated after it) is ignored
     const shorter = await loadProducerState(dir, log(1));
     expect(shorter.check(b(5, 0, 2, 2))).toEqual({ kind: 'append' });
+  });
+
+  it('periodic snapshot: started after `every` observed batches, one at a time', async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'lance-pstate-'));
+    const t = new ProducerStateTable();
+    t.observe(b(3, 0, 0, 1), 0);
+    maybeSaveProducerState(dir, t, 2, () => undefined);
+    expect(t.saving).toBe(false);
+    expect(existsSync(path.join(dir, PRODUCER_STATE_FILE))).toBe(false);
+    t.observe(b(3, 0, 1, 1), 1);
+    maybeSaveProducerState(dir, t, 2, () => undefined);
+    expect(t.saving).toBe(true);
+    await new Promise<void>((resolve) => {
+      const poll = (): void => (t.saving ? void setImmediate(poll) : resolve());
+      poll();
+    });
+    expect(JSON.parse(readFileSync(path.join(dir, PRODUCER_STATE_FILE), 'utf8'))).toMatchObject({ nextOffset: 2, producers: [{ producerId: 3, epoch: 0 }] });
   });
 });

@@ -68,6 +68,9 @@ export class ProducerStateTable {
   private readonly producers = new Map<number, ProducerEntry>();
   /** offset after the last batch observed */
   nextOffset = 0;
+  /** batches observed since the last snapshot was started (periodic snapshots, see maybeSaveProducerState) */
+  sinceSnapshot = 0;
+  saving = false;
 
   static fromSnapshot(s: ProducerStateSnapshot): ProducerStateTable {
     const t = new ProducerStateTable();
@@ -114,6 +117,7 @@ export class ProducerStateTable {
   /** Records a batch written at `baseOffset` (after a successful append, and when scanning the log). */
   observe(b: ProducerBatchInfo, baseOffset: number): void {
     this.nextOffset = Math.max(this.nextOffset, baseOffset + b.offsetCount);
+    this.sinceSnapshot++;
     if (b.producerId < 0) return;
     let e = this.producers.get(b.producerId);
     if (!e || b.producerEpoch > e.epoch) {
@@ -196,4 +200,18 @@ export async function loadProducerState(dir: string, log: ScannableLog): Promise
 /** Writes the snapshot atomically (temp → fsync → rename → fsync dir). */
 export async function saveProducerState(dir: string, table: ProducerStateTable): Promise<void> {
   await atomicWriteJson(path.join(dir, PRODUCER_STATE_FILE), table.snapshot());
+}
+
+/**
+ * Starts a snapshot when `every` batches were observed since the last one (none while one is being written), so the
+ * scan after a crash stays bounded. A snapshot may cover batches not yet fsynced: if they are lost, its nextOffset
+ * is beyond the log end at the next open and it is ignored (full scan), so it is never wrong.
+ */
+export function maybeSaveProducerState(dir: string, table: ProducerStateTable, every: number, onError: (e: unknown) => void): void {
+  if (table.sinceSnapshot < every || table.saving) return;
+  table.sinceSnapshot = 0;
+  table.saving = true;
+  saveProducerState(dir, table).catch(onError).finally(() => {
+    table.saving = false;
+  });
 }

@@ -15,7 +15,7 @@ import type {
 import { ListOffsetsTimestamp } from '../kafka/backend.ts';
 import * as catalog from '../storage/catalog.ts';
 import { PartitionLog } from '../storage/partition-log.ts';
-import { loadProducerState, saveProducerState, type ProducerStateTable } from '../kafka/producer-state.ts';
+import { loadProducerState, maybeSaveProducerState, saveProducerState, type ProducerStateTable } from '../kafka/producer-state.ts';
 import { setPartitionLeaderEpoch } from '../storage/record-batch.ts';
 import { EntryType, type LogOptions } from '../storage/types.ts';
 import type {
@@ -508,6 +508,7 @@ export class LocalBroker implements KafkaBackend {
           p.producers.observe(b, at);
           at += b.offsetCount;
         }
+        if (p.dir) maybeSaveProducerState(p.dir, p.producers, 10_000, (e) => this.logger.warn({ err: e, topic, partition }, 'producer state snapshot failed'));
       }
       const base: ProduceResult = { baseOffset: result.firstOffset, logAppendTimeMs: -1, logStartOffset: p.log.logStartOffset };
       if (acks === 0) {
