@@ -188,3 +188,42 @@ describe('topic auto-creation through Metadata (topics.autoCreate)', () => {
     }
   });
 });
+
+describe('CreatePartitions', () => {
+  it('grows a topic with kafkajs admin; the new partition takes writes and is still there after a restart', async () => {
+    let lance = await startLance();
+    const dataDir = lance.dataDir;
+    try {
+      let kafka = new Kafka({ brokers: [lance.bootstrap], clientId: 'partitions-test', logLevel: logLevel.NOTHING, retry: { retries: 2 } });
+      let admin = kafka.admin();
+      const producer = kafka.producer({ allowAutoTopicCreation: false });
+      await admin.connect();
+      await producer.connect();
+      await admin.createTopics({ topics: [{ topic: 'grow', numPartitions: 1 }] });
+      await expect(admin.createPartitions({ topicPartitions: [{ topic: 'grow', count: 1 }] })).rejects.toThrow(); // not larger
+      await admin.createPartitions({ topicPartitions: [{ topic: 'grow', count: 3 }] });
+      const md = await admin.fetchTopicMetadata({ topics: ['grow'] });
+      expect(md.topics[0]!.partitions.map((p) => p.partitionId).sort()).toEqual([0, 1, 2]);
+      await producer.send({ topic: 'grow', acks: -1, messages: messages('p2', 10, 2) });
+      await producer.disconnect();
+      await admin.disconnect();
+      expect(await lance.stop('SIGTERM')).toBe(0);
+
+      lance = await startLance({ dataDir });
+      kafka = new Kafka({ brokers: [lance.bootstrap], clientId: 'partitions-test-2', logLevel: logLevel.NOTHING });
+      admin = kafka.admin();
+      await admin.connect();
+      const md2 = await admin.fetchTopicMetadata({ topics: ['grow'] });
+      await admin.disconnect();
+      expect(md2.topics[0]!.partitions).toHaveLength(3);
+      const reader = new KafkajsPartitionReader([lance.bootstrap]);
+      await reader.connect();
+      const got = await reader.readToEnd('grow', 2, 0);
+      await reader.disconnect();
+      expectRecords(got, 'p2', 10, 0);
+    } finally {
+      await lance.stop('SIGKILL');
+      removeDir(dataDir);
+    }
+  });
+});

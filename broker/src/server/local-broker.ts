@@ -194,9 +194,9 @@ export class LocalBroker implements KafkaBackend {
     return this.tiering;
   }
 
-  private registerTiering(rt: TopicRuntime): void {
+  private registerTiering(rt: TopicRuntime, partitions: PartitionRuntime[]): void {
     if (!this.tiering) return;
-    for (const p of rt.partitions) {
+    for (const p of partitions) {
       this.tiering.addPartition({
         topic: rt.meta.name, ref: { clusterId: this.clusterId, topicId: rt.topicId, partition: p.partition }, log: p.log,
         term: () => p.term, highWatermark: () => p.highWatermark,
@@ -223,9 +223,18 @@ export class LocalBroker implements KafkaBackend {
   }
 
   private async openTopic(meta: catalog.TopicMeta): Promise<TopicRuntime> {
+    const partitions = await this.openPartitions(meta, 0, meta.partitions);
+    const rt: TopicRuntime = { meta, topicId: uuidFromHex(meta.uuid), partitions, nextPartition: 0 };
+    this.topics.set(meta.name, rt);
+    this.registerTiering(rt, partitions);
+    return rt;
+  }
+
+  /** Opens partitions [from, to) of a topic (recovery included); on failure closes what it opened. */
+  private async openPartitions(meta: catalog.TopicMeta, from: number, to: number): Promise<PartitionRuntime[]> {
     const partitions: PartitionRuntime[] = [];
     try {
-      for (let p = 0; p < meta.partitions; p++) {
+      for (let p = from; p < to; p++) {
         const dir = catalog.partitionDir(this.config.dataDir, meta.id, p);
         const log = await PartitionLog.open(dir, this.partitionLogOptions(meta), this.logger.child({ topic: meta.name, partition: p }));
         const producers = await loadProducerState(dir, log);
@@ -235,10 +244,7 @@ export class LocalBroker implements KafkaBackend {
       await Promise.allSettled(partitions.map((p) => p.log.close()));
       throw e;
     }
-    const rt: TopicRuntime = { meta, topicId: uuidFromHex(meta.uuid), partitions, nextPartition: 0 };
-    this.topics.set(meta.name, rt);
-    this.registerTiering(rt);
-    return rt;
+    return partitions;
   }
 
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
@@ -478,7 +484,13 @@ export class LocalBroker implements KafkaBackend {
         throw new LanceError('INVALID_ARGUMENT', `numPartitions: topic "${name}" has ${t.partitions.length} partitions; the new count must be larger, got ${totalCount}`, { field: 'numPartitions' });
       }
       if (validateOnly) return;
-      throw new LanceError('UNSUPPORTED', `adding partitions is not supported yet (topic "${name}" keeps ${t.partitions.length})`);
+      // topic.json (the new count) is written only after the new partition dirs exist: a crash keeps the old count
+      const meta = await catalog.setPartitionCount(this.config.dataDir, t.meta.id, totalCount);
+      const added = await this.openPartitions(meta, t.partitions.length, totalCount);
+      t.partitions.push(...added);
+      t.meta = meta;
+      this.registerTiering(t, added);
+      this.logger.info({ topic: name, partitions: totalCount }, 'partitions added');
     });
   }
 
