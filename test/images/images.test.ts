@@ -138,7 +138,7 @@ describe.skipIf(!hasEngine)('lance images (Docker engine)', () => {
     await producer.connect();
     await producer.send({ topic: 'img', messages: [{ key: 'k', value: 'from-the-image' }] });
     await producer.disconnect();
-    // Consumer groups are not implemented yet: read back with kafkajs's own Fetch path (as test/kafka/ does).
+    // Read back with kafkajs's own Fetch path, group-less (as test/kafka/ does; groups are tested in test/groups/).
     const reader = new KafkajsPartitionReader([`127.0.0.1:${kafkaPort}`]);
     await reader.connect();
     const got = (await reader.readToEnd('img', 0, 0)).map((r) => r.value);

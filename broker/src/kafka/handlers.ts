@@ -35,7 +35,7 @@ import {
 import { decodeRecordBatches, validateRecordSet } from './records.ts';
 import type { KafkaGroupApi } from './server.ts';
 
-/** API key → [min, max] version this broker advertises in ApiVersions. Group APIs are deliberately absent (not implemented yet). */
+/** API key → [min, max] version this broker advertises in ApiVersions. Group APIs are added by the group coordinator (KafkaGroupApi.versions) when one is attached. */
 export const SUPPORTED_VERSIONS: ReadonlyMap<number, readonly [number, number]> = new Map<number, readonly [number, number]>([
   [ApiKey.Produce, [3, 9]],
   [ApiKey.Fetch, [4, 13]],

@@ -37,7 +37,7 @@ interface KafkajsCluster {
 }
 
 /**
- * Consumer groups are not implemented yet, so the kafkajs consumer cannot run. This reader uses kafkajs's own
+ * Reads a partition without a consumer group (groups have their own suite in test/groups/). It uses kafkajs's own
  * cluster/broker objects (its real Fetch encoder and RecordBatch decoder) to fetch a partition without a group:
  * the bytes the broker returns are decoded by kafkajs, not by Lance's code.
  */
