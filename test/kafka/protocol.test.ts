@@ -298,8 +298,9 @@ describe('Kafka protocol against the real lance process', () => {
     expect(after.results[0]!.configs.map((x) => [x.name, x.value])).toEqual([['retention.bytes', '1048576']]);
 
     const cp = await c.request<CreatePartitionsResponse>(37, 3, { topics: [{ name: 'proto', count: 1, assignments: null }], timeoutMs: 1000, validateOnly: false });
-    expect(cp.results[0]!.errorCode).not.toBe(0); // shrinking is never allowed
-    expect(cp.results[0]!.errorMessage).toBeTruthy();
+    // shrinking is never allowed: INVALID_PARTITIONS with a message naming the current count
+    expect(cp.results[0]!.errorCode).toBe(KafkaError.INVALID_PARTITIONS);
+    expect(cp.results[0]!.errorMessage).toMatch(/numPartitions: topic "proto" has 2 partitions/);
 
     const del = await c.request<DeleteTopicsResponse>(20, 6, { topics: [{ name: null, topicId }], timeoutMs: 10_000 });
     expect(del.responses[0]).toMatchObject({ name: 'proto', errorCode: 0 });

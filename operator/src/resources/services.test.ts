@@ -58,8 +58,9 @@ describe('desiredResources', () => {
       'PodDisruptionBudget/demo',
       'StatefulSet/demo',
     ]);
+    // each kind with the API group/version a real API server serves it under (a wrong one is a 404 at apply time)
+    expect(all.map((r) => r.apiVersion)).toEqual(['v1', 'v1', 'v1', 'v1', 'policy/v1', 'apps/v1']);
     for (const r of all) {
-      expect(r.apiVersion).toBeTruthy();
       expect(r.metadata?.namespace).toBe('lance');
       expect(r.metadata?.ownerReferences).toEqual([expect.objectContaining({ kind: 'LanceCluster', uid: 'uid-demo', controller: true })]);
       expect(r.metadata?.labels?.['app.kubernetes.io/managed-by']).toBe('lance-operator');
