@@ -28,6 +28,7 @@ import type {
 } from '../admin/schemas.ts';
 import type { RaftEntry, RaftStateEvent, Role } from '../raft/types.ts';
 import { setPartitionLeaderEpoch } from '../storage/record-batch.ts';
+import { readCommittedBatches } from '../storage/read-committed.ts';
 import { EntryType, type LogOptions } from '../storage/types.ts';
 import { logOptions, type LanceConfig } from '../server/config.ts';
 import { parseKafkaTopicConfigs } from '../server/local-broker.ts';
@@ -556,28 +557,7 @@ export class ClusterBroker implements KafkaBackend {
     const base = { highWatermark: hw, lastStableOffset: hw, logStartOffset };
     // offset in (hw, log end]: data exists here but is not committed yet (e.g. a new leader relearning the HW)
     if (offset >= hw) return { ...base, records: Buffer.alloc(0) };
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let from = offset;
-    while (from < hw) {
-      const entries = await pl.read(from, Math.max(1, maxBytes - size));
-      if (entries.length === 0) break;
-      let progressed = false;
-      for (const e of entries) {
-        const endOff = e.firstOffset + e.offsetCount;
-        if (endOff <= from) continue;
-        if (endOff > hw) { from = hw; break; }
-        if (e.type === EntryType.DATA) {
-          if (chunks.length > 0 && size + e.payload.length > maxBytes) { from = hw; break; }
-          chunks.push(e.payload);
-          size += e.payload.length;
-        }
-        from = endOff;
-        progressed = true;
-      }
-      if (!progressed || size >= maxBytes) break;
-    }
-    return { ...base, records: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) };
+    return { ...base, records: await readCommittedBatches((from, max) => pl.read(from, max), offset, hw, maxBytes) };
   }
 
   onHighWatermark(listener: (topic: string, partition: number, highWatermark: number) => void): () => void {

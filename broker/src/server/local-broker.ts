@@ -17,6 +17,7 @@ import * as catalog from '../storage/catalog.ts';
 import { PartitionLog } from '../storage/partition-log.ts';
 import { loadProducerState, maybeSaveProducerState, saveProducerState, type ProducerStateTable } from '../kafka/producer-state.ts';
 import { setPartitionLeaderEpoch } from '../storage/record-batch.ts';
+import { readCommittedBatches } from '../storage/read-committed.ts';
 import { EntryType, type LogOptions } from '../storage/types.ts';
 import type {
   ClusterView, ConsumedRecord, CreateTopicRequest, FetchQuery, FetchResponse, PartitionState, ProduceRequest, ProduceResponse,
@@ -593,29 +594,7 @@ export class LocalBroker implements KafkaBackend {
     }
     const base = { highWatermark: hw, lastStableOffset: hw, logStartOffset };
     if (offset === hw) return { ...base, records: Buffer.alloc(0) };
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let from = offset;
-    // read() returns whole entries from the one containing `from`; keep reading until maxBytes or the HW.
-    while (from < hw) {
-      const entries = await this.readEntries(topic, p, from, Math.max(1, maxBytes - size));
-      if (entries.length === 0) break;
-      let progressed = false;
-      for (const e of entries) {
-        const end = e.firstOffset + e.offsetCount;
-        if (end <= from) continue;
-        if (end > hw) { from = hw; break; }
-        if (e.type === EntryType.DATA) {
-          if (chunks.length > 0 && size + e.payload.length > maxBytes) { from = hw; break; }
-          chunks.push(e.payload);
-          size += e.payload.length;
-        }
-        from = end;
-        progressed = true;
-      }
-      if (!progressed || size >= maxBytes) break;
-    }
-    return { ...base, records: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) };
+    return { ...base, records: await readCommittedBatches((from, max) => this.readEntries(topic, p, from, max), offset, hw, maxBytes) };
   }
 
   /**
