@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfigText, parseServerArgs, resolveConfig } from '../../../broker/src/server/config.ts';
 import { objectStoreConfigFromUrl, validateObjectStoreConfig } from '../../../broker/src/tiering/config.ts';
+import { parsePeersFile } from '../../../broker/src/cluster/config.ts';
 import { configMapData } from './configmap.ts';
 import { cluster, restore } from './fixtures.test-util.ts';
 import { resolveRestoreSource, restoreCommand } from './restore-job.ts';
@@ -61,6 +62,11 @@ describe('broker compatibility', () => {
     expect(cfg.topics).toMatchObject({ autoCreate: true, defaultPartitions: 4 });
     expect(cfg.log.level).toBe('warn');
     expect(cfg.maxFrameBytes).toBe(2_000_000);
+    // Cluster mode: the broker reads its founding members from the mounted peers.yaml, and finds itself there.
+    expect(cfg.cluster.peersFile).toBe('/etc/lance/peers.yaml');
+    const peers = parsePeersFile(configMapData(c)['peers.yaml'], cfg.cluster.peersFile!);
+    expect(peers.map((p) => p.nodeId)).toEqual([0, 1, 2]);
+    expect(peers.find((p) => p.nodeId === cfg.nodeId)).toMatchObject({ host: 'demo-2.demo-headless.lance.svc', raftPort: 11993, kafkaPort: 19092, adminPort: 11992 });
     expect(container?.args).toEqual(['--config', '/etc/lance/lance.yaml', '--data-dir', '/var/lib/lance']);
   });
 
@@ -68,6 +74,7 @@ describe('broker compatibility', () => {
     const cfg = resolveConfig({ fileRaw: parseConfigText(configMapData(cluster({ replicas: 1 }))['lance.yaml'], 'lance.yaml'), env: {}, overrides: {} });
     expect(cfg.standalone).toBe(true);
     expect(cfg.listeners.kafka.port).toBe(9092);
+    expect(statefulSet(cluster({ replicas: 1 })).spec?.template.spec?.containers[0]?.env?.some((e) => e.name === 'LANCE_PEERS_FILE')).toBe(false);
   });
 
   it('the tiering config accepts the objectStore section (the server config does not include it yet)', () => {

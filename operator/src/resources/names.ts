@@ -26,6 +26,8 @@ export const MANAGED_BY = 'lance-operator';
 export const DATA_DIR = '/var/lib/lance';
 export const CONFIG_DIR = '/etc/lance';
 export const CONFIG_FILE = `${CONFIG_DIR}/lance.yaml`;
+/** The ConfigMap's peers.yaml as mounted (the broker reads it through LANCE_PEERS_FILE). */
+export const PEERS_FILE = `${CONFIG_DIR}/peers.yaml`;
 export const DATA_VOLUME = 'data';
 
 export interface Named {

@@ -21,6 +21,7 @@ import {
   ANNOTATION_CONFIG_HASH,
   CONFIG_DIR,
   CONFIG_FILE,
+  PEERS_FILE,
   DATA_DIR,
   DATA_VOLUME,
   LABEL_FENCED,
@@ -98,6 +99,9 @@ function brokerEnv(cluster: LanceCluster, options: StatefulSetOptions): V1EnvVar
     // Kafka clients reconnect to the broker by its stable per-pod DNS name ($(VAR) is expanded by the kubelet).
     { name: 'LANCE_ADVERTISED_HOST', value: `$(POD_NAME).${names.headlessService(name)}.$(POD_NAMESPACE).svc` },
     ...bind,
+    // More than one broker: cluster mode, founding members from the mounted peers.yaml. An env var, not a
+    // lance.yaml key, because a path in env is mapped by whatever maps volume mounts (the test/kube kubelet too).
+    ...(cluster.spec.replicas > 1 ? [{ name: 'LANCE_PEERS_FILE', value: PEERS_FILE }] : []),
     ...Object.entries(brokerSettingsEnv(cluster)).map(([k, v]) => ({ name: k, value: v })),
     ...credentialEnv(cluster.spec.objectStore?.credentialsSecret),
   ];
