@@ -5,6 +5,9 @@
  */
 import { z } from 'zod';
 import { LanceError } from '../common/errors.ts';
+import {
+  applyGroupCommand, emptyGroupsState, groupCommandSchema, groupsSnapshotSchema, snapshotOf, stateFromSnapshot, type GroupsState,
+} from '../groups/commands.ts';
 
 export const META_GROUP = '__meta';
 
@@ -29,6 +32,10 @@ export const MetaCommandSchema = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('createPartitions'), name: z.string().min(1), assignment: z.array(z.array(nodeId)) }),
   z.strictObject({ op: z.literal('alterConfig'), name: z.string().min(1), config: TopicConfigSchema }),
   z.strictObject({ op: z.literal('registerBroker'), broker: BrokerInfoSchema }),
+  // consumer groups (broker/src/cluster/cluster-groups.ts): the coordinator's commands, applied in log order
+  z.strictObject({ op: z.literal('groups'), cmds: z.array(groupCommandSchema) }),
+  // producer ids [from, next) are reserved; applies only if `from` is the current high-water mark (no overlap)
+  z.strictObject({ op: z.literal('producerIdBlock'), from: z.number().int().nonnegative(), next: z.number().int().positive() }),
 ]);
 export type MetaCommand = z.infer<typeof MetaCommandSchema>;
 
@@ -50,10 +57,14 @@ export interface MetadataState {
   nextTopicId: number;
   topics: Record<string, TopicState>;
   brokers: Record<string, BrokerInfo>;
+  /** consumer groups: offsets and generations (cluster-groups.ts); snapshots carry it as `GroupsSnapshot` JSON */
+  groups: GroupsState;
+  /** producer ids below this may have been handed out (InitProducerId) */
+  nextProducerId: number;
 }
 
 export function emptyMetadata(): MetadataState {
-  return { applied: 0, nextTopicId: 1, topics: {}, brokers: {} };
+  return { applied: 0, nextTopicId: 1, topics: {}, brokers: {}, groups: emptyGroupsState(), nextProducerId: 0 };
 }
 
 export function encodeCommand(c: MetaCommand): Uint8Array {
@@ -111,6 +122,15 @@ export function applyCommand(s: MetadataState, index: number, c: MetaCommand): {
       s.brokers[String(c.broker.nodeId)] = { ...c.broker };
       return { ok: true };
     }
+    case 'groups': {
+      for (const g of c.cmds) applyGroupCommand(s.groups, g);
+      return { ok: true };
+    }
+    case 'producerIdBlock': {
+      if (c.from !== s.nextProducerId || c.next <= c.from) return { ok: false, error: `producer id block [${c.from}, ${c.next}) does not start at the high-water mark ${s.nextProducerId}` };
+      s.nextProducerId = c.next;
+      return { ok: true };
+    }
   }
 }
 
@@ -133,13 +153,21 @@ export function assignReplicas(brokers: readonly number[], partitions: number, r
 }
 
 export function snapshotMetadata(s: MetadataState): string {
-  return JSON.stringify(s);
+  return JSON.stringify({ ...s, groups: snapshotOf(s.groups) });
 }
 
 export function restoreMetadata(text: string): MetadataState {
-  const raw = JSON.parse(text) as MetadataState;
+  const raw = JSON.parse(text) as Omit<MetadataState, 'groups' | 'nextProducerId'> & { groups?: unknown; nextProducerId?: unknown };
   if (typeof raw !== 'object' || raw === null || typeof raw.applied !== 'number' || typeof raw.topics !== 'object' || typeof raw.brokers !== 'object') {
     throw new LanceError('CORRUPT', 'metadata snapshot: expected {applied, nextTopicId, topics, brokers}');
   }
-  return raw;
+  // snapshots written before groups were replicated have neither field
+  let groups = emptyGroupsState();
+  if (raw.groups !== undefined) {
+    const g = groupsSnapshotSchema.safeParse(raw.groups);
+    if (!g.success) throw new LanceError('CORRUPT', `metadata snapshot: groups: ${g.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    groups = stateFromSnapshot(g.data);
+  }
+  const nextProducerId = typeof raw.nextProducerId === 'number' && Number.isInteger(raw.nextProducerId) && raw.nextProducerId >= 0 ? raw.nextProducerId : 0;
+  return { ...raw, groups, nextProducerId };
 }

@@ -17,7 +17,11 @@ import type { Logger } from '../common/log.ts';
 import { PartitionLog } from '../storage/partition-log.ts';
 import { EntryType } from '../storage/types.ts';
 import { decodeRecordBatches, encodeRecordBatch } from '../server/records.ts';
-import { applyGroupCommand, emptyGroupsState, snapshotOf, stateFromSnapshot, type GroupCommand, type GroupsState } from './commands.ts';
+import {
+  applyGroupCommand, emptyGroupsState, groupCommandSchema, groupSchemaParts, snapshotOf, stateFromSnapshot, type GroupCommand, type GroupsState,
+} from './commands.ts';
+
+export { groupCommandSchema };
 
 export interface GroupCommandLog {
   /** resolves when the commands are durable (standalone) or committed (cluster) */
@@ -29,15 +33,8 @@ export interface GroupCommandLog {
   close(): Promise<void>;
 }
 
-const offsetSchema = z.object({ offset: z.number().int(), leaderEpoch: z.number().int(), metadata: z.string(), commitTimestamp: z.number() });
-const memberSchema = z.object({ memberId: z.string(), groupInstanceId: z.string().nullable(), clientId: z.string(), clientHost: z.string(), assignment: z.string() });
-const tp = { topic: z.string(), partition: z.number().int().nonnegative() };
-export const groupCommandSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('group'), groupId: z.string(), protocolType: z.string(), protocol: z.string().nullable(), generation: z.number().int(), leader: z.string().nullable(), members: z.array(memberSchema) }),
-  z.object({ type: z.literal('offsets'), groupId: z.string(), offsets: z.array(z.object({ ...tp, ...offsetSchema.shape })) }),
-  z.object({ type: z.literal('offsets-delete'), groupId: z.string(), partitions: z.array(z.object(tp)) }),
-  z.object({ type: z.literal('group-delete'), groupId: z.string() }),
-]);
+const { offsetSchema, memberSchema, tp } = groupSchemaParts;
+
 const snapshotSchema = z.object({
   version: z.literal(1),
   /** log offset of the first command NOT included */

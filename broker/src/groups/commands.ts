@@ -4,6 +4,7 @@
  * cluster mode, of the metadata Raft log: whoever applies the same commands in the same order gets the same state.
  * Commands are plain JSON (Buffers as base64) so they can be stored and replicated as-is.
  */
+import { z } from 'zod';
 
 export interface CommittedOffset {
   offset: number;
@@ -127,4 +128,33 @@ export function stateFromSnapshot(s: GroupsSnapshot): GroupsState {
     applyGroupCommand(state, { type: 'offsets', groupId: g.groupId, offsets: g.offsets });
   }
   return state;
+}
+
+// ------------------------------------------------------------------ zod schemas (commands read back from a log)
+
+const offsetSchema = z.object({ offset: z.number().int(), leaderEpoch: z.number().int(), metadata: z.string(), commitTimestamp: z.number() });
+const memberSchema = z.object({ memberId: z.string(), groupInstanceId: z.string().nullable(), clientId: z.string(), clientHost: z.string(), assignment: z.string() });
+const tp = { topic: z.string(), partition: z.number().int().nonnegative() };
+/** building blocks shared with the standalone snapshot schema (command-log.ts) */
+export const groupSchemaParts = { offsetSchema, memberSchema, tp };
+
+/** A `GroupCommand` as read from a log (standalone command log, metadata Raft log). */
+export const groupCommandSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('group'), groupId: z.string(), protocolType: z.string(), protocol: z.string().nullable(), generation: z.number().int(), leader: z.string().nullable(), members: z.array(memberSchema) }),
+  z.object({ type: z.literal('offsets'), groupId: z.string(), offsets: z.array(z.object({ ...tp, ...offsetSchema.shape })) }),
+  z.object({ type: z.literal('offsets-delete'), groupId: z.string(), partitions: z.array(z.object(tp)) }),
+  z.object({ type: z.literal('group-delete'), groupId: z.string() }),
+]);
+
+/** The JSON snapshot form (`GroupsSnapshot`) as read back. */
+export const groupsSnapshotSchema = z.object({
+  groups: z.array(z.object({
+    groupId: z.string(), protocolType: z.string(), protocol: z.string().nullable(), generation: z.number().int(), leader: z.string().nullable(),
+    members: z.array(memberSchema), offsets: z.array(z.object({ ...tp, ...offsetSchema.shape })),
+  })),
+});
+
+/** a deep copy (the coordinator mutates its state optimistically; the replicated copy must not move with it) */
+export function cloneGroupsState(s: GroupsState): GroupsState {
+  return stateFromSnapshot(snapshotOf(s));
 }
