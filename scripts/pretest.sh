@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
 command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
+# test/kube faults.isolatePod (network partition of one pod on the shared loopback)
+command -v iptables >/dev/null 2>&1 || need_apt+=(iptables)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "pretest: installing apt packages: ${need_apt[*]}"
