@@ -123,6 +123,17 @@ export class KubeRest {
     return (text ? JSON.parse(text) : {}) as T;
   }
 
+  /** GET of a plain-text answer (e.g. `pods/<name>/log`); errors as in request(). */
+  async getText(path: string, query: RequestOptions['query'] = {}, timeoutMs = 30_000): Promise<string> {
+    const { res } = await this.open('GET', path, { query, timeoutMs });
+    const chunks: Buffer[] = [];
+    for await (const c of res) chunks.push(c as Buffer);
+    const text = Buffer.concat(chunks).toString('utf8');
+    const status = res.statusCode ?? 0;
+    if (status < 200 || status >= 300) throw new KubeApiError(status, 'Unknown', text.slice(0, 500), path);
+    return text;
+  }
+
   get<T extends KubeObject>(k: Kind, namespace: string | undefined, name: string): Promise<T> {
     return this.request<T>('GET', resourcePath(k, namespace, name));
   }
