@@ -23,6 +23,16 @@ export const BrokerInfoSchema = z.strictObject({
 });
 export type BrokerInfo = z.infer<typeof BrokerInfoSchema>;
 
+/** A partition's new target replica set (membership changes): the partition's leader moves its Raft group there. */
+const ReassignSchema = z.strictObject({ name: z.string().min(1), partition: z.number().int().nonnegative(), replicas: z.array(nodeId).min(1) });
+export type Reassign = z.infer<typeof ReassignSchema>;
+
+/** What a partition's leader last reported about its group (the Metadata answer for nodes without a replica). */
+export const PartitionLeaderSchema = z.strictObject({
+  leader: nodeId, term: z.number().int().nonnegative(), voters: z.array(nodeId), learners: z.array(nodeId),
+});
+export type PartitionLeader = z.infer<typeof PartitionLeaderSchema>;
+
 export const MetaCommandSchema = z.discriminatedUnion('op', [
   z.strictObject({
     op: z.literal('createTopic'), name: z.string().min(1), topicId: z.string().min(1), partitions: z.number().int().positive(),
@@ -31,7 +41,14 @@ export const MetaCommandSchema = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('deleteTopic'), name: z.string().min(1) }),
   z.strictObject({ op: z.literal('createPartitions'), name: z.string().min(1), assignment: z.array(z.array(nodeId)) }),
   z.strictObject({ op: z.literal('alterConfig'), name: z.string().min(1), config: TopicConfigSchema }),
-  z.strictObject({ op: z.literal('registerBroker'), broker: BrokerInfoSchema }),
+  /** add or update a broker's endpoints; `reassign`: partitions that gain it as a replica (under-replicated ones) */
+  z.strictObject({ op: z.literal('registerBroker'), broker: BrokerInfoSchema, reassign: z.array(ReassignSchema).optional() }),
+  /** the founding members at once (the controller's first act), so assignment never sees half of them */
+  z.strictObject({ op: z.literal('registerBrokers'), brokers: z.array(BrokerInfoSchema) }),
+  /** `lnc members remove`: the id is retired for good; `reassign` moves every replica it held */
+  z.strictObject({ op: z.literal('unregisterBroker'), nodeId, reassign: z.array(ReassignSchema) }),
+  /** a partition leader's report: leader, term (= Kafka leader epoch) and Raft membership of its group */
+  z.strictObject({ op: z.literal('reportPartition'), name: z.string().min(1), id: z.number().int().positive(), partition: z.number().int().nonnegative(), state: PartitionLeaderSchema }),
   // consumer groups (broker/src/cluster/cluster-groups.ts): the coordinator's commands, applied in log order
   z.strictObject({ op: z.literal('groups'), cmds: z.array(groupCommandSchema) }),
   // producer ids [from, next) are reserved; applies only if `from` is the current high-water mark (no overlap)
@@ -47,8 +64,12 @@ export interface TopicState {
   id: number;
   rf: number;
   config: Record<string, string>;
-  /** partition → replica node ids (the founding voters of that partition's Raft group) */
+  /** partition → target replica node ids (what the partition's Raft group converges to; first the founding voters) */
   assignment: number[][];
+  /** partition → the founding voters (the Raft group's bootstrap config; only these pass it when they open the group) */
+  founders?: number[][];
+  /** partition → the last leader report (null until one arrives) */
+  leaders?: Array<PartitionLeader | null>;
 }
 
 export interface MetadataState {
@@ -56,7 +77,10 @@ export interface MetadataState {
   applied: number;
   nextTopicId: number;
   topics: Record<string, TopicState>;
+  /** brokers ever registered (keyed by node id); members are those not in `removed` */
   brokers: Record<string, BrokerInfo>;
+  /** node ids retired by `members remove`; never registered again (node ids are never reused for a different disk) */
+  removed?: number[];
   /** consumer groups: offsets and generations (cluster-groups.ts); snapshots carry it as `GroupsSnapshot` JSON */
   groups: GroupsState;
   /** producer ids below this may have been handed out (InitProducerId) */
@@ -64,7 +88,25 @@ export interface MetadataState {
 }
 
 export function emptyMetadata(): MetadataState {
-  return { applied: 0, nextTopicId: 1, topics: {}, brokers: {}, groups: emptyGroupsState(), nextProducerId: 0 };
+  return { applied: 0, nextTopicId: 1, topics: {}, brokers: {}, removed: [], groups: emptyGroupsState(), nextProducerId: 0 };
+}
+
+/** Brokers that are members (registered, not removed), sorted by id. */
+export function activeBrokers(s: MetadataState): BrokerInfo[] {
+  const removed = new Set(s.removed ?? []);
+  return Object.values(s.brokers).filter((b) => !removed.has(b.nodeId)).sort((a, b) => a.nodeId - b.nodeId);
+}
+
+export function isRemoved(s: MetadataState, id: number): boolean {
+  return (s.removed ?? []).includes(id);
+}
+
+function applyReassign(s: MetadataState, list: readonly Reassign[]): void {
+  for (const r of list) {
+    const t = s.topics[r.name];
+    if (!t || r.partition >= t.assignment.length) continue;
+    t.assignment[r.partition] = [...r.replicas];
+  }
 }
 
 export function encodeCommand(c: MetaCommand): Uint8Array {
@@ -98,7 +140,10 @@ export function applyCommand(s: MetadataState, index: number, c: MetaCommand): {
   switch (c.op) {
     case 'createTopic': {
       if (s.topics[c.name]) return { ok: false, error: `topic "${c.name}" already exists` };
-      s.topics[c.name] = { name: c.name, topicId: c.topicId, id: s.nextTopicId++, rf: c.rf, config: { ...c.config }, assignment: c.assignment.map((a) => [...a]) };
+      s.topics[c.name] = {
+        name: c.name, topicId: c.topicId, id: s.nextTopicId++, rf: c.rf, config: { ...c.config }, assignment: c.assignment.map((a) => [...a]),
+        founders: c.assignment.map((a) => [...a]), leaders: c.assignment.map(() => null),
+      };
       return { ok: true };
     }
     case 'deleteTopic': {
@@ -109,6 +154,8 @@ export function applyCommand(s: MetadataState, index: number, c: MetaCommand): {
     case 'createPartitions': {
       const t = s.topics[c.name];
       if (!t) return { ok: false, error: `topic "${c.name}" does not exist` };
+      t.founders = [...foundersOf(t), ...c.assignment.map((a) => [...a])];
+      t.leaders = [...(t.leaders ?? t.assignment.map(() => null)), ...c.assignment.map(() => null)];
       t.assignment.push(...c.assignment.map((a) => [...a]));
       return { ok: true };
     }
@@ -119,7 +166,31 @@ export function applyCommand(s: MetadataState, index: number, c: MetaCommand): {
       return { ok: true };
     }
     case 'registerBroker': {
+      if (isRemoved(s, c.broker.nodeId)) return { ok: false, error: `node id ${c.broker.nodeId} was removed; node ids are never reused` };
       s.brokers[String(c.broker.nodeId)] = { ...c.broker };
+      applyReassign(s, c.reassign ?? []);
+      return { ok: true };
+    }
+    case 'registerBrokers': {
+      for (const b of c.brokers) if (!isRemoved(s, b.nodeId)) s.brokers[String(b.nodeId)] = { ...b };
+      return { ok: true };
+    }
+    case 'unregisterBroker': {
+      if (isRemoved(s, c.nodeId)) return { ok: true };
+      s.removed = [...(s.removed ?? []), c.nodeId].sort((a, b) => a - b);
+      applyReassign(s, c.reassign);
+      return { ok: true };
+    }
+    case 'reportPartition': {
+      const t = s.topics[c.name];
+      if (!t || t.id !== c.id || c.partition >= t.assignment.length) return { ok: false, error: `topic "${c.name}" (id ${c.id}) has no partition ${c.partition}` };
+      const leaders = t.leaders ?? t.assignment.map(() => null);
+      while (leaders.length < t.assignment.length) leaders.push(null);
+      // Terms only move forward: a late report from a deposed leader never overwrites a newer one, so the epoch a
+      // node without a replica reports is never newer than the truth.
+      if (!acceptReport(leaders[c.partition] ?? null, c.state)) return { ok: false, error: 'stale report' };
+      leaders[c.partition] = { ...c.state, voters: [...c.state.voters], learners: [...c.state.learners] };
+      t.leaders = leaders;
       return { ok: true };
     }
     case 'groups': {
@@ -132,6 +203,108 @@ export function applyCommand(s: MetadataState, index: number, c: MetaCommand): {
       return { ok: true };
     }
   }
+}
+
+/** A report replaces the stored one when its term is newer, or the same leader updates its membership in its term. */
+export function acceptReport(cur: PartitionLeader | null, next: PartitionLeader): boolean {
+  return cur === null || next.term > cur.term || (next.term === cur.term && next.leader === cur.leader);
+}
+
+export function foundersOf(t: TopicState): number[][] {
+  return t.founders ?? t.assignment.map((a) => [...a]);
+}
+
+/** Replica count per active broker over every partition's target set (for least-loaded placement). */
+function replicaLoad(s: MetadataState, brokers: readonly number[]): Map<number, number> {
+  const load = new Map<number, number>(brokers.map((b) => [b, 0]));
+  for (const t of Object.values(s.topics)) for (const r of t.assignment) for (const id of r) if (load.has(id)) load.set(id, load.get(id)! + 1);
+  return load;
+}
+
+function topUp(replicas: readonly number[], want: number, load: Map<number, number>): number[] {
+  const out = [...replicas];
+  while (out.length < want) {
+    const pick = [...load.entries()].filter(([id]) => !out.includes(id)).sort((a, b) => a[1] - b[1] || a[0] - b[0])[0];
+    if (!pick) break;
+    out.push(pick[0]);
+    load.set(pick[0], pick[1] + 1);
+  }
+  return out;
+}
+
+/**
+ * Pure plan for `members remove <id>`: every partition that lists `id` drops it and, when another active broker is
+ * free, gains the least-loaded one instead (keeping the replication factor when enough brokers exist).
+ * Partitions whose only replica is `id` would keep none: they are listed in `orphaned` (the caller refuses).
+ */
+export function planRemoval(s: MetadataState, id: number): { reassign: Reassign[]; orphaned: string[] } {
+  const brokers = activeBrokers(s).map((b) => b.nodeId).filter((b) => b !== id);
+  const load = replicaLoad(s, brokers);
+  const reassign: Reassign[] = [];
+  const orphaned: string[] = [];
+  for (const t of Object.values(s.topics).sort((a, b) => a.id - b.id)) {
+    t.assignment.forEach((replicas, p) => {
+      if (!replicas.includes(id)) return;
+      const next = topUp(replicas.filter((r) => r !== id), t.rf, load);
+      if (next.length === 0) orphaned.push(`${t.name}-${p}`);
+      else reassign.push({ name: t.name, partition: p, replicas: next });
+    });
+  }
+  return { reassign, orphaned };
+}
+
+/** Pure plan for `members add`: partitions below their replication factor gain active brokers (least loaded first). */
+export function planUnderReplicated(s: MetadataState, extra?: number): Reassign[] {
+  const ids = activeBrokers(s).map((b) => b.nodeId);
+  if (extra !== undefined && !ids.includes(extra)) ids.push(extra);
+  const load = replicaLoad(s, ids);
+  const out: Reassign[] = [];
+  for (const t of Object.values(s.topics).sort((a, b) => a.id - b.id)) {
+    t.assignment.forEach((replicas, p) => {
+      if (replicas.length >= t.rf) return;
+      const next = topUp(replicas, t.rf, load);
+      if (next.length > replicas.length) out.push({ name: t.name, partition: p, replicas: next });
+    });
+  }
+  return out;
+}
+
+export type MembershipStep =
+  | { kind: 'addLearner' | 'promote' | 'remove'; nodeId: number }
+  | { kind: 'transfer'; to: number };
+
+/**
+ * Pure: the next single-server change that moves a Raft group's membership toward `target` (run by the group's
+ * leader; one change at a time: the core refuses a second while one is uncommitted). Order:
+ *  1. drop learners that are not wanted;
+ *  2. drop unwanted voters that are NOT alive (a dead member only makes the quorum harder: with voters [1, 3] and 3
+ *     dead, adding a learner could never commit, removing 3 can);
+ *  3. add missing members as learners; 4. promote caught-up learners;
+ *  5. only when every wanted member is a voter, remove the remaining unwanted (live) voters, so a group never runs
+ *     below its replication factor while a replacement catches up. A leader that must leave first transfers
+ *     leadership to the most caught-up wanted voter.
+ * `lag(id)`: entries behind the leader (Infinity when unknown); `alive(id)`: heard from recently.
+ */
+export function nextMembershipStep(
+  self: number, config: { voters: readonly number[]; learners: readonly number[] }, target: readonly number[],
+  lag: (id: number) => number, alive: (id: number) => boolean, maxPromoteLag: number,
+): MembershipStep | null {
+  const want = new Set(target);
+  const stray = config.learners.find((l) => !want.has(l));
+  if (stray !== undefined) return { kind: 'remove', nodeId: stray };
+  const unwanted = config.voters.filter((v) => !want.has(v)).sort((a, b) => a - b);
+  const dead = unwanted.find((v) => v !== self && !alive(v));
+  if (dead !== undefined && config.voters.length > 1) return { kind: 'remove', nodeId: dead };
+  const missing = [...want].sort((a, b) => a - b).find((id) => !config.voters.includes(id) && !config.learners.includes(id));
+  if (missing !== undefined) return { kind: 'addLearner', nodeId: missing };
+  const ready = config.learners.filter((l) => lag(l) <= maxPromoteLag).sort((a, b) => a - b)[0];
+  if (ready !== undefined) return { kind: 'promote', nodeId: ready };
+  if (config.learners.length > 0) return null; // a replacement is still catching up
+  const other = unwanted.find((v) => v !== self);
+  if (other !== undefined) return config.voters.length > 1 ? { kind: 'remove', nodeId: other } : null;
+  if (!unwanted.includes(self)) return null;
+  const to = config.voters.filter((v) => v !== self && want.has(v)).sort((a, b) => lag(a) - lag(b) || a - b)[0];
+  return to === undefined ? null : { kind: 'transfer', to };
 }
 
 /**
@@ -169,5 +342,5 @@ export function restoreMetadata(text: string): MetadataState {
     groups = stateFromSnapshot(g.data);
   }
   const nextProducerId = typeof raw.nextProducerId === 'number' && Number.isInteger(raw.nextProducerId) && raw.nextProducerId >= 0 ? raw.nextProducerId : 0;
-  return { ...raw, groups, nextProducerId };
+  return { ...raw, removed: Array.isArray(raw.removed) ? raw.removed : [], groups, nextProducerId };
 }
