@@ -31,6 +31,7 @@ import { setPartitionLeaderEpoch } from '../storage/record-batch.ts';
 import { readCommittedBatches } from '../storage/read-committed.ts';
 import { EntryType, type LogOptions } from '../storage/types.ts';
 import { logOptions, type LanceConfig } from '../server/config.ts';
+import { ReplicatedProducerState } from '../kafka/producer-state.ts';
 import { parseKafkaTopicConfigs } from '../server/local-broker.ts';
 import type { BrokerMetrics } from '../server/metrics.ts';
 import { decodeRecordBatches, encodeRecordBatch, partitionForKey, type SimpleRecord } from '../server/records.ts';
@@ -69,6 +70,8 @@ interface PartitionRuntime {
   leader: number | null;
   commitWaiters: Waiter[];
   durableWaiters: Waiter[];
+  /** idempotent producers' sequences, from the replicated batches (kafka/producer-state.ts) */
+  producers: ReplicatedProducerState;
 }
 
 export interface ClusterBrokerOptions {
@@ -112,6 +115,10 @@ export class ClusterBroker implements KafkaBackend {
   private metaRole: Role = 'follower';
   private metaTerm = 0;
   private metaLeader: number | null = null;
+  /** term in which this node is the controller AND has applied its own no-op (its state is complete); else null */
+  private metaReadyTerm: number | null = null;
+  /** controller requests served by other modules (cluster-groups.ts) */
+  private readonly extraControllerOps = new Map<string, (body: unknown) => Promise<unknown>>();
   private readonly metaWaiters = new Map<number, Waiter & { result?: { ok: boolean; error?: string } }>();
   private readonly parts = new Map<string, PartitionRuntime>();
   private reconcileChain: Promise<void> = Promise.resolve();
@@ -177,6 +184,7 @@ export class ClusterBroker implements KafkaBackend {
     this.metaRole = ev.role;
     this.metaTerm = ev.term;
     this.metaLeader = ev.leader;
+    if (ev.role !== 'leader' || ev.term !== this.metaReadyTerm) this.metaReadyTerm = null;
     if (ev.role !== 'leader') {
       for (const [i, w] of this.metaWaiters) {
         this.metaWaiters.delete(i);
@@ -201,6 +209,8 @@ export class ClusterBroker implements KafkaBackend {
         }
       } else {
         this.meta.applied = e.index;
+        // the no-op of our own term: every earlier entry is applied, the controller's state is complete
+        if (e.type === EntryType.NOOP && this.metaRole === 'leader' && e.term === this.metaTerm) this.metaReadyTerm = e.term;
       }
       const w = this.metaWaiters.get(e.index);
       if (w) {
@@ -325,8 +335,11 @@ export class ClusterBroker implements KafkaBackend {
         if (!res.ok) throw notFound(name);
         return {};
       }
-      default:
+      default: {
+        const extra = this.extraControllerOps.get(method);
+        if (extra) return extra(body);
         throw new LanceError('UNSUPPORTED', `unknown controller request "${method}"`);
+      }
     }
   }
 
@@ -376,7 +389,7 @@ export class ClusterBroker implements KafkaBackend {
       if (this.closed) { await log.close(); return; }
       const rt: PartitionRuntime = {
         group: gid, topic: w.t.name, topicNumericId: w.t.id, partition: w.p, log, hw: 0, commitIndex: 0,
-        role: 'follower', term: 0, leader: null, commitWaiters: [], durableWaiters: [],
+        role: 'follower', term: 0, leader: null, commitWaiters: [], durableWaiters: [], producers: new ReplicatedProducerState(),
       };
       this.parts.set(gid, rt);
       this.host.addGroup(gid, log, { voters: [...w.replicas].sort((a, b) => a - b), learners: [] }, {
@@ -390,7 +403,12 @@ export class ClusterBroker implements KafkaBackend {
   }
 
   private applyPartition(rt: PartitionRuntime, entries: RaftEntry[], commitIndex: number): void {
-    for (const e of entries) rt.hw += offsetCountOf(e);
+    for (const e of entries) {
+      if (e.type === EntryType.DATA) rt.producers.onCommitted(Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength), rt.hw);
+      // the no-op of the leader's own term: everything before it is committed, so the producer state is complete
+      else if (e.type === EntryType.NOOP && rt.role === 'leader' && e.term === rt.term) rt.producers.leaderReady();
+      rt.hw += offsetCountOf(e);
+    }
     rt.commitIndex = commitIndex;
     this.resolveWaiters(rt, rt.commitWaiters, commitIndex);
     this.events.emit('hw', rt.topic, rt.partition, rt.hw);
@@ -407,6 +425,7 @@ export class ClusterBroker implements KafkaBackend {
 
   private onPartitionState(rt: PartitionRuntime, ev: RaftStateEvent): void {
     const wasLeader = rt.role === 'leader';
+    if (ev.role !== 'leader' || ev.term !== rt.term) rt.producers.stepDown();
     rt.role = ev.role;
     rt.term = ev.term;
     rt.leader = ev.leader;
@@ -522,10 +541,37 @@ export class ClusterBroker implements KafkaBackend {
       this.assertNotFenced(`produce to ${what}`);
       if (batches.length === 0) throw new LanceError('INVALID_ARGUMENT', 'produce: no record batches', { field: 'records' });
       const rt = this.runtime(topic, partition);
-      return this.proposeData(rt, batches.map((b) => b.bytes), acks, timeoutMs).then((baseOffset) => ({ baseOffset, logAppendTimeMs: -1, logStartOffset: 0 }));
+      if (rt.role !== 'leader') throw notLeader(`produce to ${what}`, rt.leader);
+      const seq = rt.producers.check(batches, what);
+      if (seq.kind === 'duplicate') {
+        // a retried idempotent batch already in the log: its original offset, once committed (acks=0: at once)
+        const base = { baseOffset: seq.baseOffset, logAppendTimeMs: -1, logStartOffset: rt.log.pl.logStartOffset };
+        return acks === 0 ? Promise.resolve(base) : this.waitCommitted(rt, seq.baseOffset, timeoutMs).then(() => base);
+      }
+      const base = rt.log.nextOffset;
+      const p = this.proposeData(rt, batches.map((b) => b.bytes), acks, timeoutMs); // throws if nothing was proposed
+      if (base !== null) rt.producers.onProposed(batches, base);
+      return p.then((baseOffset) => ({ baseOffset, logAppendTimeMs: -1, logStartOffset: 0 }));
     } catch (e) {
       return Promise.reject(e);
     }
+  }
+
+  /** resolves once the partition's HW passes `offset`; NOT_LEADER if this node stops leading first */
+  private waitCommitted(rt: PartitionRuntime, offset: number, timeoutMs: number): Promise<void> {
+    const what = `${rt.topic}-${rt.partition}`;
+    const term = rt.term;
+    const ms = timeoutMs > 0 ? timeoutMs : 30_000;
+    return new Promise<void>((resolve, reject) => {
+      const check = (): void => {
+        if (rt.hw > offset) { cleanup(); resolve(); } else if (rt.role !== 'leader' || rt.term !== term) { cleanup(); reject(notLeader(`produce to ${what}`, rt.leader)); }
+      };
+      const timer = setTimeout(() => { cleanup(); reject(new LanceError('TIMEOUT', `${what}: offset ${offset} not committed within ${ms} ms`)); }, ms);
+      const cleanup = (): void => { clearTimeout(timer); this.events.off('hw', check); this.events.off('change', check); };
+      this.events.on('hw', check);
+      this.events.on('change', check);
+      check();
+    });
   }
 
   private proposeData(rt: PartitionRuntime, batches: Buffer[], acks: -1 | 0 | 1, timeoutMs: number): Promise<number> {
@@ -617,6 +663,61 @@ export class ClusterBroker implements KafkaBackend {
     for (const [k, v] of Object.entries(configs)) if (v !== null) config[k] = v;
     parseKafkaTopicConfigs(config);
     await this.onController('alterConfig', { name: topic, config, validateOnly });
+  }
+
+  // ---------------------------------------------------------------- hooks for the consumer-group layer (cluster-groups.ts)
+
+  /** the applied metadata state (read only: callers must not mutate it) */
+  metadataState(): Readonly<MetadataState> {
+    return this.meta;
+  }
+
+  /** the metadata term in which this node is the controller with a complete applied state, else null */
+  controllerReadyTerm(): number | null {
+    return this.metaRole === 'leader' ? this.metaReadyTerm : null;
+  }
+
+  /** metadata index proposed last (controller) — a restarted group service waits until this is applied */
+  metadataLastIndex(): number {
+    return this.host.node(META_GROUP)?.status().lastIndex ?? 0;
+  }
+
+  /** listener for any role/leader/applied-state change (metadata or partitions); returns the unsubscribe */
+  onStateChange(listener: () => void): () => void {
+    this.events.on('change', listener);
+    return () => this.events.off('change', listener);
+  }
+
+  /** controller only: propose one metadata command, resolved with its apply result once committed */
+  proposeMetadata(c: MetaCommand): Promise<{ ok: boolean; error?: string }> {
+    if (this.metaRole !== 'leader') return Promise.reject(notLeader(`metadata change ${c.op}`, this.metaLeader));
+    try {
+      return this.proposeMeta(c);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** runs a registered controller request here (controller) or on the controller (RPC over the raft transport) */
+  callController(method: string, body: unknown): Promise<unknown> {
+    return this.onController(method, body);
+  }
+
+  /** serves `method` on the controller (see callController); inputs arrive from the wire: validate them */
+  registerControllerOp(method: string, fn: (body: unknown) => Promise<unknown>): void {
+    this.extraControllerOps.set(method, fn);
+  }
+
+  /** the Kafka endpoint of a node (from the peers list), or null */
+  kafkaEndpointOf(nodeId: number): BrokerEndpoint | null {
+    return this.brokers().find((b) => b.nodeId === nodeId) ?? null;
+  }
+
+  /** HW of this node's replica of a partition (consumer lag), or null when it holds none */
+  highWatermarkOf(topic: string, partition: number): number | null {
+    const t = this.meta.topics[topic];
+    if (!t) return null;
+    return this.parts.get(partitionGroup(t, partition))?.hw ?? null;
   }
 
   // ---------------------------------------------------------------- runtime hooks (same shape as LocalBroker)

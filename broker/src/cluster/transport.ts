@@ -9,6 +9,8 @@
  *              length | the raw bytes (entry data in entry order, then snapshot data): no JSON of Buffers
  *   RPC 3      JSON {id, method, body}        (forwarded admin requests, e.g. create topic on the controller)
  *   RPC_RESP 4 JSON {id, ok, result | error {code, message}}
+ *   BIN_REQ 5  u32 id | JSON {method, header}           (binary RPC: segment transfer chunks, see segment-transfer.ts)
+ *   BIN_RESP 6 u32 id | u8 ok | u32 JSON length | JSON header (ok) or error {code, message} | raw bytes (ok only)
  * A frame longer than maxFrameBytes, an unknown kind or an undecodable body closes that connection (garbage).
  * Everything queued for a peer during one turn of the event loop goes out in ONE write (setImmediate flush).
  * The dialer reconnects with exponential backoff (50 ms → 1 s). Raft messages to a peer without a connection are
@@ -19,7 +21,7 @@ import { LanceError, isLanceError, type LanceErrorCode } from '../common/errors.
 import type { Logger } from '../common/log.ts';
 import type { NodeId, RaftEntry, RaftMessage } from '../raft/types.ts';
 
-export const FrameKind = { HELLO: 1, RAFT: 2, RPC: 3, RPC_RESP: 4 } as const;
+export const FrameKind = { HELLO: 1, RAFT: 2, RPC: 3, RPC_RESP: 4, BIN_REQ: 5, BIN_RESP: 6 } as const;
 export const DEFAULT_MAX_FRAME_BYTES = 128 << 20;
 
 export interface PeerAddress { nodeId: NodeId; host: string; port: number }
@@ -101,6 +103,55 @@ export function decodeRaftBody(body: Buffer): { group: string; message: RaftMess
   return { group, message: head as unknown as RaftMessage };
 }
 
+/** Pure: a BIN_REQ frame (with its length prefix). */
+export function encodeBinRequest(id: number, method: string, header: unknown): Buffer {
+  const json = Buffer.from(JSON.stringify({ method, header }), 'utf8');
+  const pre = Buffer.allocUnsafe(4);
+  pre.writeUInt32BE(id, 0);
+  return frame(FrameKind.BIN_REQ, Buffer.concat([pre, json]));
+}
+
+export function decodeBinRequest(body: Buffer): { id: number; method: string; header: unknown } {
+  if (body.length < 4) throw garbage(`BIN_REQ frame of ${body.length} bytes is too short`);
+  let req: { method?: unknown; header?: unknown };
+  try {
+    req = JSON.parse(body.toString('utf8', 4)) as { method?: unknown; header?: unknown };
+  } catch {
+    throw garbage('BIN_REQ frame: body is not JSON');
+  }
+  if (typeof req !== 'object' || req === null || typeof req.method !== 'string') throw garbage('BIN_REQ frame without method');
+  return { id: body.readUInt32BE(0), method: req.method, header: req.header ?? null };
+}
+
+export type BinResponse = { ok: true; header: unknown; data: Buffer } | { ok: false; error: { code: string; message: string; details: Record<string, unknown> } };
+
+/** Pure: a BIN_RESP frame (with its length prefix); the data bytes travel raw after the JSON header. */
+export function encodeBinResponse(id: number, r: BinResponse): Buffer {
+  const json = Buffer.from(JSON.stringify(r.ok ? r.header ?? null : r.error), 'utf8');
+  const pre = Buffer.allocUnsafe(9);
+  pre.writeUInt32BE(id, 0);
+  pre.writeUInt8(r.ok ? 1 : 0, 4);
+  pre.writeUInt32BE(json.length, 5);
+  return frame(FrameKind.BIN_RESP, Buffer.concat(r.ok ? [pre, json, r.data] : [pre, json]));
+}
+
+export function decodeBinResponse(body: Buffer): { id: number; r: BinResponse } {
+  if (body.length < 9) throw garbage(`BIN_RESP frame of ${body.length} bytes is too short`);
+  const id = body.readUInt32BE(0);
+  const ok = body.readUInt8(4) === 1;
+  const jl = body.readUInt32BE(5);
+  if (9 + jl > body.length) throw garbage(`BIN_RESP frame: JSON length ${jl} runs past the frame`);
+  let head: unknown;
+  try {
+    head = JSON.parse(body.toString('utf8', 9, 9 + jl));
+  } catch {
+    throw garbage('BIN_RESP frame: header is not JSON');
+  }
+  if (ok) return { id, r: { ok: true, header: head, data: body.subarray(9 + jl) } };
+  const e = (head ?? {}) as { code?: unknown; message?: unknown; details?: unknown };
+  return { id, r: { ok: false, error: { code: typeof e.code === 'string' ? e.code : 'INTERNAL', message: typeof e.message === 'string' ? e.message : 'remote error', details: (typeof e.details === 'object' && e.details !== null ? e.details : {}) as Record<string, unknown> } } };
+}
+
 /** Incremental frame splitter: push bytes, get whole frames {kind, body}; throws CORRUPT on an oversized length. */
 export class FrameReader {
   private bufs: Buffer[] = [];
@@ -130,6 +181,8 @@ export class FrameReader {
 // ---------------------------------------------------------------------------------------------- transport
 
 export type RpcHandler = (from: NodeId, method: string, body: unknown) => Promise<unknown>;
+/** binary RPC: a JSON header in, a JSON header + raw bytes out (segment transfer chunks) */
+export type BinRpcHandler = (from: NodeId, method: string, header: unknown) => Promise<{ header: unknown; data: Buffer }>;
 
 export interface TransportOptions {
   nodeId: NodeId;
@@ -141,6 +194,8 @@ export interface TransportOptions {
   maxFrameBytes?: number;
   onMessage: (group: string, m: RaftMessage) => void;
   onRpc: RpcHandler;
+  /** BIN_REQ handler; without one every BIN_REQ is answered with an UNSUPPORTED error */
+  onBinRpc?: BinRpcHandler;
 }
 
 interface Peer {
@@ -159,6 +214,7 @@ export class Transport {
   private closed = false;
   private rpcSeq = 0;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }>();
+  private readonly binPending = new Map<number, { resolve: (v: { header: unknown; data: Buffer }) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }>();
   private readonly accepted = new Set<net.Socket>();
   port = 0;
 
@@ -281,6 +337,26 @@ export class Transport {
       clearTimeout(w.timer);
       if (r.ok) w.resolve(r.result);
       else w.reject(new LanceError(r.error?.code ?? 'INTERNAL', r.error?.message ?? 'remote error', r.error?.details));
+    } else if (kind === FrameKind.BIN_REQ) {
+      const req = decodeBinRequest(body);
+      const h = this.opts.onBinRpc;
+      const run = h ? h(peer, req.method, req.header) : Promise.reject(new LanceError('UNSUPPORTED', `binary rpc ${req.method}: not served by node ${this.opts.nodeId}`));
+      run.then(
+        (res) => this.enqueue(peer, encodeBinResponse(req.id, { ok: true, header: res.header, data: res.data })),
+        (e: unknown) => this.enqueue(peer, encodeBinResponse(req.id, {
+          ok: false,
+          error: isLanceError(e) ? { code: e.code, message: e.message, details: e.details ?? {} } : { code: 'INTERNAL', message: e instanceof Error ? e.message : String(e), details: {} },
+        })),
+      );
+    } else if (kind === FrameKind.BIN_RESP) {
+      const { id, r } = decodeBinResponse(body);
+      const w = this.binPending.get(id);
+      if (!w) return;
+      this.binPending.delete(id);
+      clearTimeout(w.timer);
+      // copy: the frame buffer is shared with the rest of the socket read
+      if (r.ok) w.resolve({ header: r.header, data: Buffer.from(r.data) });
+      else w.reject(new LanceError(r.error.code as LanceErrorCode, r.error.message, r.error.details));
     } else {
       void s;
       throw garbage(`unknown frame kind ${kind}`);
@@ -323,6 +399,22 @@ export class Transport {
     });
   }
 
+  /** Binary RPC to a peer (BIN_REQ → BIN_RESP): IO without a connection, TIMEOUT after timeoutMs. */
+  binRpc(to: NodeId, method: string, header: unknown, timeoutMs: number): Promise<{ header: unknown; data: Buffer }> {
+    const id = (this.rpcSeq = (this.rpcSeq + 1) >>> 0);
+    return new Promise((resolve, reject) => {
+      if (!this.enqueue(to, encodeBinRequest(id, method, header))) {
+        reject(new LanceError('IO', `no connection to node ${to} (raft port)`, { nodeId: to }));
+        return;
+      }
+      const timer = setTimeout(() => {
+        this.binPending.delete(id);
+        reject(new LanceError('TIMEOUT', `node ${to} did not answer ${method} within ${timeoutMs} ms`, { nodeId: to }));
+      }, timeoutMs);
+      this.binPending.set(id, { resolve, reject, timer });
+    });
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     for (const p of this.peers.values()) {
@@ -335,6 +427,11 @@ export class Transport {
       w.reject(new LanceError('IO', 'transport closed'));
     }
     this.pending.clear();
+    for (const w of this.binPending.values()) {
+      clearTimeout(w.timer);
+      w.reject(new LanceError('IO', 'transport closed'));
+    }
+    this.binPending.clear();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
   }
 }

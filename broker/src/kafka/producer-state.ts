@@ -21,6 +21,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { LanceError } from '../common/errors.ts';
 import { atomicWriteJson } from '../common/fsutil.ts';
 
 export const MAX_CACHED_BATCHES = 5;
@@ -214,4 +215,69 @@ export function maybeSaveProducerState(dir: string, table: ProducerStateTable, e
   saveProducerState(dir, table).catch(onError).finally(() => {
     table.saving = false;
   });
+}
+
+// ---------------------------------------------------------------- cluster mode: a replicated partition
+
+/**
+ * Producer state of one partition replica in cluster mode (broker/src/cluster/). The replicated entries ARE the
+ * state: every replica observes each COMMITTED data batch in log order (`onCommitted`), so a follower that becomes
+ * leader already knows every producer's last sequences, and a restarted node rebuilds them while Raft re-applies its
+ * log. The leader also checks against its own uncommitted proposals: `leaderReady()` (called when the no-op of its
+ * term commits — every earlier entry is then committed and observed) starts an overlay copy that sees each
+ * proposal as it is appended; `stepDown()` drops it. Until then idempotent batches are refused as NOT_LEADER
+ * (retriable) so no check runs against an incomplete state.
+ */
+export class ReplicatedProducerState {
+  private readonly committed = new ProducerStateTable();
+  private leader: ProducerStateTable | null = null;
+
+  get ready(): boolean {
+    return this.leader !== null;
+  }
+
+  get producerCount(): number {
+    return this.committed.size;
+  }
+
+  /** a committed DATA entry's payload (one RecordBatch) at `baseOffset` */
+  onCommitted(batch: Buffer, baseOffset: number): void {
+    if (batch.length >= 61) this.committed.observe(producerInfoOf(batch), baseOffset);
+  }
+
+  leaderReady(): void {
+    this.leader = ProducerStateTable.fromSnapshot(this.committed.snapshot());
+  }
+
+  stepDown(): void {
+    this.leader = null;
+  }
+
+  /**
+   * The leader's decision for one produce request: `append`, or `duplicate` (its first batch was already written at
+   * `baseOffset`: answer with that, append nothing). A gap or an old epoch throws (OUT_OF_ORDER_SEQUENCE_NUMBER /
+   * INVALID_PRODUCER_EPOCH via `details.field`). `what` names the partition in the message.
+   */
+  check(batches: readonly ProducerBatchInfo[], what: string): { kind: 'append' } | { kind: 'duplicate'; baseOffset: number } {
+    const idempotent = batches.some((b) => b.producerId >= 0);
+    if (!idempotent) return { kind: 'append' };
+    if (!this.leader) throw new LanceError('NOT_LEADER', `${what}: the new leader is still applying its log (idempotent producer state); retry`, { leader: null });
+    for (let i = 0; i < batches.length; i++) {
+      const d = this.leader.check(batches[i]!);
+      if (d.kind === 'duplicate' && i === 0) return { kind: 'duplicate', baseOffset: d.baseOffset };
+      if (d.kind === 'out-of-order') throw new LanceError('INVALID_ARGUMENT', `${what}: ${d.message}`, { field: 'sequence' });
+      if (d.kind === 'fenced') throw new LanceError('INVALID_ARGUMENT', `${what}: ${d.message}`, { field: 'producerEpoch' });
+    }
+    return { kind: 'append' };
+  }
+
+  /** the leader appended these batches (in order) starting at `baseOffset` */
+  onProposed(batches: readonly ProducerBatchInfo[], baseOffset: number): void {
+    if (!this.leader) return;
+    let at = baseOffset;
+    for (const b of batches) {
+      this.leader.observe(b, at);
+      at += b.offsetCount;
+    }
+  }
 }
