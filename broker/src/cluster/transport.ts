@@ -192,6 +192,8 @@ export interface TransportOptions {
   peers: PeerAddress[];
   logger: Logger;
   maxFrameBytes?: number;
+  /** accept HELLO from a lower node id not in `peers` (cluster mode with membership changes) */
+  acceptUnknownPeers?: boolean;
   onMessage: (group: string, m: RaftMessage) => void;
   onRpc: RpcHandler;
   /** BIN_REQ handler; without one every BIN_REQ is answered with an UNSUPPORTED error */
@@ -240,6 +242,36 @@ export class Transport {
     for (const p of this.peers.values()) if (this.opts.nodeId < p.addr.nodeId) this.dial(p);
   }
 
+  /**
+   * Membership learned from the metadata log (brokers added after bootstrap): adds a peer or updates its address.
+   * A lower own id dials it (an address change drops the old connection so the next dial uses the new address).
+   */
+  setPeer(addr: PeerAddress): void {
+    if (addr.nodeId === this.opts.nodeId || this.closed) return;
+    const p = this.peers.get(addr.nodeId);
+    if (!p) {
+      const np: Peer = { addr, socket: null, out: [], flushScheduled: false, backoff: 50, timer: null };
+      this.peers.set(addr.nodeId, np);
+      if (this.server && this.opts.nodeId < addr.nodeId) this.dial(np);
+      return;
+    }
+    if (p.addr.host === addr.host && p.addr.port === addr.port) return;
+    p.addr = addr;
+    if (this.opts.nodeId < addr.nodeId) p.socket?.destroy();
+  }
+
+  /** A removed member: stop dialling it and drop its connection. */
+  removePeer(nodeId: NodeId): void {
+    const p = this.peers.get(nodeId);
+    if (!p) return;
+    this.peers.delete(nodeId);
+    if (p.timer) clearTimeout(p.timer);
+    p.timer = null;
+    const s = p.socket;
+    p.socket = null;
+    s?.destroy();
+  }
+
   connected(nodeId: NodeId): boolean {
     return this.peers.get(nodeId)?.socket != null;
   }
@@ -258,7 +290,7 @@ export class Transport {
     s.on('error', () => undefined);
     s.once('close', () => {
       if (p.socket === s) p.socket = null;
-      if (this.closed) return;
+      if (this.closed || this.peers.get(p.addr.nodeId) !== p) return;
       if (!up) p.backoff = Math.min(1000, p.backoff * 2);
       p.timer = setTimeout(() => { p.timer = null; this.dial(p); }, up ? 50 : p.backoff);
     });
@@ -283,7 +315,13 @@ export class Transport {
       if (p && p.socket === s) p.socket = null;
     });
     this.readFrames(s, () => peerId, (hello) => {
-      const p = this.peers.get(hello.nodeId);
+      let p = this.peers.get(hello.nodeId);
+      // A lower id of the same cluster that we do not know yet: a member added after our peers list was written
+      // (we learn its address from the metadata later; the accepting side does not need it).
+      if (!p && hello.clusterId === this.opts.clusterId && hello.nodeId < this.opts.nodeId && this.opts.acceptUnknownPeers) {
+        p = { addr: { nodeId: hello.nodeId, host: s.remoteAddress ?? '', port: 0 }, socket: null, out: [], flushScheduled: false, backoff: 50, timer: null };
+        this.peers.set(hello.nodeId, p);
+      }
       if (hello.clusterId !== this.opts.clusterId || !p || hello.nodeId >= this.opts.nodeId) {
         this.opts.logger.warn({ hello }, 'raft transport: refused a connection (unknown peer, wrong cluster id, or not a lower id dialling)');
         s.destroy();
