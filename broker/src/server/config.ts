@@ -78,7 +78,15 @@ export const LanceConfigSchema = z.strictObject({
     localRetentionMs: nonNegInt.default(0),
     localRetentionBytes: nonNegInt.default(0),
     cacheBytes: posInt.default(64 * 1024 * 1024),
-  }).default({ uploadIntervalMs: 10_000, localRetentionMs: 0, localRetentionBytes: 0, cacheBytes: 64 * 1024 * 1024 }),
+    /** metadata DR (broker/src/tiering/metadata-dr.ts): restore points every this many ms */
+    metadataUploadIntervalMs: posInt.default(10_000),
+    metadataDr: bool.default(true),
+    restorePointRetentionMs: nonNegInt.default(7 * 24 * 3600 * 1000),
+    coldStartRestore: bool.default(true),
+  }).default({
+    uploadIntervalMs: 10_000, localRetentionMs: 0, localRetentionBytes: 0, cacheBytes: 64 * 1024 * 1024,
+    metadataUploadIntervalMs: 10_000, metadataDr: true, restorePointRetentionMs: 7 * 24 * 3600 * 1000, coldStartRestore: true,
+  }),
 });
 
 export type LanceConfig = z.infer<typeof LanceConfigSchema>;
@@ -128,6 +136,10 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'tiering.localRetentionMs', env: 'LANCE_TIERING_LOCAL_RETENTION_MS', kind: 'int', default: '0', doc: 'With `objectStore`: local retention by age (`local.retention.ms`); only segments whose upload was verified are deleted. 0 = only the topic retention applies locally. The topic retention (`retention.ms/bytes`) applies to the remote log.' },
   { path: 'tiering.localRetentionBytes', env: 'LANCE_TIERING_LOCAL_RETENTION_BYTES', kind: 'int', default: '0', doc: 'With `objectStore`: local retention by size per partition (`local.retention.bytes`); only verified uploads are deleted. 0 = only the topic retention applies locally.' },
   { path: 'tiering.cacheBytes', env: 'LANCE_TIERING_CACHE_BYTES', kind: 'int', default: '67108864', doc: 'Bytes of remote segment data cached for fetches below the local log start (LRU of 1 MiB ranges).' },
+  { path: 'tiering.metadataUploadIntervalMs', env: 'LANCE_METADATA_UPLOAD_INTERVAL_MS', kind: 'int', default: '10000', doc: 'With `objectStore`: how often the metadata owner (standalone: the broker; cluster: the controller) uploads a metadata snapshot and then a restore point. The seed\'s `CHRONIK_METADATA_UPLOAD_INTERVAL` (seconds) is accepted when this is not set.' },
+  { path: 'tiering.metadataDr', env: 'LANCE_METADATA_DR', kind: 'bool', default: 'true', doc: 'With `objectStore`: upload restore points (metadata DR). The seed\'s `CHRONIK_METADATA_DR=false` turns it off too.' },
+  { path: 'tiering.restorePointRetentionMs', env: 'LANCE_RESTORE_POINT_RETENTION_MS', kind: 'int', default: '604800000', doc: 'Restore points older than this are deleted (the newest 3 always stay); 0 = keep all. Point-in-time restore reaches back this far.' },
+  { path: 'tiering.coldStartRestore', env: 'LANCE_COLD_START_RESTORE', kind: 'bool', default: 'true', doc: 'With `objectStore`: a broker starting on an empty data dir restores the newest restore point from the bucket (same code as `lnc restore`) before serving.' },
   { path: 'log.level', env: 'LANCE_LOG_LEVEL', kind: 'string', default: 'info', doc: `pino log level: ${LOG_LEVELS.join(', ')}.` },
 ];
 
