@@ -119,6 +119,9 @@ export function restoreJob(input: RestoreJobInput): V1Job {
                 { name: 'tmp', mountPath: '/tmp' },
               ],
               securityContext: containerSecurityContext(),
+              // A failed restore's last output lines become the container's termination message, which the
+              // controller copies into the LanceRestore's Failed condition.
+              terminationMessagePolicy: 'FallbackToLogsOnError',
             },
           ],
           volumes: [
@@ -132,6 +135,25 @@ export function restoreJob(input: RestoreJobInput): V1Job {
 }
 
 export const ANNOTATION_RESTORED_BY = 'lance.dev/restored-by';
+/** On PVCs a restore created: the uid of that LanceRestore (a re-created restore of the same name is another one). */
+export const ANNOTATION_RESTORE_UID = 'lance.dev/restore-uid';
+
+/**
+ * The PVC a restore fills for one target broker: exactly the one the target's StatefulSet will adopt (same name and
+ * spec), plus the restore's label and uid so the controller knows it made it. Not owned by the restore: the restored
+ * cluster keeps its data when the LanceRestore is deleted.
+ */
+export function restorePvc(restore: LanceRestore, target: LanceCluster, ordinal: number): V1PersistentVolumeClaim {
+  const pvc = brokerPvc(target, ordinal);
+  return {
+    ...pvc,
+    metadata: {
+      ...pvc.metadata,
+      labels: { ...pvc.metadata?.labels, [LABEL_RESTORE]: restore.metadata.name },
+      annotations: { ...pvc.metadata?.annotations, [ANNOTATION_RESTORE_UID]: restore.metadata.uid ?? '' },
+    },
+  };
+}
 
 /**
  * The LanceCluster a restore creates (target.spec), or undefined for `existing: true`. Not owned by the restore:
@@ -167,7 +189,7 @@ export function restoreResources(input: {
   }
   const ordinals = Array.from({ length: target.spec.replicas }, (_, i) => i);
   return {
-    pvcs: ordinals.map((o) => brokerPvc(target, o)),
+    pvcs: ordinals.map((o) => restorePvc(restore, target, o)),
     jobs: ordinals.map((ordinal) =>
       restoreJob({
         restore,
