@@ -142,6 +142,7 @@ export class ClusterBroker implements KafkaBackend {
       maxFrameBytes: Math.max(opts.config.maxFrameBytes + (1 << 20), 64 << 20),
       onMessage: (group, m) => this.host.receive(group, m),
       onRpc: (_from, method, body) => this.controllerOp(method, body),
+      onPeerDown: (peer) => this.host.peerDisconnected(peer),
     });
     this.host = new RaftHost({
       nodeId: opts.nodeId, logger: this.logger.child({ component: 'raft' }),

@@ -31,6 +31,8 @@ interface Group {
   persisting: boolean;
   closed: boolean;
   failed: boolean;
+  /** set when this node became leader, cleared once an entry of that term committed (logged once per term) */
+  leaderSince: { term: number; at: number } | null;
 }
 
 export interface RaftHostOptions {
@@ -92,7 +94,7 @@ export class RaftHost {
     if (this.groups.has(id)) throw new LanceError('CONFLICT', `raft group ${id} is already running`);
     const node = new RaftNode({ ...this.opts.raft, id: this.opts.nodeId, random: Math.random, ...(bootstrap ? { bootstrap } : {}) }, log, { ...log.hardState });
     if (this.fenced) node.setFenced(true);
-    const g: Group = { id, node, log, handler, queue: [], persisting: false, closed: false, failed: false };
+    const g: Group = { id, node, log, handler, queue: [], persisting: false, closed: false, failed: false, leaderSince: null };
     log.onReadable = () => this.step(id, (n) => n.logReadable());
     this.groups.set(id, g);
     this.drain(g);
@@ -130,6 +132,18 @@ export class RaftHost {
     return this.groups.get(id)?.node;
   }
 
+  /**
+   * The transport lost its connection to `peer`: every group it leads here campaigns early (see
+   * RaftNode.peerDisconnected; pre-vote keeps it harmless when the peer is in fact alive).
+   */
+  peerDisconnected(peer: NodeId): void {
+    for (const g of this.groups.values()) {
+      if (g.closed || g.failed) continue;
+      g.node.peerDisconnected(peer);
+      this.drain(g);
+    }
+  }
+
   setFenced(fenced: boolean): void {
     this.fenced = fenced;
     for (const g of this.groups.values()) {
@@ -155,8 +169,21 @@ export class RaftHost {
       if (!g.persisting) void this.persistLoop(g);
     }
     if (r.restore) this.opts.logger.error({ group: g.id }, 'raft: snapshot restore requested but not supported for this log');
-    for (const ev of r.events) g.handler.onState(ev);
-    if (r.committed.length > 0) g.handler.onCommitted(r.committed, r.commitIndex);
+    for (const ev of r.events) {
+      // elections are rare and operator-relevant: log each role change (the failover profile reads these lines)
+      this.opts.logger.info({ group: g.id, role: ev.role, term: ev.term, leader: ev.leader }, 'raft: role change');
+      if (ev.role === 'leader') g.leaderSince = { term: ev.term, at: performance.now() };
+      g.handler.onState(ev);
+    }
+    if (r.committed.length > 0) {
+      const ls = g.leaderSince;
+      if (ls !== null && r.committed.some((e) => e.term === ls.term)) {
+        // the new leader's no-op (or a later entry of its term) committed: it can now acknowledge writes
+        this.opts.logger.info({ group: g.id, term: ls.term, msSinceElected: Math.round(performance.now() - ls.at) }, 'raft: leader committed its first entry');
+        g.leaderSince = null;
+      }
+      g.handler.onCommitted(r.committed, r.commitIndex);
+    }
   }
 
   private async persistLoop(g: Group): Promise<void> {

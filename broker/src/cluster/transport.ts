@@ -15,6 +15,11 @@
  * Everything queued for a peer during one turn of the event loop goes out in ONE write (setImmediate flush).
  * The dialer reconnects with exponential backoff (50 ms → 1 s). Raft messages to a peer without a connection are
  * dropped (the core retries); RPCs fail with IO.
+ * When the CURRENT connection to a peer closes (a crashed peer: its kernel closes the socket at once) onPeerDown
+ * fires, so Raft can start an election without waiting a whole election timeout (RaftNode.peerDisconnected).
+ * Outgoing connections are bound to `localAddress` (default: the listener's host when that is a literal IP other
+ * than the wildcard), so every packet between two brokers carries both brokers' own addresses — the partition
+ * test filters on them, and a firewall rule per broker pair works the same way in production.
  */
 import * as net from 'node:net';
 import { LanceError, isLanceError, type LanceErrorCode } from '../common/errors.ts';
@@ -198,6 +203,18 @@ export interface TransportOptions {
   onRpc: RpcHandler;
   /** BIN_REQ handler; without one every BIN_REQ is answered with an UNSUPPORTED error */
   onBinRpc?: BinRpcHandler;
+  /** the current connection to `nodeId` closed (not called for a connection a newer one replaced) */
+  onPeerDown?: (nodeId: NodeId) => void;
+  /** source address of outgoing peer connections; default: `host` if it is a literal non-wildcard IP ('' = kernel's choice) */
+  localAddress?: string;
+}
+
+/** Pure: the source address for outgoing peer connections (undefined = let the kernel choose). */
+export function outgoingLocalAddress(host: string, explicit?: string): string | undefined {
+  if (explicit !== undefined) return explicit === '' ? undefined : explicit;
+  if (net.isIP(host) === 0) return undefined;
+  if (host === '0.0.0.0' || host === '::' || host === '::0') return undefined;
+  return host;
 }
 
 interface Peer {
@@ -278,7 +295,8 @@ export class Transport {
 
   private dial(p: Peer): void {
     if (this.closed) return;
-    const s = net.connect({ host: p.addr.host, port: p.addr.port });
+    const localAddress = outgoingLocalAddress(this.opts.host, this.opts.localAddress);
+    const s = net.connect({ host: p.addr.host, port: p.addr.port, ...(localAddress !== undefined ? { localAddress } : {}) });
     s.setNoDelay(true);
     let up = false;
     s.once('connect', () => {
@@ -289,7 +307,7 @@ export class Transport {
     });
     s.on('error', () => undefined);
     s.once('close', () => {
-      if (p.socket === s) p.socket = null;
+      if (p.socket === s) this.detach(p);
       if (this.closed || this.peers.get(p.addr.nodeId) !== p) return;
       if (!up) p.backoff = Math.min(1000, p.backoff * 2);
       p.timer = setTimeout(() => { p.timer = null; this.dial(p); }, up ? 50 : p.backoff);
@@ -303,6 +321,13 @@ export class Transport {
     this.opts.logger.info({ peer: p.addr.nodeId }, 'raft transport: peer connected');
   }
 
+  private detach(p: Peer): void {
+    p.socket = null;
+    if (this.closed) return;
+    this.opts.logger.info({ peer: p.addr.nodeId }, 'raft transport: peer disconnected');
+    this.opts.onPeerDown?.(p.addr.nodeId);
+  }
+
   private onAccept(s: net.Socket): void {
     if (this.closed) { s.destroy(); return; }
     s.setNoDelay(true);
@@ -312,7 +337,7 @@ export class Transport {
     s.once('close', () => {
       this.accepted.delete(s);
       const p = peerId === null ? undefined : this.peers.get(peerId);
-      if (p && p.socket === s) p.socket = null;
+      if (p && p.socket === s) this.detach(p);
     });
     this.readFrames(s, () => peerId, (hello) => {
       let p = this.peers.get(hello.nodeId);

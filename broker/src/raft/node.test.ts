@@ -114,6 +114,57 @@ describe('RaftNode: elections', () => {
     net.runUntil(() => net.leaders().some((id) => id !== l));
   });
 
+  it('peerDisconnected(leader): the survivors elect a new leader well within the minimum election timeout', () => {
+    // crash = the node stops; its peers' connections close, the driver reports peerDisconnected(leader)
+    const elect = (notify: boolean): { took: number; term: number; newLeader: NodeId; oldTerm: number; survivors: NodeId[] } => {
+      const net = cluster([1, 2, 3]);
+      net.runUntil(() => net.leaders().length === 1);
+      const l = net.leader();
+      const oldTerm = net.get(l).raft.currentTerm;
+      // a fresh heartbeat first, so both followers' timers were just reset (worst case for the timeout path)
+      net.run(60);
+      net.get(l).up = false;
+      const survivors = [1, 2, 3].filter((id) => id !== l);
+      if (notify) for (const id of survivors) { net.get(id).raft.peerDisconnected(l); net.collect(id); }
+      const took = net.runUntil(() => survivors.some((id) => net.get(id).raft.currentRole === 'leader'), 2000, 1);
+      const newLeader = survivors.find((id) => net.get(id).raft.currentRole === 'leader')!;
+      return { took, term: net.get(newLeader).raft.currentTerm, newLeader, oldTerm, survivors };
+    };
+    const fast = elect(true);
+    // stagger 25 ms per rank: the first survivor campaigns within 25 ms and wins in one round (term + 1)
+    expect(fast.took).toBeLessThan(50);
+    expect(fast.term).toBe(fast.oldTerm + 1);
+    expect(fast.newLeader).toBe(Math.min(...fast.survivors)); // rank 0 = the lowest surviving id goes first
+    const slow = elect(false);
+    expect(slow.took).toBeGreaterThanOrEqual(100); // the timeout path: >= 150 ms minus up to a heartbeat interval
+  });
+
+  it('peerDisconnected with a live leader (only one connection broke): no disruption, same leader and term', () => {
+    const net = cluster([1, 2, 3]);
+    net.runUntil(() => net.leaders().length === 1);
+    const l = net.leader();
+    const term = net.get(l).raft.currentTerm;
+    for (const f of [1, 2, 3].filter((x) => x !== l)) {
+      // this follower pre-votes early, but the leader and the other follower (both within their lease) refuse
+      net.get(f).raft.peerDisconnected(l);
+      net.collect(f);
+      net.run(1000);
+      expect(net.leader()).toBe(l);
+      expect(net.get(l).raft.currentTerm).toBe(term);
+      for (const id of [1, 2, 3]) expect(net.get(id).raft.currentLeader).toBe(l);
+    }
+    // a report about a peer that is not the leader changes nothing
+    const f = [1, 2, 3].find((x) => x !== l)!;
+    const other = [1, 2, 3].find((x) => x !== l && x !== f)!;
+    const before = net.sent.length;
+    net.get(f).raft.peerDisconnected(other);
+    net.collect(f);
+    net.run(1000);
+    expect(net.sent.slice(before).filter((m) => m.type === 'PreVote' || m.type === 'Vote')).toEqual([]);
+    expect(net.leader()).toBe(l);
+    expect(net.get(l).raft.currentTerm).toBe(term);
+  });
+
   it('terms fence messages: a stale leader gets a higher term back and steps down', () => {
     const net = cluster([1, 2, 3], { checkQuorum: false });
     net.runUntil(() => net.leaders().length === 1);

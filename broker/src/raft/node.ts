@@ -39,6 +39,11 @@ export interface RaftOptions {
   maxInflight?: number;
   /** a learner may be promoted once its match index is within this many entries of the leader's last index */
   promoteMaxLag?: number;
+  /**
+   * peerDisconnected(leader): the surviving voters campaign after rank * stagger + random(0, stagger) ms (rank = the
+   * voter's position among the other voters), so they do not split the vote by campaigning at the same moment.
+   */
+  disconnectStaggerMs?: number;
   /** uniform [0, 1): injected so runs are reproducible */
   random: () => number;
   /**
@@ -88,6 +93,7 @@ export class RaftNode {
   private readonly maxBytes: number;
   private readonly maxInflight: number;
   private readonly promoteMaxLag: number;
+  private readonly disconnectStagger: number;
 
   private term = 0;
   private vote: NodeId | null = null;
@@ -143,6 +149,7 @@ export class RaftNode {
     this.maxBytes = opts.maxBytesPerAppend ?? 1 << 20;
     this.maxInflight = opts.maxInflight ?? 16;
     this.promoteMaxLag = opts.promoteMaxLag ?? 64;
+    this.disconnectStagger = opts.disconnectStaggerMs ?? Math.max(1, Math.floor(this.eMin / 6));
     if (!(this.eMin > 0 && this.eMax > this.eMin && this.hbMs > 0 && this.hbMs < this.eMin)) {
       throw new LanceError('INVALID_CONFIG', `raft timeouts: need 0 < heartbeatMs (${this.hbMs}) < electionTimeoutMinMs (${this.eMin}) < electionTimeoutMaxMs (${this.eMax})`);
     }
@@ -324,6 +331,23 @@ export class RaftNode {
    */
   logReadable(): void {
     if (this.role === 'leader') this.broadcastAppend();
+  }
+
+  /**
+   * The driver's connection to peer `id` was closed or reset by the other side (a crashed process: the kernel
+   * closes its sockets at once). If `id` is our leader, stop honouring its lease and campaign soon — after a short
+   * delay staggered by rank — instead of after a whole election timeout. Safe whatever the truth is: an election
+   * still needs a majority, and pre-vote + the other voters' leases keep a leader that is in fact alive (only the
+   * connection broke) in office; this node then follows it again at its next heartbeat.
+   */
+  peerDisconnected(id: NodeId): void {
+    if (this.role !== 'follower' || this.leader !== id || id === this.id) return;
+    if (!this.isVoter(this.id) || this.fenced) return;
+    this.lastLeaderContact = -Infinity;
+    const others = this.config.voters.filter((v) => v !== id);
+    const rank = Math.max(0, others.indexOf(this.id));
+    const deadline = this.now + rank * this.disconnectStagger + Math.floor(this.random() * this.disconnectStagger);
+    if (deadline < this.electionDeadline) this.electionDeadline = deadline;
   }
 
   /** Fence (or unfence) this member: it stops campaigning and voting, and a leader steps down at once. */
