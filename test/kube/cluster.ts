@@ -73,6 +73,7 @@ export async function startStandIn(opts: StandInOptions = {}): Promise<StandIn> 
       for (const c of controllers) c.stop();
       await faults.close();
       await kubelet?.stop();
+      faults.removeCgroups();
       await api.close();
       if (ownDir) await rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
     },

@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -47,12 +49,43 @@ export class CuttableProxy {
   }
 }
 
+/** The cgroup v2 hierarchy (hybrid hosts mount it at /sys/fs/cgroup/unified), or undefined. */
+function cgroup2Root(): string | undefined {
+  for (const dir of ['/sys/fs/cgroup/unified', '/sys/fs/cgroup']) {
+    if (fs.existsSync(path.join(dir, 'cgroup.procs')) && fs.existsSync(path.join(dir, 'cgroup.max.depth'))) return dir;
+  }
+  return undefined;
+}
+
+/** Every live process whose process group is one of `pgids` (a container runs as its own process group). */
+function processesOfGroups(pgids: readonly number[]): number[] {
+  const out: number[] = [];
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      // pid (comm) state ppid pgrp ... — comm may contain spaces/parens, so parse after the last ')'.
+      const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+      if (pgids.includes(pgrp)) out.push(Number(e));
+    } catch {
+      // the process exited meanwhile
+    }
+  }
+  return out;
+}
+
+interface Isolation { ns: string; pod: string; rules: string[][] }
+
 /**
  * Typed fault injection for tests. Loopback-only version: partitions work on traffic routed through CuttableProxy
  * instances (register one per peer link with `proxyTo`); network namespaces + nftables are not implemented.
  */
 export class Faults {
   private readonly proxies: { ns: string; pod: string; proxy: CuttableProxy }[] = [];
+  private readonly isolations: Isolation[] = [];
+  private readonly fwId = randomBytes(4).toString('hex');
+  private chain: string | undefined;
+  private cgroupDir: string | undefined;
 
   constructor(private readonly store: Store, private readonly kubelet: Kubelet | undefined, private readonly dataDir: string) {}
 
@@ -125,8 +158,93 @@ export class Faults {
     for (const x of this.proxies) if (x.ns === ns && x.pod === pod) x.proxy.heal();
   }
 
+  /**
+   * A real network partition of one pod on the shared loopback (root only; iptables + cgroup v2): TCP on `ports`
+   * is dropped both ways — packets to the pod's IP on those ports, and every packet the pod's processes send from or
+   * to those ports (matched by moving the pod's processes into their own cgroup; on loopback the source address of
+   * an outgoing connection is 127.0.0.1, so the IP alone cannot identify the pod's own dials). Other ports (e.g.
+   * the admin/probe port) keep working, like a node cut off from its peers and clients but not from the control
+   * plane. Established connections stall (packets vanish), as on a real cut. A container restart while isolated
+   * is NOT covered (the new process starts outside the cgroup). `healPod` removes the rules.
+   */
+  isolatePod(ns: string, pod: string, ports: readonly number[]): void {
+    if (process.getuid?.() !== 0) throw new LanceError('UNSUPPORTED', 'faults.isolatePod: needs root (iptables, cgroups)');
+    if (ports.length === 0) throw new LanceError('INVALID_ARGUMENT', 'faults.isolatePod: ports: list at least one port');
+    if (this.isolations.some((i) => i.ns === ns && i.pod === pod)) throw new LanceError('CONFLICT', `faults.isolatePod: ${ns}/${pod} is already isolated`);
+    const rt = this.needKubelet().podRuntime(ns, pod);
+    if (!rt || rt.pids.length === 0) throw new LanceError('NOT_FOUND', `faults.isolatePod: pod ${ns}/${pod} has no running process`);
+    const root = cgroup2Root();
+    if (!root) throw new LanceError('UNSUPPORTED', 'faults.isolatePod: no cgroup v2 hierarchy under /sys/fs/cgroup');
+    this.cgroupDir ??= path.join(root, `lance-standin-${this.fwId}`);
+    const rel = `/${path.relative(root, this.cgroupDir)}/${ns}_${pod}`;
+    const dir = path.join(root, rel);
+    fs.mkdirSync(dir, { recursive: true });
+    for (const pid of processesOfGroups(rt.pids)) {
+      try {
+        fs.writeFileSync(path.join(dir, 'cgroup.procs'), String(pid));
+      } catch {
+        // exited meanwhile
+      }
+    }
+    if (!this.chain) {
+      const chain = `LANCE-SI-${this.fwId}`;
+      iptables(['-N', chain]);
+      iptables(['-I', 'OUTPUT', '-j', chain]);
+      this.chain = chain;
+    }
+    const list = ports.join(',');
+    const rules = [
+      ['-d', `${rt.ip}/32`, '-p', 'tcp', '-m', 'multiport', '--dports', list, '-j', 'DROP'],
+      ['-m', 'cgroup', '--path', rel, '-p', 'tcp', '-m', 'multiport', '--sports', list, '-j', 'DROP'],
+      ['-m', 'cgroup', '--path', rel, '-p', 'tcp', '-m', 'multiport', '--dports', list, '-j', 'DROP'],
+    ];
+    for (const r of rules) iptables(['-A', this.chain, ...r]);
+    this.isolations.push({ ns, pod, rules });
+  }
+
+  /** Ends `isolatePod`: the rules go, stalled connections resume (TCP retransmits) or are re-dialled. */
+  healPod(ns: string, pod: string): void {
+    const i = this.isolations.findIndex((x) => x.ns === ns && x.pod === pod);
+    if (i < 0) return;
+    const [iso] = this.isolations.splice(i, 1);
+    for (const r of iso!.rules) iptables(['-D', this.chain!, ...r]);
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.proxies.map((p) => p.proxy.close()));
     this.proxies.length = 0;
+    for (const iso of [...this.isolations]) {
+      try { this.healPod(iso.ns, iso.pod); } catch { /* best effort: the chain goes below */ }
+    }
+    if (this.chain) {
+      try { iptables(['-D', 'OUTPUT', '-j', this.chain]); } catch { /* already gone */ }
+      try { iptables(['-F', this.chain]); iptables(['-X', this.chain]); } catch { /* already gone */ }
+      this.chain = undefined;
+    }
+  }
+
+  /** Removes the pods' cgroups (call after their processes are gone; leftover processes go back to the root). */
+  removeCgroups(): void {
+    const top = this.cgroupDir;
+    if (!top || !fs.existsSync(top)) return;
+    const root = path.dirname(top);
+    for (const d of fs.readdirSync(top, { withFileTypes: true })) {
+      if (!d.isDirectory()) continue;
+      const dir = path.join(top, d.name);
+      for (const pid of fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
+        try { fs.writeFileSync(path.join(root, 'cgroup.procs'), pid); } catch { /* exited */ }
+      }
+      try { fs.rmdirSync(dir); } catch { /* still busy */ }
+    }
+    try { fs.rmdirSync(top); } catch { /* still busy */ }
+  }
+}
+
+function iptables(args: string[]): void {
+  try {
+    execFileSync('iptables', ['-w', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (e) {
+    const stderr = (e as { stderr?: Buffer }).stderr?.toString().trim();
+    throw new LanceError('IO', `faults: iptables ${args.join(' ')} failed: ${stderr || String(e)}`, { args: args.join(' ') });
   }
 }

@@ -6,7 +6,7 @@
  */
 import { AdminClient, type ClusterView } from '../../../broker/src/admin/client.ts';
 import { LanceError } from '../../../broker/src/common/errors.ts';
-import type { BrokerView } from './decisions.ts';
+import type { BrokerGroupView, BrokerView } from './decisions.ts';
 
 /** Which admin operations this broker version offers (declared, so decisions need no probing calls). */
 export interface AdminCapabilities {
@@ -21,7 +21,8 @@ export interface BrokerAdmin {
   clusterStatus(): Promise<BrokerView>;
   fence(): Promise<void>;
   unfence(): Promise<void>;
-  transferLeader(toNodeId: number): Promise<void>;
+  /** `group`: "metadata" (default) or a partition group id as /v1/cluster names it. */
+  transferLeader(toNodeId: number, group?: string): Promise<void>;
   addMember(nodeId: number): Promise<void>;
   removeMember(nodeId: number): Promise<void>;
   /** Largest replication factor of any topic (scale-down floor). */
@@ -48,12 +49,22 @@ export function toBrokerView(pod: string, v: ClusterView): BrokerView {
   const role: BrokerView['role'] = v.role === 'standalone' ? 'Standalone' : meta ? (meta.role === 'leader' ? 'Leader' : 'Follower') : v.role === 'leader' ? 'Leader' : v.role === 'learner' ? 'Learner' : 'Follower';
   const leads: BrokerView['leads'] = [];
   if (v.groups) {
-    for (const g of v.groups) if (g.role === 'leader') leads.push({ group: g.group === '__meta' ? 'metadata' : g.group, term: g.term });
+    for (const g of v.groups) if (g.role === 'leader') leads.push({ group: groupName(g.group), term: g.term });
   } else {
     if (role === 'Leader' || role === 'Standalone') leads.push({ group: 'metadata' });
     for (const t of v.topics) for (const p of t.partitions) if (p.leader === v.nodeId) leads.push({ group: `${t.name}/${p.partition}` });
   }
-  return { pod, nodeId: v.nodeId, role, ...(meta ? { term: meta.term } : {}), leads };
+  const groups: BrokerGroupView[] | undefined = v.groups?.map((g) => ({
+    group: groupName(g.group), leader: g.leader, term: g.term, voters: g.voters, followers: g.followers.map((f) => ({ nodeId: f.nodeId, lag: f.lag })),
+  }));
+  return {
+    pod, nodeId: v.nodeId, role, ...(meta ? { term: meta.term, leaderId: meta.leader } : {}), leads,
+    ...(v.fenced !== undefined ? { fenced: v.fenced } : {}), ...(groups ? { groups } : {}),
+  };
+}
+
+function groupName(g: string): string {
+  return g === '__meta' ? 'metadata' : g;
 }
 
 export class AdminClientBrokerAdmin implements BrokerAdmin {
@@ -74,8 +85,8 @@ export class AdminClientBrokerAdmin implements BrokerAdmin {
   async unfence(): Promise<void> {
     await this.client.unfence();
   }
-  async transferLeader(toNodeId: number): Promise<void> {
-    await this.client.transferLeader({ to: toNodeId });
+  async transferLeader(toNodeId: number, group?: string): Promise<void> {
+    await this.client.transferLeader({ to: toNodeId, ...(group !== undefined && group !== 'metadata' ? { group } : {}) });
   }
   addMember(_nodeId: number): Promise<void> {
     return Promise.resolve().then(() => unsupported('members add', this.client.baseUrl));

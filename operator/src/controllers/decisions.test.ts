@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { ClusterView } from '../../../broker/src/admin/client.ts';
 import { toBrokerView } from './broker-admin.ts';
 import {
+  detectStale, withLags, type BrokerGroupView,
   detectSplitBrain, fencingPlan, isPaused, leaderOf, members, nextRolloutStep, observePod, parseFencedAnnotation, phaseOf, planRollout,
   replaceStep, scaleStep, statusChanged, withCondition, type BrokerView, type PodObservation,
 } from './decisions.ts';
@@ -155,10 +156,46 @@ describe('status', () => {
   it('toBrokerView (cluster mode): role and term from __meta, leaderships from the Raft groups', () => {
     const g = (group: string, role: string, term: number) => ({ group, topic: null, partition: null, role, term, leader: null, commitIndex: 0, lastIndex: 0, voters: [], learners: [], followers: [] });
     const cv = { clusterId: 'c', nodeId: 2, role: 'leader', readOnly: false, version: '1', startedAt: 'x', listeners: { kafka: { host: 'h', port: 1 }, admin: { host: 'h', port: 2 } }, brokers: [], topics: [], groups: [g('__meta', 'leader', 7), g('t-0', 'leader', 3), g('t-1', 'follower', 3)] } as unknown as ClusterView;
-    expect(toBrokerView('demo-2', cv)).toEqual({ pod: 'demo-2', nodeId: 2, role: 'Leader', term: 7, leads: [{ group: 'metadata', term: 7 }, { group: 't-0', term: 3 }] });
+    expect(toBrokerView('demo-2', cv)).toMatchObject({ pod: 'demo-2', nodeId: 2, role: 'Leader', term: 7, leaderId: null, leads: [{ group: 'metadata', term: 7 }, { group: 't-0', term: 3 }] });
+    expect(toBrokerView('demo-2', cv).groups?.map((x) => x.group)).toEqual(['metadata', 't-0', 't-1']);
   });
   it('toBrokerView: standalone leads metadata and its partitions; no term yet', () => {
     const cv = { clusterId: 'c', nodeId: 0, role: 'standalone', readOnly: false, version: '1', startedAt: 'x', listeners: { kafka: { host: 'h', port: 1 }, admin: { host: 'h', port: 2 } }, brokers: [], topics: [{ id: 1, name: 't', topicId: 'u', partitions: [{ partition: 0, leader: 0, logStartOffset: 0, logEndOffset: 0, highWatermark: 0, sizeBytes: 0, segments: 1 }, { partition: 1, leader: 5, logStartOffset: 0, logEndOffset: 0, highWatermark: 0, sizeBytes: 0, segments: 1 }] }] } as unknown as ClusterView;
     expect(toBrokerView('demo-0', cv)).toEqual({ pod: 'demo-0', nodeId: 0, role: 'Standalone', leads: [{ group: 'metadata' }, { group: 't/0' }] });
+  });
+});
+
+describe('partitioned members and lag (cluster mode views)', () => {
+  const meta = (leader: number | null, term: number, followers: { nodeId: number; lag: number }[] = []): BrokerGroupView => ({ group: 'metadata', leader, term, voters: [0, 1, 2], followers });
+  const view = (i: number, role: 'Leader' | 'Follower', term: number, leaderId: number | null, groups: BrokerGroupView[]): BrokerView => ({
+    pod: `demo-${i}`, nodeId: i, role, term, leaderId, leads: role === 'Leader' ? [{ group: 'metadata', term }] : [], groups,
+  });
+  it('a broker behind the term a majority agrees on is stale; the majority is not', () => {
+    const views = [view(0, 'Follower', 2, null, [meta(null, 2)]), view(1, 'Leader', 4, 1, [meta(1, 4)]), view(2, 'Follower', 4, 1, [meta(1, 4)])];
+    const r = detectStale(views);
+    expect(r.leader?.pod).toBe('demo-1');
+    expect(r.stale).toEqual([{ pod: 'demo-0', term: 2, leaderId: null }]);
+  });
+  it('the same term but another (or no) leader is stale too; a higher term is not judged', () => {
+    const views = [view(0, 'Follower', 4, null, [meta(null, 4)]), view(1, 'Leader', 4, 1, [meta(1, 4)]), view(2, 'Follower', 4, 1, [meta(1, 4)])];
+    expect(detectStale(views).stale.map((x) => x.pod)).toEqual(['demo-0']);
+    const higher = [view(0, 'Follower', 5, null, [meta(null, 5)]), view(1, 'Leader', 4, 1, [meta(1, 4)]), view(2, 'Follower', 4, 1, [meta(1, 4)])];
+    expect(detectStale(higher).stale).toEqual([]);
+  });
+  it('no leader agreed by a majority (election in progress, or a lone claimant) → nobody is stale', () => {
+    const electing = [view(0, 'Follower', 3, null, [meta(null, 3)]), view(1, 'Leader', 4, 1, [meta(1, 4)]), view(2, 'Follower', 3, null, [meta(null, 3)])];
+    expect(detectStale(electing)).toEqual({ leader: undefined, stale: [] });
+    expect(detectStale([])).toEqual({ leader: undefined, stale: [] });
+  });
+  it('lag: the largest the groups\' leaders report for the broker; unknown when a leader reported nothing', () => {
+    const p = (leader: number, followers: { nodeId: number; lag: number }[] = []): BrokerGroupView => ({ group: 't/0', leader, term: 3, voters: [0, 1, 2], followers });
+    const views = withLags([
+      view(0, 'Leader', 4, 0, [meta(0, 4, [{ nodeId: 1, lag: 2 }, { nodeId: 2, lag: 0 }]), p(2)]),
+      view(1, 'Follower', 4, 0, [meta(0, 4), p(2)]),
+      view(2, 'Follower', 4, 0, [meta(0, 4), p(2, [{ nodeId: 0, lag: 7 }, { nodeId: 1, lag: 40 }])]),
+    ]);
+    expect(views.map((v) => v.lag)).toEqual([7, 40, 0]);
+    const leaderDown = withLags([view(1, 'Follower', 4, 0, [meta(0, 4)])]);
+    expect(leaderDown[0]!.lag).toBeUndefined();
   });
 });

@@ -76,6 +76,67 @@ export interface BrokerView {
   lag?: number | undefined;
   /** Replication groups this broker claims to lead ("metadata", "topic/partition"), with the term it claims. */
   leads: { group: string; term?: number | undefined }[];
+  /** The metadata group's leader as this broker sees it (null: none known); cluster mode only. */
+  leaderId?: number | null | undefined;
+  /** The broker says it is fenced (cluster mode only). */
+  fenced?: boolean | undefined;
+  /** Every Raft group on the broker (cluster mode only): what lag and staleness are computed from. */
+  groups?: BrokerGroupView[] | undefined;
+}
+
+export interface BrokerGroupView {
+  group: string;
+  leader: number | null;
+  term: number;
+  voters: number[];
+  /** Only on the group's leader: each follower's lag in entries. */
+  followers: { nodeId: number; lag: number }[];
+}
+
+/**
+ * Each broker's lag: the largest, over the groups it follows, of what that group's leader reports for it (entries
+ * behind). A broker leading or following groups whose leader reported nothing has lag undefined for them; a broker
+ * whose every group is led by itself has lag 0. Views without group detail are returned unchanged.
+ */
+export function withLags(views: BrokerView[]): BrokerView[] {
+  return views.map((v) => {
+    if (!v.groups) return v;
+    let lag: number | undefined = 0;
+    for (const g of v.groups) {
+      if (g.leader === v.nodeId) continue;
+      const leaderGroup = views.find((x) => x.nodeId === g.leader)?.groups?.find((x) => x.group === g.group && x.leader === g.leader);
+      const f = leaderGroup?.followers.find((x) => x.nodeId === v.nodeId);
+      if (!f) { lag = undefined; break; }
+      lag = Math.max(lag, f.lag);
+    }
+    return { ...v, lag };
+  });
+}
+
+export interface StaleMembers {
+  /** The metadata leader a majority of the brokers agrees on (undefined: no such agreement right now). */
+  leader: BrokerView | undefined;
+  /** Brokers cut off from that majority: a lower metadata term, or the same term without knowing its leader. */
+  stale: { pod: string; term: number | undefined; leaderId: number | null | undefined }[];
+}
+
+/**
+ * Brokers partitioned from the majority. After a partition the isolated old leader steps down (check-quorum) but
+ * keeps its old term (pre-vote), so "two leaders at once" is rarely observable; "a broker behind the term a majority
+ * agrees on" is. Needs a leader confirmed by a majority of the metadata voters, so an election in progress (nobody
+ * agreed yet) never makes anyone stale. The reconciler re-checks after a short delay before fencing.
+ */
+export function detectStale(views: BrokerView[]): StaleMembers {
+  const leaders = views.filter((v) => v.role === 'Leader' && v.term !== undefined).sort((a, b) => b.term! - a.term!);
+  const top = leaders[0];
+  if (!top) return { leader: undefined, stale: [] };
+  const voters = top.groups?.find((g) => g.group === 'metadata')?.voters.length ?? views.length;
+  const agree = views.filter((v) => v.term === top.term && v.leaderId === top.nodeId).length;
+  if (agree < Math.floor(voters / 2) + 1) return { leader: undefined, stale: [] };
+  const stale = views
+    .filter((v) => v.pod !== top.pod && v.term !== undefined && (v.term < top.term! || (v.term === top.term && v.leaderId !== top.nodeId)))
+    .map((v) => ({ pod: v.pod, term: v.term, leaderId: v.leaderId }));
+  return { leader: top, stale };
 }
 
 export interface Target {

@@ -63,7 +63,7 @@ describe('LanceClusterReconciler against the stand-in API (scripted brokers)', (
     const { lanceClusterCrd } = await import('../api/crd.ts');
     await rest.create({ group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions', kind: 'CustomResourceDefinition', namespaced: false }, undefined, lanceClusterCrd() as KubeObject);
     brokers = new FakeBrokers();
-    rec = new LanceClusterReconciler({ rest, events: new EventRecorder(rest), admin: (pod) => brokers.factory(pod), metrics: new OperatorMetrics() });
+    rec = new LanceClusterReconciler({ rest, events: new EventRecorder(rest), admin: (pod) => brokers.factory(pod), metrics: new OperatorMetrics(), staleConfirmMs: 10 });
     await waitUntil(async () => { try { await rest.list(KINDS.LanceCluster, 'default'); return true; } catch { return false; } });
   });
   afterAll(async () => { await k?.stop(); });
@@ -128,6 +128,28 @@ describe('LanceClusterReconciler against the stand-in API (scripted brokers)', (
     expect((await lc()).status?.conditions?.find((c) => c.type === 'SplitBrain')?.status).toBe('False');
   });
 
+  it('a broker cut off from the majority (behind its term, no leader) is fenced; back in the majority and caught up → unfenced', async () => {
+    const meta = (leader: number | null, term: number) => [{ group: 'metadata', leader, term, voters: [0, 1, 2], followers: leader === 1 ? [{ nodeId: 0, lag: 0 }, { nodeId: 2, lag: 0 }] : [] }];
+    const set = (i: number, role: 'Leader' | 'Follower', term: number, leaderId: number | null): void => {
+      brokers.views.set(`demo-${i}`, { pod: `demo-${i}`, nodeId: i, role, term, leaderId, leads: role === 'Leader' ? [{ group: 'metadata', term }] : [], groups: meta(leaderId, term) });
+    };
+    set(0, 'Follower', 2, null);
+    set(1, 'Leader', 5, 1);
+    set(2, 'Follower', 5, 1);
+    brokers.fenceCalls.length = 0;
+    await rec.reconcile('default/demo');
+    expect((await rest.get<KubeObject>(KINDS.Pod, 'default', 'demo-0')).metadata?.labels?.['lance.dev/fenced']).toBe('true');
+    expect(brokers.fenceCalls).toEqual(['fence:demo-0']);
+    expect((await lc()).status?.conditions?.find((c) => c.type === 'SplitBrain')).toMatchObject({ status: 'True', reason: 'PartitionedMemberFenced' });
+    // Healed: demo-0 follows demo-1 in term 5 again.
+    set(0, 'Follower', 5, 1);
+    await rec.reconcile('default/demo');
+    expect((await rest.get<KubeObject>(KINDS.Pod, 'default', 'demo-0')).metadata?.labels?.['lance.dev/fenced']).toBe('false');
+    expect(brokers.fenceCalls).toEqual(['fence:demo-0', 'unfence:demo-0']);
+    expect((await lc()).status?.conditions?.find((c) => c.type === 'SplitBrain')?.status).toBe('False');
+    brokers.leader('demo-1', 4);
+  });
+
   it('rolling update: followers first (descending ordinal), leader last after a transfer; resumable from status', async () => {
     brokers.leader('demo-1', 4);
     await rest.mergePatch(KINDS.LanceCluster, 'default', 'demo', { spec: { image: 'lance/broker:v2' } });
@@ -135,7 +157,7 @@ describe('LanceClusterReconciler against the stand-in API (scripted brokers)', (
     for (let round = 0; round < 20; round++) {
       const before = new Set((await rest.list<KubeObject>(KINDS.Pod, 'default')).items.map((p) => p.metadata!.uid));
       // A fresh reconciler each round: nothing may be carried in memory between steps.
-      rec = new LanceClusterReconciler({ rest, events: new EventRecorder(rest), admin: (pod) => brokers.factory(pod), metrics: new OperatorMetrics() });
+      rec = new LanceClusterReconciler({ rest, events: new EventRecorder(rest), admin: (pod) => brokers.factory(pod), metrics: new OperatorMetrics(), staleConfirmMs: 10 });
       await rec.reconcile('default/demo');
       const after = (await rest.list<KubeObject>(KINDS.Pod, 'default')).items;
       for (let i = 0; i < 3; i++) if (!after.some((p) => p.metadata?.name === `demo-${i}`)) restarted.push(`demo-${i}`);

@@ -16,7 +16,7 @@ import { isConflict, isNotFound, type KubeObject, type KubeRest } from '../kube/
 import type { WorkResult } from '../kube/workqueue.ts';
 import { isUnsupported, type BrokerAdmin, type BrokerAdminFactory } from './broker-admin.ts';
 import {
-  detectSplitBrain, fencingPlan, isPaused, leaderOf, members, nextRolloutStep, observePod, parseFencedAnnotation, phaseOf, planRollout,
+  detectSplitBrain, detectStale, fencingPlan, withLags, isPaused, leaderOf, members, nextRolloutStep, observePod, parseFencedAnnotation, phaseOf, planRollout,
   replaceStep, scaleStep, statusChanged, withCondition, ANNOTATION_FENCED, type BrokerView, type PodLike, type PodObservation,
 } from './decisions.ts';
 import type { OperatorMetrics } from './metrics.ts';
@@ -38,6 +38,10 @@ export interface ReconcilerOptions {
   /** Requeue while something is in progress / when settled (split-brain polling). */
   busyRequeueMs?: number;
   idleRequeueMs?: number;
+  /** A broker seen behind the majority's term is fenced only if it still is after this long (an election settles in well under it). */
+  staleConfirmMs?: number;
+  /** Lag (entries) up to which a broker counts as caught up (rollout steps, unfencing); replication under load is never exactly 0. */
+  maxLagEntries?: number;
   now?: () => Date;
 }
 
@@ -46,9 +50,13 @@ export class LanceClusterReconciler {
   private readonly busy: number;
   private readonly idle: number;
   private readonly now: () => Date;
+  private readonly staleConfirmMs: number;
+  private readonly maxLag: number;
 
   constructor(private readonly o: ReconcilerOptions) {
     this.log = o.log ?? silentLogger;
+    this.staleConfirmMs = o.staleConfirmMs ?? 1_000;
+    this.maxLag = o.maxLagEntries ?? 1_000;
     this.busy = o.busyRequeueMs ?? 2_000;
     this.idle = o.idleRequeueMs ?? 10_000;
     this.now = o.now ?? (() => new Date());
@@ -131,7 +139,7 @@ export class LanceClusterReconciler {
     const pods = podList.items.map((p) => observePod(p, BROKER_CONTAINER)).filter((p) => p.ordinal >= 0);
     const pvcList = await rest.list<KubeObject>(KINDS.PersistentVolumeClaim, namespace);
     const pvcNames = new Set(pvcList.items.filter((p) => !p.metadata?.deletionTimestamp).map((p) => p.metadata?.name));
-    const views = await this.brokerViews(cluster, pods);
+    let views = await this.brokerViews(cluster, pods);
     const leader = leaderOf(views)?.pod;
     const anyAdmin = this.adminFor(cluster, pods.find((p) => p.podIP) ?? pods[0]);
 
@@ -166,19 +174,32 @@ export class LanceClusterReconciler {
     }
     const templateHash = (await this.getOrUndefined<StatefulSetObject>(KINDS.StatefulSet, namespace, names.statefulSet(name)))?.spec?.template?.metadata?.annotations?.[ANNOTATION_CONFIG_HASH] ?? '';
 
-    // Guard 5: fencing — split brain (lower term loses) plus the manual annotation.
+    // Guard 5: fencing — split brain (lower term loses), brokers cut off from the majority, the manual annotation.
     const manual = parseFencedAnnotation(raw.metadata?.annotations?.[ANNOTATION_FENCED]);
     if (!manual.ok) await event('Warning', 'InvalidAnnotation', manual.error);
     const split = detectSplitBrain(views);
-    const losers = split.flatMap((s) => s.fence);
-    if (split.length > 0) {
-      const msg = split.map((s) => `${s.group} claimed by ${s.claimants.map((c) => `${c.pod}(term ${c.term ?? '?'})`).join(', ')}`).join('; ');
-      cond('SplitBrain', 'True', losers.length ? 'LowerTermFenced' : 'TermUnknown', msg);
-      await event('Warning', 'SplitBrain', losers.length ? `${msg}: fencing ${losers.join(', ')}` : `${msg}: terms unknown, not fencing automatically`);
-    } else {
-      cond('SplitBrain', 'False', 'SingleLeader', 'no replication group has two leaders');
+    let stale = detectStale(views).stale;
+    if (stale.length > 0) {
+      // Confirm: a broker that merely had not heard of a new leader yet catches up within milliseconds.
+      await new Promise((r) => setTimeout(r, this.staleConfirmMs));
+      views = await this.brokerViews(cluster, pods);
+      const still = new Set(detectStale(views).stale.map((x) => x.pod));
+      stale = stale.filter((x) => still.has(x.pod));
     }
-    const fencing = fencingPlan({ pods, manual: manual.ok ? manual.pods : [], splitBrainLosers: losers, views });
+    const staleNotFenced = stale.filter((x) => !pods.find((p) => p.name === x.pod)?.fencedLabel);
+    const splitLosers = split.flatMap((s) => s.fence);
+    const losers = [...new Set([...splitLosers, ...stale.map((x) => x.pod)])];
+    if (split.length > 0 || stale.length > 0) {
+      const parts = split.map((s) => `${s.group} claimed by ${s.claimants.map((c) => `${c.pod}(term ${c.term ?? '?'})`).join(', ')}`);
+      const leaderView = detectStale(views).leader;
+      if (stale.length > 0) parts.push(`cut off from the majority (leader ${leaderView?.pod ?? '?'}, term ${leaderView?.term ?? '?'}): ${stale.map((x) => `${x.pod}(term ${x.term ?? '?'}, sees leader ${x.leaderId ?? 'none'})`).join(', ')}`);
+      const msg = parts.join('; ');
+      cond('SplitBrain', 'True', splitLosers.length ? 'LowerTermFenced' : stale.length ? 'PartitionedMemberFenced' : 'TermUnknown', msg);
+      if (split.length > 0 || staleNotFenced.length > 0) await event('Warning', 'SplitBrain', losers.length ? `${msg}: fencing ${losers.join(', ')}` : `${msg}: terms unknown, not fencing automatically`);
+    } else {
+      cond('SplitBrain', 'False', 'SingleLeader', 'every broker follows the leader a majority agrees on');
+    }
+    const fencing = fencingPlan({ pods, manual: manual.ok ? manual.pods : [], splitBrainLosers: losers, views, maxLag: this.maxLag });
     for (const p of fencing.fence) await this.setFenced(cluster, pods, p, true, event);
     for (const p of fencing.unfence) await this.setFenced(cluster, pods, p, false, event);
     const fencedNow = pods.filter((p) => (p.fencedLabel || fencing.fence.includes(p.name)) && !fencing.unfence.includes(p.name)).map((p) => p.name);
@@ -217,7 +238,7 @@ export class LanceClusterReconciler {
           await event('Normal', 'RolloutStarted', `rolling out image ${spec.image} / config ${templateHash.slice(0, 12)}: order ${plan.podsPending.join(', ')}`);
         }
         rollout = plan;
-        const step = nextRolloutStep({ plan, pods, replicas: stsReplicas, leader, views, transferSupported: anyAdmin?.supports.transferLeader ?? false });
+        const step = nextRolloutStep({ plan, pods, replicas: stsReplicas, leader, views, transferSupported: anyAdmin?.supports.transferLeader ?? false, maxLag: this.maxLag });
         if (step.type === 'wait') {
           cond('Progressing', 'True', 'RollingUpdate', step.reason);
         } else if (step.type === 'transfer-leader') {
@@ -312,7 +333,7 @@ export class LanceClusterReconciler {
         return undefined;
       }
     }));
-    return out.filter((v): v is BrokerView => v !== undefined);
+    return withLags(out.filter((v): v is BrokerView => v !== undefined));
   }
 
   private async setFenced(cluster: LanceCluster, pods: PodObservation[], pod: string, fenced: boolean, event: (t: EventType, r: string, m: string) => Promise<void>): Promise<void> {
@@ -332,15 +353,20 @@ export class LanceClusterReconciler {
   }
 
   private async transferLeadership(cluster: LanceCluster, pods: PodObservation[], views: BrokerView[], from: string, event: (t: EventType, r: string, m: string) => Promise<void>, why: string): Promise<void> {
-    const target = views.find((v) => v.pod !== from && v.role === 'Follower');
+    const log = this.log.child({ namespace: cluster.metadata.namespace, cluster: cluster.metadata.name });
+    // The most caught-up follower takes over.
+    const target = views.filter((v) => v.pod !== from && v.role === 'Follower' && !pods.find((p) => p.name === v.pod)?.fencedLabel).sort((a, b) => (a.lag ?? Infinity) - (b.lag ?? Infinity))[0];
     const admin = this.adminFor(cluster, pods.find((p) => p.name === from));
     if (!admin || !target) {
       await event('Warning', 'TransferLeaderBlocked', `${why}: no caught-up follower to take leadership from ${from}`);
       return;
     }
     try {
+      // The metadata group first, then every partition the broker leads (so its restart moves no leadership by election).
       await admin.transferLeader(target.nodeId);
-      await event('Normal', 'LeaderTransfer', `${why}: leadership ${from} → ${target.pod}`);
+      const partitions = views.find((v) => v.pod === from)?.leads.filter((l) => l.group !== 'metadata') ?? [];
+      for (const l of partitions) await admin.transferLeader(target.nodeId, l.group).catch((e: unknown) => log.warn({ err: e, group: l.group }, 'partition leadership transfer failed; it moves by election'));
+      await event('Normal', 'LeaderTransfer', `${why}: leadership ${from} → ${target.pod}${partitions.length ? ` (and ${partitions.length} partition group(s))` : ''}`);
     } catch (e) {
       if (!isUnsupported(e)) throw e;
       await event('Warning', 'TransferLeaderUnsupported', `${why}: ${(e as Error).message}`);

@@ -17,6 +17,7 @@ import { WorkQueue } from '../kube/workqueue.ts';
 import { adminClientFactory, type BrokerAdminFactory } from './broker-admin.ts';
 import { LanceClusterReconciler } from './lancecluster.ts';
 import { OperatorMetrics } from './metrics.ts';
+import { RestoreController } from './restore-controller.ts';
 
 export interface ManagerOptions {
   kubeConfig: KubeConfig;
@@ -53,6 +54,8 @@ export class Manager {
   private readonly queue: WorkQueue;
   private readonly elector: LeaderElector | undefined;
   private readonly reconciler: LanceClusterReconciler;
+  /** LanceRestores: own informers and queue (restore-controller.ts), same leadership gate. */
+  readonly restores: RestoreController;
   private readonly log: Logger;
   private leading: boolean;
   private running: Promise<void> | undefined;
@@ -68,6 +71,12 @@ export class Manager {
       ...(o.busyRequeueMs ? { busyRequeueMs: o.busyRequeueMs } : {}),
       ...(o.idleRequeueMs ? { idleRequeueMs: o.idleRequeueMs } : {}),
     });
+    this.restores = new RestoreController({
+      rest: this.rest, events: new EventRecorder(this.rest, 'lance-operator', this.log), log: this.log, isLeader: () => this.leading,
+      ...(o.namespaces ? { namespaces: o.namespaces } : {}), ...(o.resyncMs ? { resyncMs: o.resyncMs } : {}), ...(o.stallFactor ? { stallFactor: o.stallFactor } : {}),
+      ...(o.busyRequeueMs ? { busyRequeueMs: o.busyRequeueMs } : {}), ...(o.idleRequeueMs ? { idleRequeueMs: o.idleRequeueMs } : {}),
+      onStall: (k) => this.metrics.watchStalls.inc({ kind: k }), onRelist: (k) => this.metrics.watchRelists.inc({ kind: k }),
+    });
     this.leading = !o.leaderElection;
     if (o.leaderElection) {
       this.elector = new LeaderElector(this.rest, {
@@ -76,6 +85,7 @@ export class Manager {
           this.leading = true;
           this.metrics.isLeader.set(1);
           this.enqueueAll();
+          this.restores.enqueueAll();
         },
         onStoppedLeading: () => {
           this.leading = false;
@@ -92,7 +102,7 @@ export class Manager {
   }
 
   ready(): boolean {
-    return this.informers.every((i) => i.hasSynced());
+    return this.informers.every((i) => i.hasSynced()) && this.restores.ready();
   }
 
   async start(): Promise<void> {
@@ -118,6 +128,7 @@ export class Manager {
         inf.start();
       }
     }
+    this.restores.start();
     await Promise.all(this.informers.map((i) => i.waitForSync()));
     this.elector?.start();
     this.enqueueAll();
@@ -143,6 +154,7 @@ export class Manager {
     await this.elector?.stop();
     this.leading = false;
     await Promise.all(this.informers.map((i) => i.stop()));
+    await this.restores.stop();
     await this.running;
   }
 }
