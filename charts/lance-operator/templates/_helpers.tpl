@@ -66,6 +66,28 @@ app.kubernetes.io/part-of: lance
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
+# LanceRestore controller
+- apiGroups: ["lance.dev"]
+  resources: ["lancerestores"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["lance.dev"]
+  resources: ["lancerestores/status"]
+  verbs: ["update"]
+- apiGroups: ["lance.dev"]
+  resources: ["lanceclusters"]
+  verbs: ["create", "patch"]
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["list", "watch", "create"]
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["get", "create"]
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
+- apiGroups: ["apps"]
+  resources: ["statefulsets"]
+  verbs: ["delete"]
 {{- end }}
 
 {{/* Leader election (LEADER_ELECTION_RULES in operator/src/kube/rbac.ts), in the release namespace only. */}}

@@ -22,6 +22,16 @@ export const OPERATOR_RULES: RbacRule[] = [
   { apiGroups: [''], resources: ['serviceaccounts'], verbs: ['get', 'create', 'update'] },
   { apiGroups: ['policy'], resources: ['poddisruptionbudgets'], verbs: ['get', 'list', 'watch', 'create', 'update'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+  // LanceRestore controller (controllers/restore-controller.ts): creates the target LanceCluster or pauses/resumes an
+  // existing one (patch), creates the target's PVCs (get: adoption) and restore Jobs, reads a restore pod's log,
+  // deletes an existing empty target's StatefulSet.
+  { apiGroups: ['lance.dev'], resources: ['lancerestores'], verbs: ['get', 'list', 'watch'] },
+  { apiGroups: ['lance.dev'], resources: ['lancerestores/status'], verbs: ['update'] },
+  { apiGroups: ['lance.dev'], resources: ['lanceclusters'], verbs: ['create', 'patch'] },
+  { apiGroups: ['batch'], resources: ['jobs'], verbs: ['list', 'watch', 'create'] },
+  { apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['get', 'create'] },
+  { apiGroups: [''], resources: ['pods/log'], verbs: ['get'] },
+  { apiGroups: ['apps'], resources: ['statefulsets'], verbs: ['delete'] },
 ];
 
 /** Leader election, only in the operator's own namespace. */
