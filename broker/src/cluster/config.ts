@@ -5,6 +5,8 @@
  *     peers:                       # the founding members, identical on every node
  *       - {nodeId: 1, host: 10.0.0.1, raftPort: 1993, kafkaPort: 9092, adminPort: 1992}
  *     peersFile: /etc/lance/peers.yaml   # alternative: the operator's file {peers: [{ordinal, nodeId, pod, host, ...}]}
+ *     bootstrapVoters: [1, 2, 3]   # the founding voters (default: every peer); a node not listed JOINS instead
+ *     join: false                  # true: never bootstrap; wait to be added (`lnc members add`)
  *
  * With no peers the broker runs standalone (unchanged behaviour); `--standalone` forces standalone.
  */
@@ -28,6 +30,14 @@ export type ClusterPeer = z.infer<typeof ClusterPeerSchema>;
 export const ClusterSectionSchema = z.strictObject({
   peers: z.array(ClusterPeerSchema).default([]),
   peersFile: z.string().min(1, { error: 'expected a file path' }).optional(),
+  /**
+   * The node ids that founded the cluster (the metadata group's bootstrap voters, identical on every founder).
+   * Default: every peer's id. Must not change after the first start; the operator writes the first replica set.
+   */
+  bootstrapVoters: z.array(z.number({ error: 'expected a node id' }).int({ error: 'expected a node id' }).nonnegative({ error: 'expected a node id' }))
+    .min(1, { error: 'expected at least one node id' }).optional(),
+  /** this node joins an existing cluster: it never bootstraps a group and waits to be added as a learner */
+  join: z.boolean({ error: 'expected true or false' }).default(false),
 });
 export type ClusterSection = z.infer<typeof ClusterSectionSchema>;
 
@@ -44,6 +54,17 @@ export function validatePeers(peers: readonly ClusterPeer[], where: string): voi
       addrs.add(a);
     }
   });
+}
+
+/**
+ * Founders and this node's mode. A node bootstraps the metadata group only when it is a founder and not told to join;
+ * every other node starts with an empty log and no membership and waits for the controller to add it (a bootstrap
+ * from a non-founder would write a different entry 1 than the founders' and break Raft's log matching).
+ */
+export function bootstrapPlan(section: Pick<ClusterSection, 'bootstrapVoters' | 'join'>, peers: readonly ClusterPeer[], nodeId: number): { founders: number[]; bootstrap: boolean } {
+  const founders = [...(section.bootstrapVoters ?? peers.map((p) => p.nodeId))].sort((a, b) => a - b);
+  if (new Set(founders).size !== founders.length) throw new LanceError('INVALID_CONFIG', `cluster.bootstrapVoters: a node id appears twice (${founders.join(', ')})`, { key: 'cluster.bootstrapVoters' });
+  return { founders, bootstrap: !section.join && founders.includes(nodeId) };
 }
 
 /** Parses the operator's peers.yaml (`peers: [...]`). */
