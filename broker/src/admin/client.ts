@@ -11,6 +11,7 @@ import {
   GroupDetailSchema, GroupListSchema, ResetOffsetsResponseSchema, type GroupDetail, type GroupSummary, type ResetOffsetsRequest, type ResetOffsetsResponse,
   ClusterActionResponseSchema, ClusterViewSchema, CreateTopicRequestSchema, DeleteTopicResponseSchema, ErrorBodySchema, FetchResponseSchema, LiveSchema,
   ProduceRequestSchema, ProduceResponseSchema, ReadySchema, TopicDetailSchema, TopicListSchema, TopicSummarySchema,
+  MemberActionResponseSchema, MemberEndpointsSchema, MembersListSchema, type MemberActionResponse, type MemberEndpoints, type MembersList,
   type ClusterActionResponse, type ClusterView, type MembersRequest, type TransferLeaderRequest, type CreateTopicRequest, type Encoding, type FetchResponse, type ProduceRequest, type ProduceResponse,
   type Ready, type TopicDetail, type TopicSummary,
 } from './schemas.ts';
@@ -90,6 +91,21 @@ export class AdminClient {
   /** cluster mode: single-server membership change (default group "__meta") */
   members(req: MembersRequest): Promise<ClusterActionResponse> {
     return this.request('POST', '/v1/members', ClusterActionResponseSchema, req);
+  }
+
+  /** cluster mode: every broker of the registry with its role and membership state */
+  listMembers(): Promise<MembersList> {
+    return this.request('GET', '/v1/members', MembersListSchema);
+  }
+
+  /** cluster mode: make `nodeId` a member (idempotent); the catch-up and promotions run asynchronously */
+  addMember(nodeId: number, ep: MemberEndpoints): Promise<MemberActionResponse> {
+    return this.request('PUT', `/v1/members/${nodeId}`, MemberActionResponseSchema, MemberEndpointsSchema.parse(ep));
+  }
+
+  /** cluster mode: retire `nodeId` (idempotent); its replicas move to other brokers asynchronously */
+  removeMember(nodeId: number): Promise<MemberActionResponse> {
+    return this.request('DELETE', `/v1/members/${nodeId}`, MemberActionResponseSchema);
   }
 
   transferLeader(req: TransferLeaderRequest): Promise<ClusterActionResponse> {

@@ -207,6 +207,47 @@ export const MembersRequestSchema = z.strictObject({
 });
 export type MembersRequest = z.infer<typeof MembersRequestSchema>;
 
+const memberPort = (name: string) => z.number({ error: `${name}: expected a port number 1-65535` }).int({ error: `${name}: expected a port number 1-65535` })
+  .min(1, { error: `${name}: expected a port number 1-65535` }).max(65535, { error: `${name}: expected a port number 1-65535` });
+
+/**
+ * `PUT /v1/members/{nodeId}`: make a broker a member (idempotent): register its endpoints in the metadata, add it to
+ * the metadata group as a learner → promote once caught up, and give it replicas of under-replicated partitions.
+ */
+export const MemberEndpointsSchema = z.strictObject({
+  host: z.string({ error: 'host: expected a host name or IP address' }).min(1, { error: 'host: expected a host name or IP address' }),
+  kafkaPort: memberPort('kafkaPort'),
+  adminPort: memberPort('adminPort'),
+  raftPort: memberPort('raftPort'),
+});
+export type MemberEndpoints = z.infer<typeof MemberEndpointsSchema>;
+
+/**
+ * One broker as `GET /v1/members` reports it. `state`: `joining` (registered; not yet a voter of the metadata group
+ * and of every partition assigned to it), `active`, `removing` (removed; still in some group's membership),
+ * `removed` (gone from every group). `role`: its role in the metadata group's membership.
+ */
+export const MemberSchema = z.object({
+  nodeId: z.number().int().nonnegative(),
+  host: z.string(),
+  kafkaPort: z.number().int().nonnegative(),
+  adminPort: z.number().int().nonnegative(),
+  raftPort: z.number().int().nonnegative(),
+  role: z.enum(['voter', 'learner', 'none']),
+  state: z.enum(['joining', 'active', 'removing', 'removed']),
+  controller: z.boolean(),
+  /** partitions assigned to it (target), and in how many leader-reported memberships it is a voter / learner */
+  partitions: z.object({ assigned: z.number().int().nonnegative(), voter: z.number().int().nonnegative(), learner: z.number().int().nonnegative() }),
+});
+export type Member = z.infer<typeof MemberSchema>;
+
+export const MembersListSchema = z.object({ controllerId: z.number().int(), members: z.array(MemberSchema) });
+export type MembersList = z.infer<typeof MembersListSchema>;
+
+/** `PUT`/`DELETE /v1/members/{nodeId}` answer: what was decided (the moves run asynchronously; poll GET /v1/members) */
+export const MemberActionResponseSchema = z.object({ ok: z.literal(true), message: z.string(), changed: z.boolean() });
+export type MemberActionResponse = z.infer<typeof MemberActionResponseSchema>;
+
 /** `POST /v1/transfer-leader` */
 export const TransferLeaderRequestSchema = z.strictObject({
   /** default: "__meta" (the controller) */

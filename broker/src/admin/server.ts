@@ -11,6 +11,7 @@ import {
   CreateTopicRequestSchema, FetchQuerySchema, MembersRequestSchema, ProduceRequestSchema, RECORD_LIMITS, TransferLeaderRequestSchema,
   ResetOffsetsRequestSchema, type GroupDetail, type GroupSummary, type ResetOffsetsRequest, type ResetOffsetsResponse,
   type ClusterActionResponse, type MembersRequest, type TransferLeaderRequest,
+  MemberEndpointsSchema, type MemberActionResponse, type MemberEndpoints, type MembersList,
   type ClusterView, type CreateTopicRequest, type FetchQuery, type FetchResponse, type ProduceRequest, type ProduceResponse,
   type Ready, type TopicDetail, type TopicSummary,
 } from './schemas.ts';
@@ -39,6 +40,10 @@ export interface AdminService {
     members(req: MembersRequest): ClusterActionResponse | Promise<ClusterActionResponse>;
     transferLeader(req: TransferLeaderRequest): ClusterActionResponse | Promise<ClusterActionResponse>;
     setFenced(fenced: boolean): ClusterActionResponse | Promise<ClusterActionResponse>;
+    /** cluster membership (broker registry); absent: the /v1/members/{id} routes answer 501 */
+    listMembers?(): MembersList | Promise<MembersList>;
+    addMember?(nodeId: number, ep: MemberEndpoints): Promise<MemberActionResponse>;
+    removeMember?(nodeId: number): Promise<MemberActionResponse>;
   };
 }
 
@@ -50,6 +55,11 @@ function groupsOf(service: AdminService): NonNullable<AdminService['groups']> {
 function clusterOnly(service: AdminService): NonNullable<AdminService['clusterAdmin']> {
   if (!service.clusterAdmin) throw new LanceError('UNSUPPORTED', 'this node runs standalone: membership, leadership transfer and fencing need cluster mode (cluster.peers)');
   return service.clusterAdmin;
+}
+
+function memberId(raw: string): number {
+  if (!/^\d{1,9}$/.test(raw)) throw new LanceError('INVALID_ARGUMENT', `nodeId: expected a non-negative integer in the path /v1/members/{nodeId}, got ${JSON.stringify(raw)}`, { field: 'nodeId' });
+  return Number(raw);
 }
 
 export interface MetricsSource {
@@ -167,6 +177,30 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
       method: 'POST', pattern: /^\/v1\/members$/, name: '/v1/members', handler: async ({ req, res }) => {
         const body = validate(MembersRequestSchema, await readBody(req, 64 * 1024), 'members');
         sendJson(res, 200, await clusterOnly(service).members(body));
+      },
+    },
+    {
+      method: 'GET', pattern: /^\/v1\/members$/, name: '/v1/members', handler: async ({ res }) => {
+        const c = clusterOnly(service);
+        if (!c.listMembers) throw new LanceError('UNSUPPORTED', 'this broker does not support membership listing');
+        sendJson(res, 200, await c.listMembers());
+      },
+    },
+    {
+      method: 'PUT', pattern: /^\/v1\/members\/([^/]+)$/, name: '/v1/members/:id', handler: async ({ req, res, params }) => {
+        const id = memberId(params[0]!);
+        const body = validate(MemberEndpointsSchema, await readBody(req, 64 * 1024), 'add member');
+        const c = clusterOnly(service);
+        if (!c.addMember) throw new LanceError('UNSUPPORTED', 'this broker does not support membership changes');
+        sendJson(res, 200, await c.addMember(id, body));
+      },
+    },
+    {
+      method: 'DELETE', pattern: /^\/v1\/members\/([^/]+)$/, name: '/v1/members/:id', handler: async ({ res, params }) => {
+        const id = memberId(params[0]!);
+        const c = clusterOnly(service);
+        if (!c.removeMember) throw new LanceError('UNSUPPORTED', 'this broker does not support membership changes');
+        sendJson(res, 200, await c.removeMember(id));
       },
     },
     {
