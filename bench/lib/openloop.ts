@@ -38,6 +38,7 @@ export interface OpenLoopResult {
   intendedOps: number;
   completedOps: number;
   errors: number;
+  firstError?: string;
   /** completed ops per second over the run (until the last completion) */
   achievedOpsPerSec: number;
   latency: LatencySummary;
@@ -59,6 +60,7 @@ export async function runOpenLoop(opts: { ratePerSec: number; durationMs: number
   let fired = 0;
   let completed = 0;
   let errors = 0;
+  let firstError: string | undefined;
   let lastDone = sched.t0;
   const inflight = new Set<Promise<void>>();
   while (fired < sched.total) {
@@ -75,8 +77,9 @@ export async function runOpenLoop(opts: { ratePerSec: number; durationMs: number
           completed++;
           lastDone = done;
         },
-        () => {
+        (e: unknown) => {
           errors++;
+          firstError ??= String(e);
         },
       ).finally(() => inflight.delete(p));
       inflight.add(p);
@@ -87,15 +90,16 @@ export async function runOpenLoop(opts: { ratePerSec: number; durationMs: number
   }
   await Promise.all([...inflight]);
   const secs = Math.max(1e-3, (lastDone - sched.t0) / 1000);
-  return { intendedOps: sched.total, completedOps: completed, errors, achievedOpsPerSec: completed / secs, latency: lat.summary(), sendLag: lag.summary() };
+  return { intendedOps: sched.total, completedOps: completed, errors, firstError, achievedOpsPerSec: completed / secs, latency: lat.summary(), sendLag: lag.summary() };
 }
 
 /** Closed loop: `concurrency` workers each send, await, send again, for `durationMs` after a warm-up. */
-export async function runClosedLoop(opts: { concurrency: number; warmupMs: number; durationMs: number; send: () => Promise<void> }): Promise<{ opsPerSec: number; ops: number; errors: number; latency: LatencySummary }> {
+export async function runClosedLoop(opts: { concurrency: number; warmupMs: number; durationMs: number; send: () => Promise<void> }): Promise<{ opsPerSec: number; ops: number; errors: number; firstError?: string; latency: LatencySummary }> {
   let measuring = false;
   let stop = false;
   let ops = 0;
   let errors = 0;
+  let firstError: string | undefined;
   const lat = new LatencyHistogram();
   const worker = async (): Promise<void> => {
     while (!stop) {
@@ -106,8 +110,9 @@ export async function runClosedLoop(opts: { concurrency: number; warmupMs: numbe
           ops++;
           lat.recordMs(performance.now() - t);
         }
-      } catch {
+      } catch (e) {
         errors++;
+        firstError ??= String(e);
         if (errors > 1000) throw new Error('closed loop: more than 1000 failed sends');
       }
     }
@@ -125,5 +130,5 @@ export async function runClosedLoop(opts: { concurrency: number; warmupMs: numbe
   stop = true;
   await all.catch(() => undefined);
   if (failed) throw failed;
-  return { opsPerSec: ops / secs, ops, errors, latency: lat.summary() };
+  return { opsPerSec: ops / secs, ops, errors, firstError, latency: lat.summary() };
 }

@@ -107,3 +107,18 @@ describe('report', () => {
     expect(md).toContain('**not met**');
   });
 });
+
+describe('RESP reply scanner', async () => {
+  const { scanReplies, respCommand } = await import('./redis.ts');
+  it('counts complete replies and stops at a partial one', () => {
+    const b = Buffer.from('$15\r\n1700000000000-0\r\n+OK\r\n:5\r\n-ERR boom\r\n$10\r\n12345');
+    const r = scanReplies(b);
+    expect(r.count).toBe(4);
+    expect(r.error).toBe('ERR boom');
+    expect(b.subarray(r.bytes).toString()).toBe('$10\r\n12345');
+    expect(scanReplies(b, 2).count).toBe(2);
+  });
+  it('encodes a command', () => {
+    expect(respCommand(['XADD', 'k', '*', 'v', Buffer.from('ab')]).toString()).toBe('*5\r\n$4\r\nXADD\r\n$1\r\nk\r\n$1\r\n*\r\n$1\r\nv\r\n$2\r\nab\r\n');
+  });
+});
