@@ -37,7 +37,7 @@ export const ClusterSectionSchema = z.strictObject({
   bootstrapVoters: z.array(z.number({ error: 'expected a node id' }).int({ error: 'expected a node id' }).nonnegative({ error: 'expected a node id' }))
     .min(1, { error: 'expected at least one node id' }).optional(),
   /** this node joins an existing cluster: it never bootstraps a group and waits to be added as a learner */
-  join: z.boolean({ error: 'expected true or false' }).default(false),
+  join: z.boolean({ error: 'expected true or false' }).optional(),
 });
 export type ClusterSection = z.infer<typeof ClusterSectionSchema>;
 
@@ -64,7 +64,7 @@ export function validatePeers(peers: readonly ClusterPeer[], where: string): voi
 export function bootstrapPlan(section: Pick<ClusterSection, 'bootstrapVoters' | 'join'>, peers: readonly ClusterPeer[], nodeId: number): { founders: number[]; bootstrap: boolean } {
   const founders = [...(section.bootstrapVoters ?? peers.map((p) => p.nodeId))].sort((a, b) => a - b);
   if (new Set(founders).size !== founders.length) throw new LanceError('INVALID_CONFIG', `cluster.bootstrapVoters: a node id appears twice (${founders.join(', ')})`, { key: 'cluster.bootstrapVoters' });
-  return { founders, bootstrap: !section.join && founders.includes(nodeId) };
+  return { founders, bootstrap: section.join !== true && founders.includes(nodeId) };
 }
 
 /** Parses the operator's peers.yaml (`peers: [...]`). */
