@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -24,6 +24,8 @@ export async function freePort(): Promise<number> {
     });
   });
 }
+
+export interface LogLine { node: number; t: number; msg: string; [k: string]: unknown }
 
 export interface NodeSpec { nodeId: number; kafkaPort: number; adminPort: number; raftPort: number; dataDir: string }
 
@@ -100,6 +102,22 @@ export class TestCluster {
     p.kill(signal);
     await exited;
     x.proc = null;
+  }
+
+  /** the node's pino log lines (every start), parsed; `t` = epoch ms */
+  async logLines(id: number): Promise<LogLine[]> {
+    const text = await readFile(this.node(id).logFile, 'utf8').catch(() => '');
+    const out: LogLine[] = [];
+    for (const line of text.split('\n')) {
+      if (!line.startsWith('{')) continue;
+      try {
+        const o = JSON.parse(line) as Record<string, unknown>;
+        out.push({ ...o, node: id, t: Date.parse(String(o.time)), msg: String(o.msg ?? '') });
+      } catch {
+        // a line cut by SIGKILL mid-write
+      }
+    }
+    return out;
   }
 
   async wipe(id: number): Promise<void> {
