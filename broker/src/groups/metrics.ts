@@ -6,8 +6,8 @@ const STATES = ['Empty', 'PreparingRebalance', 'CompletingRebalance', 'Stable', 
 
 export interface GroupMetrics {
   hooks: GroupMetricsHooks;
-  /** attaches the service whose groups the gauges describe */
-  attach(service: GroupService, highWatermark: (topic: string, partition: number) => number | null): void;
+  /** attaches the service whose groups the gauges describe (undefined: none here — cluster mode, not the controller) */
+  attach(service: GroupService | undefined, highWatermark: (topic: string, partition: number) => number | null): void;
 }
 
 export function registerGroupMetrics(registry: Registry): GroupMetrics {

@@ -20,6 +20,7 @@ import {
 import type { FindCoordinatorRequest, FindCoordinatorResponse } from '../kafka/protocol/messages.ts';
 import type { GroupCommandLog } from './command-log.ts';
 import { GroupCoordinator, type CoordinatorOptions, type GroupStateName, type RequestMeta, type Step } from './coordinator.ts';
+import { groupErrorResponse, NOT_COORDINATOR } from './responses.ts';
 
 /** Durable producer-id counter (standalone: a file; cluster: the metadata log). */
 export interface ProducerIdAllocator {
@@ -107,7 +108,8 @@ export class GroupService {
   readonly versions = GROUP_API_VERSIONS;
   private coordinator!: GroupCoordinator;
   private nextId = 1;
-  private readonly waiting = new Map<number, (body: object) => void>();
+  /** unanswered requests: resolver + what is needed to answer them with an error when the service stops */
+  private readonly waiting = new Map<number, { resolve: (body: object) => void; apiKey: number; version: number; req: unknown }>();
   private chain: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private appendsSinceSnapshot = 0;
@@ -142,7 +144,7 @@ export class GroupService {
       (err: unknown) => {
         // not durable: the state may be ahead of the log; answer with a retriable error and let the process restart
         this.opts.logger.error({ err }, 'group command log append failed');
-        for (const r of st.replies) this.waiting.get(r.id)?.(withErrorCode(r.body, COORDINATOR_NOT_AVAILABLE));
+        for (const r of st.replies) this.waiting.get(r.id)?.resolve(withErrorCode(r.body, COORDINATOR_NOT_AVAILABLE));
         for (const r of st.replies) this.waiting.delete(r.id);
       },
     );
@@ -157,14 +159,15 @@ export class GroupService {
     for (const r of st.replies) {
       const w = this.waiting.get(r.id);
       this.waiting.delete(r.id);
-      w?.(r.body);
+      w?.resolve(r.body);
     }
   }
 
-  private call(version: number, ctx: KafkaRequestContext, fn: (meta: RequestMeta, now: number) => Step): Promise<object> {
-    if (this.closed) return Promise.reject(new LanceError('NOT_LEADER', 'group coordinator is shutting down'));
+  private call(apiKey: number, version: number, req: unknown, ctx: KafkaRequestContext, fn: (meta: RequestMeta, now: number) => Step): Promise<object> {
+    // a stopped coordinator (moved to another node): the client looks the coordinator up again
+    if (this.closed) return Promise.resolve(groupErrorResponse(apiKey, version, req, NOT_COORDINATOR));
     const meta: RequestMeta = { id: this.nextId++, version, clientId: ctx.clientId ?? '', clientHost: ctx.clientHost };
-    const p = new Promise<object>((resolve) => this.waiting.set(meta.id, resolve));
+    const p = new Promise<object>((resolve) => this.waiting.set(meta.id, { resolve, apiKey, version, req }));
     this.run(fn(meta, this.now()));
     return p;
   }
@@ -176,25 +179,25 @@ export class GroupService {
       case 10:
         return this.findCoordinator(req as FindCoordinatorRequest, version);
       case GroupApiKey.JoinGroup:
-        return this.call(version, ctx, (m, now) => c.joinGroup(req as JoinGroupRequest, m, now));
+        return this.call(apiKey, version, req, ctx, (m, now) => c.joinGroup(req as JoinGroupRequest, m, now));
       case GroupApiKey.SyncGroup:
-        return this.call(version, ctx, (m, now) => c.syncGroup(req as SyncGroupRequest, m, now));
+        return this.call(apiKey, version, req, ctx, (m, now) => c.syncGroup(req as SyncGroupRequest, m, now));
       case GroupApiKey.Heartbeat:
-        return this.call(version, ctx, (m, now) => c.heartbeat(req as HeartbeatRequest, m, now));
+        return this.call(apiKey, version, req, ctx, (m, now) => c.heartbeat(req as HeartbeatRequest, m, now));
       case GroupApiKey.LeaveGroup:
-        return this.call(version, ctx, (m, now) => c.leaveGroup(req as LeaveGroupRequest, m, now));
+        return this.call(apiKey, version, req, ctx, (m, now) => c.leaveGroup(req as LeaveGroupRequest, m, now));
       case GroupApiKey.OffsetCommit:
-        return this.call(version, ctx, (m, now) => c.offsetCommit(req as OffsetCommitRequest, m, now));
+        return this.call(apiKey, version, req, ctx, (m, now) => c.offsetCommit(req as OffsetCommitRequest, m, now));
       case GroupApiKey.OffsetFetch:
-        return this.call(version, ctx, (m) => c.offsetFetch(req as OffsetFetchRequest, m));
+        return this.call(apiKey, version, req, ctx, (m) => c.offsetFetch(req as OffsetFetchRequest, m));
       case GroupApiKey.DescribeGroups:
-        return this.call(version, ctx, (m) => c.describeGroups(req as DescribeGroupsRequest, m));
+        return this.call(apiKey, version, req, ctx, (m) => c.describeGroups(req as DescribeGroupsRequest, m));
       case GroupApiKey.ListGroups:
-        return this.call(version, ctx, (m) => c.listGroups(req as ListGroupsRequest, m));
+        return this.call(apiKey, version, req, ctx, (m) => c.listGroups(req as ListGroupsRequest, m));
       case GroupApiKey.DeleteGroups:
-        return this.call(version, ctx, (m) => c.deleteGroups(req as DeleteGroupsRequest, m));
+        return this.call(apiKey, version, req, ctx, (m) => c.deleteGroups(req as DeleteGroupsRequest, m));
       case GroupApiKey.OffsetDelete:
-        return this.call(version, ctx, (m) => c.offsetDelete(req as OffsetDeleteRequest, m));
+        return this.call(apiKey, version, req, ctx, (m) => c.offsetDelete(req as OffsetDeleteRequest, m));
       case GroupApiKey.InitProducerId:
         return this.initProducerId(req as InitProducerIdRequest);
       default:
@@ -203,32 +206,11 @@ export class GroupService {
   }
 
   findCoordinator(req: FindCoordinatorRequest, version: number): FindCoordinatorResponse {
-    const ep = this.opts.coordinatorEndpoint();
-    const keys = version >= 4 ? req.coordinatorKeys : [req.key];
-    // key type 1 = transaction: transactions are not supported
-    const one = (key: string): { nodeId: number; host: string; port: number; errorCode: number; errorMessage: string | null } => {
-      if (req.keyType === 1) return { nodeId: -1, host: '', port: -1, errorCode: 35, errorMessage: 'transactions are not supported by this broker' };
-      if (!ep) return { nodeId: -1, host: '', port: -1, errorCode: 15, errorMessage: `no coordinator available for group ${key}` };
-      return { nodeId: ep.nodeId, host: ep.host, port: ep.port, errorCode: 0, errorMessage: null };
-    };
-    const first = one(keys[0] ?? '');
-    return {
-      throttleTimeMs: 0, errorCode: first.errorCode, errorMessage: first.errorMessage, nodeId: first.nodeId, host: first.host, port: first.port,
-      coordinators: version >= 4 ? keys.map((key) => ({ key, ...one(key) })) : [],
-    };
+    return findCoordinatorResponse(req, version, this.opts.coordinatorEndpoint());
   }
 
-  async initProducerId(req: InitProducerIdRequest): Promise<InitProducerIdResponse> {
-    if (req.transactionalId !== null) {
-      // transactions are out of scope: a transactional producer fails fast with a clear, non-retriable error
-      return { throttleTimeMs: 0, errorCode: 53 /* TRANSACTIONAL_ID_AUTHORIZATION_FAILED */, producerId: -1, producerEpoch: -1 };
-    }
-    if (req.producerId >= 0 && req.producerEpoch >= 0) {
-      // KIP-360 epoch bump of a known idempotent producer; at the epoch limit it gets a fresh id
-      if (req.producerEpoch < 0x7ffe) return { throttleTimeMs: 0, errorCode: 0, producerId: req.producerId, producerEpoch: req.producerEpoch + 1 };
-    }
-    const producerId = await this.opts.producerIds.allocate();
-    return { throttleTimeMs: 0, errorCode: 0, producerId, producerEpoch: 0 };
+  initProducerId(req: InitProducerIdRequest): Promise<InitProducerIdResponse> {
+    return initProducerIdResponse(req, this.opts.producerIds);
   }
 
   // ------------------------------------------------------------------ admin (lnc groups) and metrics
@@ -266,10 +248,45 @@ export class GroupService {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     await this.chain.catch(() => undefined);
+    // requests still held (JoinGroups waiting for the join phase, SyncGroups for the leader): this coordinator is gone
+    for (const [id, w] of this.waiting) {
+      this.waiting.delete(id);
+      w.resolve(groupErrorResponse(w.apiKey, w.version, w.req, NOT_COORDINATOR));
+    }
     try {
       await this.opts.log.snapshot(this.coordinator.persistent);
     } finally {
       await this.opts.log.close();
     }
   }
+}
+
+/** FindCoordinator answer pointing at `ep` (the node that coordinates groups); transactions are not supported. */
+export function findCoordinatorResponse(req: FindCoordinatorRequest, version: number, ep: BrokerEndpoint | null): FindCoordinatorResponse {
+  const keys = version >= 4 ? req.coordinatorKeys : [req.key];
+  // key type 1 = transaction: transactions are not supported
+  const one = (key: string): { nodeId: number; host: string; port: number; errorCode: number; errorMessage: string | null } => {
+    if (req.keyType === 1) return { nodeId: -1, host: '', port: -1, errorCode: 35, errorMessage: 'transactions are not supported by this broker' };
+    if (!ep) return { nodeId: -1, host: '', port: -1, errorCode: 15, errorMessage: `no coordinator available for group ${key}` };
+    return { nodeId: ep.nodeId, host: ep.host, port: ep.port, errorCode: 0, errorMessage: null };
+  };
+  const first = one(keys[0] ?? '');
+  return {
+    throttleTimeMs: 0, errorCode: first.errorCode, errorMessage: first.errorMessage, nodeId: first.nodeId, host: first.host, port: first.port,
+    coordinators: version >= 4 ? keys.map((key) => ({ key, ...one(key) })) : [],
+  };
+}
+
+/** InitProducerId: idempotent producers get an id from `producerIds` (or an epoch bump); transactional ones an error. */
+export async function initProducerIdResponse(req: InitProducerIdRequest, producerIds: ProducerIdAllocator): Promise<InitProducerIdResponse> {
+  if (req.transactionalId !== null) {
+    // transactions are out of scope: a transactional producer fails fast with a clear, non-retriable error
+    return { throttleTimeMs: 0, errorCode: 53 /* TRANSACTIONAL_ID_AUTHORIZATION_FAILED */, producerId: -1, producerEpoch: -1 };
+  }
+  if (req.producerId >= 0 && req.producerEpoch >= 0) {
+    // KIP-360 epoch bump of a known idempotent producer; at the epoch limit it gets a fresh id
+    if (req.producerEpoch < 0x7ffe) return { throttleTimeMs: 0, errorCode: 0, producerId: req.producerId, producerEpoch: req.producerEpoch + 1 };
+  }
+  const producerId = await producerIds.allocate();
+  return { throttleTimeMs: 0, errorCode: 0, producerId, producerEpoch: 0 };
 }

@@ -13,6 +13,7 @@ import type { Logger } from '../common/log.ts';
 import { startAdminServer, type AdminServerHandle, type AdminService } from '../admin/server.ts';
 import { startKafkaServer, type KafkaServer } from '../kafka/server.ts';
 import { ClusterBroker } from '../cluster/cluster-broker.ts';
+import { ClusterGroups } from '../cluster/cluster-groups.ts';
 import { parsePeersFile, validatePeers, type ClusterPeer } from '../cluster/config.ts';
 import type { LanceConfig } from './config.ts';
 import { acquireDataDirLock } from './data-dir-lock.ts';
@@ -50,8 +51,9 @@ export function derivedClusterId(peers: readonly ClusterPeer[]): string {
   return `lance-${createHash('sha256').update(canon).digest('hex').slice(0, 16)}`;
 }
 
-function adminService(b: ClusterBroker): AdminService {
+function adminService(b: ClusterBroker, groups?: ClusterGroups): AdminService {
   return {
+    ...(groups ? { groups: groups.adminApi() } : {}),
     readiness: () => b.readiness(),
     cluster: () => b.clusterView(),
     listTopics: () => b.adminListTopics(),
@@ -92,6 +94,7 @@ export async function startClusterBroker(config: LanceConfig, peers: ClusterPeer
   let broker: ClusterBroker | undefined;
   let admin: AdminServerHandle | undefined;
   let kafka: KafkaServer | undefined;
+  let groups: ClusterGroups | undefined;
   try {
     broker = await ClusterBroker.open({
       config, clusterId: identity.clusterId, nodeId: identity.nodeId, peers, logger: log, metrics, version,
@@ -99,13 +102,16 @@ export async function startClusterBroker(config: LanceConfig, peers: ClusterPeer
       onQuarantine: (q) => quarantineCounter.inc({ group: q.group }, q.entries),
     });
     const b = broker;
+    // consumer groups + producer ids through the metadata log; the coordinator runs on the controller
+    groups = new ClusterGroups({ host: b, logger: log.child({ component: 'groups' }), registry: metrics.registry });
     admin = await startAdminServer({
-      host: config.listeners.admin.host, port: me.adminPort, service: adminService(b),
+      host: config.listeners.admin.host, port: me.adminPort, service: adminService(b, groups),
       metrics: { contentType: metrics.registry.contentType, metrics: async () => { b.updateGauges(); return metrics.registry.metrics(); } },
       logger: log.child({ component: 'admin' }),
       onRequest: (route, status) => metrics.adminRequests.inc({ route, status: String(status) }),
     });
     kafka = await startKafkaServer({
+      groups,
       host: config.listeners.kafka.host, port: me.kafkaPort, backend: b, logger: log.child({ component: 'kafka' }),
       maxFrameBytes: config.maxFrameBytes, metrics: metrics.kafkaHooks(),
     }).catch((e: unknown) => {
@@ -114,6 +120,7 @@ export async function startClusterBroker(config: LanceConfig, peers: ClusterPeer
     });
   } catch (e) {
     await admin?.close().catch(() => undefined);
+    await groups?.close().catch(() => undefined);
     await broker?.close().catch(() => undefined);
     await lock.release();
     throw e;
@@ -123,6 +130,7 @@ export async function startClusterBroker(config: LanceConfig, peers: ClusterPeer
   const running = broker;
   const kafkaServer = kafka;
   const adminServer = admin;
+  const groupLayer = groups;
   let closing: Promise<void> | undefined;
   return {
     identity, broker: running, metrics,
@@ -134,6 +142,7 @@ export async function startClusterBroker(config: LanceConfig, peers: ClusterPeer
         log.info('lance stopping');
         running.setKafkaDown();
         await Promise.all([kafkaServer.close(), adminServer.close()]);
+        await groupLayer.close().catch((e: unknown) => log.error({ err: e }, 'closing the group layer failed'));
         try {
           await running.close();
         } finally {
