@@ -11,7 +11,7 @@
 import type { Logger } from '../common/log.ts';
 import { LanceError } from '../common/errors.ts';
 import { RaftNode, type RaftOptions } from '../raft/node.ts';
-import type { ClusterConfig, NodeId, PersistRequest, RaftEntry, RaftMessage, RaftStateEvent, RaftStatus } from '../raft/types.ts';
+import type { ClusterConfig, NodeId, PersistRequest, RaftEntry, RaftMessage, RaftStateEvent, RaftStatus, SnapshotMeta } from '../raft/types.ts';
 import type { PartitionRaftLog } from './partition-raft-log.ts';
 
 export interface GroupHandler {
@@ -20,6 +20,8 @@ export interface GroupHandler {
   onState(ev: RaftStateEvent): void;
   /** the group's own log writes up to `durableIndex` are fsynced (acks=1) */
   onDurable?(durableIndex: number): void;
+  /** a leader's snapshot was installed (partition groups: segment transfer): reset state from it before `onCommitted` */
+  onRestore?(snapshot: { meta: SnapshotMeta; data: Uint8Array }): void;
 }
 
 interface Group {
@@ -43,16 +45,20 @@ export interface RaftHostOptions {
   raft?: Omit<RaftOptions, 'id' | 'random' | 'bootstrap'>;
 }
 
-/** Merges queued persistence requests into one: the last seq, the newest hard state, sync if any needed it. */
+/**
+ * Merges queued persistence requests into one: the last seq, the newest hard state, sync if any needed it, the
+ * newest snapshot (the log executes snapshot installs in its own storage queue, in order; persist() waits for it).
+ */
 export function mergePersist(reqs: readonly PersistRequest[]): PersistRequest {
   let hardState: PersistRequest['hardState'] = null;
   let sync = false;
+  let snapshot: PersistRequest['snapshot'] = null;
   for (const r of reqs) {
     if (r.hardState) hardState = r.hardState;
     if (r.sync) sync = true;
-    if (r.snapshot) throw new LanceError('UNSUPPORTED', 'snapshot install is not supported by the partition raft log yet');
+    if (r.snapshot) snapshot = r.snapshot;
   }
-  return { seq: reqs[reqs.length - 1]!.seq, hardState, sync, snapshot: null };
+  return { seq: reqs[reqs.length - 1]!.seq, hardState, sync, snapshot };
 }
 
 export class RaftHost {
@@ -168,7 +174,10 @@ export class RaftHost {
       g.queue.push(r.persist);
       if (!g.persisting) void this.persistLoop(g);
     }
-    if (r.restore) this.opts.logger.error({ group: g.id }, 'raft: snapshot restore requested but not supported for this log');
+    if (r.restore) {
+      if (g.handler.onRestore) g.handler.onRestore(r.restore);
+      else this.opts.logger.error({ group: g.id }, 'raft: snapshot restore requested but this group has no restore handler');
+    }
     for (const ev of r.events) {
       // elections are rare and operator-relevant: log each role change (the failover profile reads these lines)
       this.opts.logger.info({ group: g.id, role: ev.role, term: ev.term, leader: ev.leader }, 'raft: role change');
