@@ -18,6 +18,8 @@ import { deleteTopicCommand } from './online/delete-topic.ts';
 import { listTopicsCommand } from './online/list-topics.ts';
 import { groupsDescribeCommand, groupsListCommand, groupsResetOffsetsCommand } from './online/groups.ts';
 import { produceCommand } from './online/produce.ts';
+import { restoreCommand } from './offline/restore.ts';
+import { backupsListCommand } from './offline/backups.ts';
 
 export const commands: AnyCommand[] = [
   versionCommand,
@@ -42,4 +44,6 @@ export const commands: AnyCommand[] = [
   fenceCommand,
   unfenceCommand,
   exportQuarantineCommand,
+  restoreCommand,
+  backupsListCommand,
 ];

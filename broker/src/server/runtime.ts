@@ -17,6 +17,9 @@ import { ensureNodeIdentity, type NodeIdentity } from './node-identity.ts';
 import { startStandaloneGroups } from '../groups/standalone.ts';
 import type { GroupService } from '../groups/service.ts';
 import { groupsAdmin, type GroupsAdmin } from '../groups/admin.ts';
+import { coldStartRestore, collectStandaloneSnapshot, drSettings, startMetadataDr, type RunningDr } from '../tiering/standalone-dr.ts';
+import { DrMetrics } from '../tiering/metadata-dr.ts';
+import type { RestoreReport } from '../tiering/restore.ts';
 
 export interface RunningBroker {
   identity: NodeIdentity;
@@ -53,7 +56,14 @@ export async function startBroker(config: LanceConfig, logger: Logger, version: 
   await mkdirDurable(config.dataDir);
   const lock = await acquireDataDirLock(config.dataDir);
   let identity: NodeIdentity;
+  let restored: RestoreReport | null = null;
+  const dr = drSettings(config.tiering, process.env);
   try {
+    // cold start: an empty data dir + a bucket with a restore point → restore before anything opens the dir
+    restored = await coldStartRestore({
+      dataDir: config.dataDir, storeConfig: config.objectStore, enabled: config.tiering.coldStartRestore,
+      clusterId: config.clusterId, nodeId: config.nodeId, logger: logger.child({ node: config.nodeId }),
+    });
     identity = await ensureNodeIdentity(config.dataDir, { clusterId: config.clusterId, nodeId: config.nodeId });
   } catch (e) {
     await lock.release();
@@ -68,6 +78,9 @@ export async function startBroker(config: LanceConfig, logger: Logger, version: 
   let kafka: KafkaServer | undefined;
   let groups: GroupService | undefined;
   let groupsView: GroupsAdmin | undefined;
+  let metaDr: RunningDr | undefined;
+  const drMetrics = config.objectStore ? new DrMetrics(metrics.registry) : undefined;
+  if (restored) drMetrics?.recoverySeconds.set(restored.durationMs / 1000);
   try {
     admin = await startAdminServer({
       host: config.listeners.admin.host,
@@ -91,6 +104,23 @@ export async function startBroker(config: LanceConfig, logger: Logger, version: 
       highWatermarkOf: (t, p) => openBroker.highWatermarkOf(t, p),
       listOffsets: (t, p, ts) => openBroker.listOffsets(t, p, ts),
     });
+    if (config.objectStore && dr.enabled) {
+      const g = groups;
+      metaDr = startMetadataDr({
+        storeConfig: config.objectStore, registry: metrics.registry, logger: log, clusterId: identity.clusterId, nodeId: identity.nodeId,
+        intervalMs: dr.intervalMs, retentionMs: dr.retentionMs, ...(drMetrics ? { metrics: drMetrics } : {}),
+        collect: () => collectStandaloneSnapshot({
+          dataDir: config.dataDir, clusterId: identity.clusterId, nodeId: identity.nodeId,
+          highWatermarkOf: (t, p) => openBroker.highWatermarkOf(t, p),
+          manifest: (t, p) => openBroker.tieredStorage?.manifest(t, p) ?? null,
+          logStartOffset: async (t, p) => (await openBroker.listOffsets(t, p, -2)).offset,
+          groups: () => g.list().map((x) => {
+            const d = g.describe(x.groupId);
+            return { groupId: x.groupId, protocolType: x.protocolType, generation: d.generation, offsets: d.offsets };
+          }),
+        }),
+      });
+    }
     kafka = await startKafkaServer({
       groups,
       host: config.listeners.kafka.host,
@@ -108,6 +138,7 @@ export async function startBroker(config: LanceConfig, logger: Logger, version: 
       throw new LanceError('IO', msg, { host, port }, { cause: e });
     });
   } catch (e) {
+    await metaDr?.stop().catch(() => undefined);
     await admin?.close().catch(() => undefined);
     await groups?.close().catch(() => undefined);
     await broker?.close().catch(() => undefined);
@@ -122,6 +153,7 @@ export async function startBroker(config: LanceConfig, logger: Logger, version: 
   const kafkaServer = kafka;
   const adminServer = admin;
   const groupService = groups;
+  const metaDrRunning = metaDr;
   let closing: Promise<void> | undefined;
   return {
     identity,
@@ -135,6 +167,7 @@ export async function startBroker(config: LanceConfig, logger: Logger, version: 
         running.setKafkaDown();
         // Stop taking new work first; then storage flushes and fsyncs everything that was appended.
         await Promise.all([kafkaServer.close(), adminServer.close()]);
+        await metaDrRunning?.stop().catch((e: unknown) => log.error({ err: e }, 'stopping metadata DR failed'));
         await groupService?.close().catch((e: unknown) => log.error({ err: e }, 'closing the group coordinator failed'));
         try {
           await running.close();
