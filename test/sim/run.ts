@@ -78,8 +78,9 @@ const seeds = args.seed !== undefined ? [args.seed] : Array.from({ length: args.
 const started = Date.now();
 let failed = 0;
 const failover: number[] = [];
+const failoverNotified: number[] = [];
 const failoverByDelay = new Map<number, number[]>();
-const totals = { acked: 0, crashes: 0, partitions: 0, messages: 0, leadersElected: 0, snapshotsInstalled: 0, configChanges: 0, transfers: 0, duplicateAcks: 0, duplicateEntries: 0, retries: 0, simulatedMs: 0 };
+const totals = { acked: 0, crashes: 0, partitions: 0, messages: 0, leadersElected: 0, snapshotsInstalled: 0, configChanges: 0, transfers: 0, duplicateAcks: 0, duplicateEntries: 0, retries: 0, simulatedMs: 0, peerDowns: 0 };
 for (const seed of seeds) {
   const opts: SimOptions = {
     seed, nodes: args.nodes ?? (seed % 2 === 0 ? 5 : 3), groups: args.groups, faultMs: args.faultMs, livenessMs: args.livenessMs,
@@ -89,6 +90,7 @@ for (const seed of seeds) {
   const r = runSim(opts);
   for (const k of Object.keys(totals) as Array<keyof typeof totals>) totals[k] += r.stats[k];
   failover.push(...r.failoverMs);
+  failoverNotified.push(...r.failoverNotifiedMs);
   const byDelay = failoverByDelay.get(r.network.maxDelayMs) ?? [];
   byDelay.push(...r.failoverMs);
   failoverByDelay.set(r.network.maxDelayMs, byDelay);
@@ -107,8 +109,11 @@ failover.sort((a, b) => a - b);
 const secs = ((Date.now() - started) / 1000).toFixed(1);
 console.log(`\nseeds: ${seeds.length} run, ${seeds.length - failed} passed, ${failed} failed (${secs} s wall)`);
 console.log(`totals: ${JSON.stringify(totals)}`);
-console.log(`failover (leader crash -> new leader's first commit, simulated, election timeout 150-300 ms, heartbeat 50 ms): ` +
+console.log(`failover (silent leader crash -> new leader's first commit, simulated, election timeout 150-300 ms, heartbeat 50 ms): ` +
   `n=${failover.length} p50=${pct(failover, 50)} ms p90=${pct(failover, 90)} ms p99=${pct(failover, 99)} ms max=${failover[failover.length - 1] ?? NaN} ms`);
+failoverNotified.sort((a, b) => a - b);
+console.log(`failover when the survivors are told the leader's connections closed (peerDisconnected, a killed process): ` +
+  `n=${failoverNotified.length} p50=${pct(failoverNotified, 50)} ms p90=${pct(failoverNotified, 90)} ms p99=${pct(failoverNotified, 99)} ms max=${failoverNotified[failoverNotified.length - 1] ?? NaN} ms`);
 for (const [d, xs] of [...failoverByDelay.entries()].sort((a, b) => a[0] - b[0])) {
   xs.sort((a, b) => a - b);
   console.log(`  one-way delay 1-${d} ms: n=${xs.length} p50=${pct(xs, 50)} ms p99=${pct(xs, 99)} ms max=${xs[xs.length - 1] ?? NaN} ms`);

@@ -6,6 +6,13 @@
  * Invariants are checked as events happen (see Checker): at most one leader per term, log matching (via a hash
  * chain over every log), leader completeness, state-machine safety, per-node commit monotonicity, acknowledged
  * entries never lost and acknowledged in log order; after the faults heal: liveness within a bound.
+ *
+ * Connection loss (the broker's transport reports it as RaftNode.peerDisconnected): a crash usually closes the
+ * victim's connections (its kernel sends FIN/RST), so the peers on its side of any partition are told after a
+ * network delay — but 30% of crashes are silent (power loss of a machine). 'conn-reset' faults break a connection
+ * between two live nodes (both are told; nothing else happens), so the early-election path runs against live
+ * leaders too. The final failover is measured both ways: `failoverMs` (silent: election timeout) and
+ * `failoverNotifiedMs` (peers told of the crash).
  */
 import { isLanceError } from '../../broker/src/common/errors.ts';
 import { MemoryRaftLog } from '../../broker/src/raft/memory-log.ts';
@@ -64,6 +71,8 @@ export interface SimStats {
   configChanges: number;
   transfers: number;
   maxCommit: number;
+  /** peerDisconnected reports delivered (crash notifications and connection resets) */
+  peerDowns: number;
 }
 
 export interface SimResult {
@@ -73,8 +82,10 @@ export interface SimResult {
   replay: string;
   traceTail: string[];
   stats: SimStats;
-  /** leader crash → first commit by the new leader, per measured group (simulated ms) */
+  /** silent leader crash (no connection-loss report) → first commit by the new leader, per measured group (simulated ms) */
   failoverMs: number[];
+  /** the same when the survivors are told the leader's connection closed (a killed process) */
+  failoverNotifiedMs: number[];
   /** network parameters this seed drew for the fault phase */
   network: { maxDelayMs: number; dropRate: number; dupRate: number; compactEvery: number; maxEntriesPerAppend: number; maxInflight: number };
 }
@@ -125,6 +136,7 @@ type Ev =
   | { k: 'fault' }
   | { k: 'restart'; node: number; inc: number }
   | { k: 'heal-partition'; id: number }
+  | { k: 'peer-down'; node: number; inc: number; peer: number }
   | { k: 'client'; g: number; at: number }
   | { k: 'membership' }
   | { k: 'heal' }
@@ -278,11 +290,12 @@ class Sim {
   /** one-way link failures "a>b": a's messages to b are lost, b's to a get through */
   private readonly oneWay = new Set<string>();
   private readonly raftTuning: { maxEntriesPerAppend: number; maxInflight: number };
-  private failover: { t0: number; groups: Map<number, number>; deadline: number } | null = null;
+  private failover: { t0: number; groups: Map<number, number>; deadline: number; notified: boolean } | null = null;
   private readonly failoverMs: number[] = [];
+  private readonly failoverNotifiedMs: number[] = [];
   private readonly stats: SimStats = {
     simulatedMs: 0, messages: 0, dropped: 0, duplicated: 0, crashes: 0, partitions: 0, leadersElected: 0,
-    proposals: 0, acked: 0, duplicateAcks: 0, duplicateEntries: 0, retries: 0, snapshotsInstalled: 0, configChanges: 0, transfers: 0, maxCommit: 0,
+    proposals: 0, acked: 0, duplicateAcks: 0, duplicateEntries: 0, retries: 0, snapshotsInstalled: 0, configChanges: 0, transfers: 0, maxCommit: 0, peerDowns: 0,
   };
 
   constructor(private readonly o: SimOptions) {
@@ -318,6 +331,7 @@ class Sim {
     return {
       seed: this.o.seed, ok: error === null, error, replay: replayCommand(this.o), traceTail, stats: this.stats,
       failoverMs: this.failoverMs,
+      failoverNotifiedMs: this.failoverNotifiedMs,
       network: this.network,
     };
   }
@@ -439,6 +453,16 @@ class Sim {
         this.start(ev.node);
         return;
       }
+      case 'peer-down': {
+        const n = this.node(ev.node);
+        if (!n.up || n.inc !== ev.inc) return;
+        this.stats.peerDowns++;
+        for (let g = 0; g < this.o.groups; g++) {
+          n.members[g]!.raft!.peerDisconnected(ev.peer);
+          this.processReady(ev.node, g);
+        }
+        return;
+      }
       case 'heal-partition':
         if (ev.id !== this.partitionId) return;
         this.log('partition healed');
@@ -514,7 +538,7 @@ class Sim {
     if (this.failover && this.failover.groups.has(g) && m.role === 'leader') {
       const oldTerm = this.failover.groups.get(g)!;
       if (m.term > oldTerm && raft.commitIndex > 0 && r.committed.some((e) => e.term === m.term)) {
-        this.failoverMs.push(this.now - this.failover.t0);
+        (this.failover.notified ? this.failoverNotifiedMs : this.failoverMs).push(this.now - this.failover.t0);
         this.failover.groups.delete(g);
         if (this.failover.groups.size === 0) this.phase = 'done';
       }
@@ -717,7 +741,7 @@ class Sim {
   private injectFault(): void {
     const choices: string[] = [];
     if (this.o.crashes) choices.push('crash', 'crash-leader');
-    if (this.o.partitions) choices.push('partition', 'isolate-leader', 'one-way');
+    if (this.o.partitions) choices.push('partition', 'isolate-leader', 'one-way', 'conn-reset');
     if (choices.length === 0) return;
     const what = this.rng.pick(choices);
     if (what === 'crash' || what === 'crash-leader') {
@@ -725,8 +749,17 @@ class Sim {
       if (up.length === 0) return;
       let victim = this.rng.pick(up).id;
       if (what === 'crash-leader') victim = this.leaderOf(this.rng.int(0, this.o.groups - 1)) ?? victim;
-      this.crash(victim);
+      this.crash(victim, this.rng.chance(0.7));
       this.heap.push(this.now + this.rng.int(20, 1200), { k: 'restart', node: victim, inc: this.node(victim).inc });
+    } else if (what === 'conn-reset') {
+      // a connection between two live nodes breaks (and is re-established): both ends are told, messages still flow
+      const up = this.nodes.filter((n) => n.up);
+      if (up.length < 2) return;
+      const a = this.rng.pick(up);
+      const b = this.rng.pick(up.filter((n) => n !== a));
+      this.log(`connection reset n${a.id} <-> n${b.id}`);
+      this.heap.push(this.now + this.rng.int(0, this.maxDelay), { k: 'peer-down', node: a.id, inc: a.inc, peer: b.id });
+      this.heap.push(this.now + this.rng.int(0, this.maxDelay), { k: 'peer-down', node: b.id, inc: b.inc, peer: a.id });
     } else {
       const id = ++this.partitionId;
       this.stats.partitions++;
@@ -748,11 +781,18 @@ class Sim {
   }
 
   /** Power loss: unsynced writes may be lost or partly kept; the hard state keeps a prefix of its writes. */
-  private crash(id: number): void {
+  private crash(id: number, notifyPeers: boolean): void {
     const n = this.node(id);
     this.stats.crashes++;
     n.up = false;
     n.inc++;
+    if (notifyPeers) {
+      // the victim's kernel closes its connections: peers reachable from it learn it after a network delay
+      for (const o of this.nodes) {
+        if (!o.up || o.side !== n.side || this.oneWay.has(`${id}>${o.id}`)) continue;
+        this.heap.push(this.now + this.rng.int(1, this.maxDelay), { k: 'peer-down', node: o.id, inc: o.inc, peer: id });
+      }
+    }
     for (let g = 0; g < this.o.groups; g++) {
       const m = n.members[g]!;
       const pend = m.log.unsyncedWrites();
@@ -892,9 +932,10 @@ class Sim {
       if (r.currentRole === 'leader') groups.set(g, r.currentTerm);
     }
     this.phase = 'failover';
-    this.failover = { t0: this.now, groups, deadline: this.now + 5000 };
-    this.log(`failover: crash leader n${l} (leads groups ${[...groups.keys()].join(',')})`);
-    this.crash(l);
+    const notified = this.rng.chance(0.5);
+    this.failover = { t0: this.now, groups, deadline: this.now + 5000, notified };
+    this.log(`failover: crash leader n${l} (leads groups ${[...groups.keys()].join(',')}; ${notified ? 'peers notified' : 'silent'})`);
+    this.crash(l, notified);
   }
 
   private finalChecks(): void {
