@@ -16,8 +16,17 @@
  * Truncation (a follower drops a divergent suffix): the removed entries are written to `<data>/quarantine/` (a file
  * per event, framing in `writeQuarantine` below) before the truncation is reported durable.
  *
- * Snapshots: partition groups never compact (retention is not run in cluster mode yet), so a lagging or wiped
- * follower is refilled entry by entry in large Appends (maxBytesPerAppend). Segment transfer is NOT implemented.
+ * Snapshots = segment transfer (partition groups with `transfer` options; README "Segment transfer"): the log
+ * presents a snapshot floor (`snapshotIndex()`): the last index of a committed sealed segment followed by at least
+ * `minTailBytes` of log (segment-transfer.ts `chooseSnapshotFloor`), or the log start after retention. term() is
+ * undefined below it, so the core sends a follower that needs older entries a Snapshot whose data is a
+ * SnapshotDescriptor (the sealed segments [log start, floor]). `installSnapshot` on the follower queues an install
+ * operation: pull the missing segments into `incoming/` (verified, fsynced), write `install.json` (the commit
+ * point), swap the files, write `snapshot.json` (the log start: index, term, offset, membership), reopen the
+ * PartitionLog (indexes rebuilt). A crash before `install.json` leaves the old log (the leader re-sends the
+ * snapshot; verified staged segments are reused); after it, `open()` completes the swap. Retention
+ * (`enforceRetention`) deletes only sealed segments at or below the floor, writing `snapshot.json` first.
+ * The metadata group (`__meta`, no `transfer`) never has a floor: its state machine is not its log.
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -26,11 +35,24 @@ import { atomicWriteJson, fsyncDir, mkdirDurable } from '../common/fsutil.ts';
 import type { Logger } from '../common/log.ts';
 import type { HardState, PersistRequest, RaftEntry, RaftLog, SnapshotMeta } from '../raft/types.ts';
 import { crc32c } from '@node-rs/crc32';
+import { decodeConfig } from '../raft/config.ts';
+import type { ClusterConfig, NodeId } from '../raft/types.ts';
 import { encodeEntry, ENTRY_CRC_BYTES, ENTRY_HEAD_BYTES } from '../storage/export-format.ts';
-import { PartitionLog } from '../storage/partition-log.ts';
-import { EntryType, type LogOptions, type NewEntry, type StoredEntry } from '../storage/types.ts';
+import { PartitionLog, planRetention, segmentFileName } from '../storage/partition-log.ts';
+import { EntryType, type LogOptions, type NewEntry, type RetentionPolicy, type SegmentInfo, type StoredEntry } from '../storage/types.ts';
+import {
+  chooseSnapshotFloor, copyConfig, DEFAULT_CHUNK_BYTES, decodeDescriptor, encodeDescriptor, fetchSegment, LogStartSchema, planInstall,
+  readChunk, stagedName, type ChunkRequest, type FetchChunk, type LogStart, type SegmentRef, type SegmentTransferMetrics, type SnapshotDescriptor,
+} from './segment-transfer.ts';
 
 export const HARD_STATE_FILE = 'raft.json';
+/** the log start after retention or a segment install: {index, term, nextOffset, config} (LogStart) */
+export const SNAPSHOT_FILE = 'snapshot.json';
+/** a segment install past its commit point: {descriptor, keep} — open() completes it */
+export const INSTALL_FILE = 'install.json';
+export const STAGING_DIR = 'incoming';
+const SEGMENT_FILE_RE = /^(\d{20})\.(lnc|idx|tix)$/;
+const EMPTY_START: LogStart = { index: 0, term: 0, nextOffset: 0, config: { voters: [], learners: [] } };
 export const QUARANTINE_MAGIC = Buffer.from('LNCQUAR1', 'latin1');
 
 /** Pure: the NewEntry a Raft entry is stored as (DATA: offsets and max timestamp from the RecordBatch header). */
@@ -177,15 +199,84 @@ export interface PartitionRaftLogOptions {
   /** bytes of the log tail kept in memory for replication (default 64 MiB) */
   cacheBytes?: number;
   onQuarantine?: (q: QuarantineInfo) => void;
+  /** partition groups: catch-up by segment transfer and retention (absent for the metadata group) */
+  transfer?: TransferOptions;
 }
 
-type Op = { kind: 'append'; entries: RaftEntry[] } | { kind: 'truncate'; after: number; prevTerm: number };
+export interface TransferOptions {
+  nodeId: NodeId;
+  /** pulls one chunk of a segment from a peer (the transport's binary RPC) */
+  fetch: FetchChunk;
+  /** the group's current leader (second source when the descriptor's source fails) */
+  leaderHint: () => NodeId | null;
+  /** a follower within this many bytes of the log end gets entries, not segments (default: 1 segment) */
+  minTailBytes?: number;
+  chunkBytes?: number;
+  metrics?: SegmentTransferMetrics;
+}
+
+type Op =
+  | { kind: 'append'; entries: RaftEntry[] }
+  | { kind: 'truncate'; after: number; prevTerm: number }
+  | { kind: 'install'; meta: SnapshotMeta; d: SnapshotDescriptor; gen: number }
+  | { kind: 'retention'; run: () => Promise<void> };
+
+/**
+ * Completes a segment install whose `install.json` is durable (idempotent; open() calls it after a crash):
+ * staged segments renamed into place (their old index files removed), every other segment file removed, the log
+ * start written to snapshot.json, then install.json and the staging dir removed. An empty descriptor (the log
+ * starts right after the snapshot point) leaves no segment: the caller resets the opened log to that position.
+ */
+export async function completeInstall(dir: string, d: SnapshotDescriptor): Promise<void> {
+  const staging = path.join(dir, STAGING_DIR);
+  const want = new Set(d.segments.map((r) => r.baseOffset));
+  for (const r of d.segments) {
+    const staged = path.join(staging, stagedName(r));
+    const exists = await fsp.stat(staged).then(() => true, () => false);
+    if (!exists) continue;
+    const target = path.join(dir, segmentFileName(r.baseOffset));
+    for (const ext of ['.idx', '.tix']) await fsp.rm(target.replace(/\.lnc$/, ext), { force: true });
+    await fsp.rename(staged, target);
+  }
+  for (const n of await fsp.readdir(dir)) {
+    const m = SEGMENT_FILE_RE.exec(n);
+    if (m && !want.has(Number(m[1]))) await fsp.rm(path.join(dir, n), { force: true });
+  }
+  await fsyncDir(dir);
+  if (d.logStart.index > 0) await atomicWriteJson(path.join(dir, SNAPSHOT_FILE), d.logStart);
+  else await fsp.rm(path.join(dir, SNAPSHOT_FILE), { force: true });
+  await fsp.rm(path.join(dir, INSTALL_FILE), { force: true });
+  await fsyncDir(dir);
+  await fsp.rm(staging, { recursive: true, force: true });
+}
+
+async function readJsonFile(file: string): Promise<unknown> {
+  try {
+    return JSON.parse(await fsp.readFile(file, 'utf8'));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new LanceError('CORRUPT', `${file}: not readable JSON (${(e as Error).message})`, { path: file });
+  }
+}
 
 export class PartitionRaftLog implements RaftLog {
-  readonly pl: PartitionLog;
+  /** replaced when a segment install reopens the log: read it each time, don't keep it */
+  pl: PartitionLog;
   readonly hardState: HardState;
   private readonly opts: PartitionRaftLogOptions;
-  private readonly runs: TermRun[] = [];
+  private runs: TermRun[] = [];
+  /** the point before the first entry of the view (log start, or the snapshot point of an install in progress) */
+  private base: LogStart = EMPTY_START;
+  /** CONFIG entries of the view after `base` */
+  private configs: Array<{ index: number; config: ClusterConfig }> = [];
+
+  /** the snapshot floor (see the file comment) and the offset after it */
+  private floor = 0;
+  private floorNext = 0;
+  /** the install in progress (its descriptor is this node's snapshot until it completes) */
+  private installing: SnapshotDescriptor | null = null;
+  private installGen = 0;
+  private closing = false;
   private last = 0;
   /** the in-memory tail: entries [cacheStart, last] (cacheStart > last when empty) */
   private cache: RaftEntry[] = [];
@@ -214,7 +305,34 @@ export class PartitionRaftLog implements RaftLog {
 
   static async open(opts: PartitionRaftLogOptions): Promise<PartitionRaftLog> {
     await mkdirDurable(opts.dir);
+    // a segment install past its commit point: finish it before the log is opened
+    const pending = await readJsonFile(path.join(opts.dir, INSTALL_FILE)) as { descriptor?: unknown } | undefined;
+    let emptyInstall: SnapshotDescriptor | null = null;
+    if (pending !== undefined) {
+      const d = decodeDescriptor(Buffer.from(JSON.stringify(pending.descriptor ?? null)), path.join(opts.dir, INSTALL_FILE));
+      await completeInstall(opts.dir, d);
+      if (d.segments.length === 0) emptyInstall = d;
+      opts.logger.warn({ dir: opts.dir, index: d.index }, 'completed an interrupted segment install');
+    } else {
+      // fetched but uncommitted: keep verified staged segments for reuse, drop partial ones
+      const staging = path.join(opts.dir, STAGING_DIR);
+      for (const n of await fsp.readdir(staging).catch(() => [] as string[])) if (!n.endsWith('.seg')) await fsp.rm(path.join(staging, n), { force: true });
+    }
     const pl = await PartitionLog.open(opts.dir, { ...opts.logOptions, retention: { retentionBytes: 0, retentionMs: 0 } }, opts.logger);
+    if (emptyInstall) await pl.reset({ baseOffset: emptyInstall.nextOffset, baseIndex: emptyInstall.index + 1, prevTerm: emptyInstall.term });
+    let base = EMPTY_START;
+    const snapRaw = await readJsonFile(path.join(opts.dir, SNAPSHOT_FILE));
+    if (snapRaw !== undefined) {
+      const r = LogStartSchema.safeParse(snapRaw);
+      if (!r.success) throw new LanceError('CORRUPT', `${path.join(opts.dir, SNAPSHOT_FILE)}: field ${r.error.issues[0]!.path.join('.')}: ${r.error.issues[0]!.message}`, { path: path.join(opts.dir, SNAPSHOT_FILE) });
+      base = r.data;
+      // retention wrote the new log start, then crashed before deleting every segment below it: finish
+      if (pl.firstIndex - 1 < base.index) await pl.truncateBeforeOffset(base.nextOffset);
+    }
+    if (pl.firstIndex - 1 !== base.index || pl.logStartOffset !== base.nextOffset) {
+      await pl.close().catch(() => undefined);
+      throw new LanceError('CORRUPT', `${opts.dir}: the log starts at raft index ${pl.firstIndex} (offset ${pl.logStartOffset}) but ${SNAPSHOT_FILE} says ${base.index + 1} (offset ${base.nextOffset}); run \`lnc verify-data\``, { path: opts.dir });
+    }
     let hs: HardState = { term: 0, vote: null, commit: 0 };
     try {
       const raw = JSON.parse(await fsp.readFile(path.join(opts.dir, HARD_STATE_FILE), 'utf8')) as Partial<HardState>;
@@ -228,16 +346,17 @@ export class PartitionRaftLog implements RaftLog {
     }
     const log = new PartitionRaftLog(pl, hs, opts);
     log._nextOffset = pl.logStartOffset;
-    if (pl.firstIndex > 1 && pl.lastIndex >= pl.firstIndex) {
-      throw new LanceError('UNSUPPORTED', `${opts.dir}: the log starts at raft index ${pl.firstIndex}; compacted partition logs are not supported in cluster mode yet`, { path: opts.dir });
-    }
+    log.base = base;
+    log.last = base.index;
+    log.cacheStart = base.index + 1;
     // Build the term runs (and the tail cache) with one scan: the core needs term(i) synchronously for any i.
     const limit = opts.cacheBytes ?? 64 << 20;
-    for (let from = 1; from <= pl.lastIndex;) {
+    for (let from = base.index + 1; from <= pl.lastIndex;) {
       const batch = await pl.readByIndex(from, 4096, 16 << 20);
       if (batch.length === 0) break;
       for (const e of batch) {
         extendRuns(log.runs, e.index, e.term);
+        if (e.type === EntryType.CONFIG) log.configs.push({ index: e.index, config: decodeConfig(e.payload, `${opts.dir} entry ${e.index}`) });
         log.last = e.index;
         log.pushCache(fromStored({ ...e, payload: Buffer.from(e.payload) }), limit);
         log._nextOffset = e.firstOffset + e.offsetCount;
@@ -246,6 +365,7 @@ export class PartitionRaftLog implements RaftLog {
     }
     log._nextOffset = pl.nextOffset;
     if (log.last !== pl.lastIndex) throw new LanceError('INTERNAL', `${opts.dir}: scanned to raft index ${log.last}, log ends at ${pl.lastIndex}`);
+    log.refreshFloor();
     return log;
   }
 
@@ -269,10 +389,62 @@ export class PartitionRaftLog implements RaftLog {
 
   // ------------------------------------------------------------------ RaftLog (synchronous view)
 
-  snapshotIndex(): number { return 0; }
-  snapshotTerm(): number { return 0; }
+  snapshotIndex(): number { return this.floor; }
+  snapshotTerm(): number { return this.rawTerm(this.floor) ?? 0; }
   lastIndex(): number { return this.last; }
-  term(index: number): number | undefined { return termOf(this.runs, index, this.last); }
+  /** undefined below the snapshot floor: the core sends segments (a Snapshot) to a follower that needs those */
+  term(index: number): number | undefined { return index < this.floor ? undefined : this.rawTerm(index); }
+
+  /** the term of any entry of the view (ignores the floor) */
+  rawTerm(index: number): number | undefined {
+    if (index === this.base.index) return this.base.term;
+    if (index < this.base.index) return undefined;
+    return termOf(this.runs, index, this.last);
+  }
+
+  /** Kafka offset after the snapshot floor: the high watermark a restarted node starts applying from */
+  get floorNextOffset(): number {
+    return this.floorNext;
+  }
+
+  /** membership in force at `index` (≥ the log start) */
+  configAt(index: number): ClusterConfig {
+    let c: ClusterConfig = this.base.config;
+    for (const x of this.configs) if (x.index <= index) c = x.config;
+    return c;
+  }
+
+  /** Recomputes the snapshot floor (after persist: commit and segments changed; after retention/install). */
+  refreshFloor(): void {
+    if (!this.opts.transfer) {
+      this.floor = this.base.index;
+      this.floorNext = this.base.nextOffset;
+      return;
+    }
+    if (this.installing) return; // stays at the install point until the segments are in place
+    const segs = this.pl.segments();
+    const commit = Math.min(this.hardState.commit, this.last, this.pl.lastIndex);
+    const f = chooseSnapshotFloor(segs, this.base.index, commit, this.opts.transfer.minTailBytes ?? this.pl.options.segmentBytes);
+    if (f === this.floor) return;
+    this.floor = f;
+    const seg = segs.findIndex((x) => x.firstIndex > 0 && x.lastIndex === f);
+    this.floorNext = f === this.base.index || seg < 0 ? this.base.nextOffset : (segs[seg + 1]?.baseOffset ?? segs[seg]!.lastOffset + 1);
+  }
+
+  /** the sealed segments of the log up to `upTo` as transfer references (terms from the view) */
+  private segmentRefs(upTo: number): SegmentRef[] {
+    const out: SegmentRef[] = [];
+    const segs = this.pl.segments();
+    for (let i = 0; i < segs.length; i++) {
+      const s = segs[i]!;
+      if (s.firstIndex === 0 || s.lastIndex > upTo || !s.sealed) break;
+      const prevTerm = this.rawTerm(s.firstIndex - 1);
+      const lastTerm = this.rawTerm(s.lastIndex);
+      if (prevTerm === undefined || lastTerm === undefined) break;
+      out.push({ baseOffset: s.baseOffset, baseIndex: s.firstIndex, lastIndex: s.lastIndex, nextOffset: segs[i + 1]?.baseOffset ?? s.lastOffset + 1, prevTerm, lastTerm, size: s.sizeBytes });
+    }
+    return out;
+  }
 
   entries(lo: number, hi: number, maxBytes: number): RaftEntry[] {
     hi = Math.min(hi, this.last + 1);
@@ -326,6 +498,7 @@ export class PartitionRaftLog implements RaftLog {
     if (entries[0]!.index !== this.last + 1) throw new LanceError('INTERNAL', `raft log ${this.opts.group}: append at ${entries[0]!.index}, last index ${this.last}`);
     for (const e of entries) {
       extendRuns(this.runs, e.index, e.term);
+      if (e.type === EntryType.CONFIG) this.configs.push({ index: e.index, config: decodeConfig(e.data, `${this.opts.group} entry ${e.index}`) });
       this.last = e.index;
       this.pushCache(e);
       this._nextOffset += offsetCountOf(e);
@@ -339,6 +512,7 @@ export class PartitionRaftLog implements RaftLog {
     this.generation++;
     this.loaded = [];
     truncateRuns(this.runs, index);
+    while (this.configs.length > 0 && this.configs[this.configs.length - 1]!.index > index) this.configs.pop();
     this.last = index;
     if (index < this.cacheStart) {
       this.cache = [];
@@ -355,15 +529,194 @@ export class PartitionRaftLog implements RaftLog {
     this.enqueue({ kind: 'truncate', after: index, prevTerm });
   }
 
-  compact(_meta: SnapshotMeta, _data: Uint8Array): void {
-    throw new LanceError('UNSUPPORTED', `raft log ${this.opts.group}: compaction of partition logs is not supported yet`);
+  /**
+   * The core's compact: a follower that already holds the snapshot's last entry (same index and term ⇒ the same
+   * log up to there) keeps its log; the floor follows from commit and segments. Nothing to do on disk.
+   */
+  compact(meta: SnapshotMeta, data: Uint8Array): void {
+    if (!this.opts.transfer) throw new LanceError('UNSUPPORTED', `raft log ${this.opts.group}: compaction of the metadata log is not supported`);
+    decodeDescriptor(data, `raft log ${this.opts.group}`);
+    void meta;
   }
 
-  installSnapshot(_meta: SnapshotMeta, _data: Uint8Array): void {
-    throw new LanceError('UNSUPPORTED', `raft log ${this.opts.group}: snapshot install is not supported yet (this log never compacts)`);
+  /** A snapshot from the leader: the view restarts at the snapshot point; the segments are pulled by the install op. */
+  installSnapshot(meta: SnapshotMeta, data: Uint8Array): void {
+    if (!this.opts.transfer) throw new LanceError('UNSUPPORTED', `raft log ${this.opts.group}: snapshot install is not supported for the metadata log`);
+    const d = decodeDescriptor(data, `raft log ${this.opts.group}`);
+    if (d.index !== meta.index || d.term !== meta.term) throw new LanceError('CORRUPT', `raft log ${this.opts.group}: snapshot descriptor (${d.index}/${d.term}) does not match its meta (${meta.index}/${meta.term})`, { field: 'snapshot.index' });
+    this.generation++;
+    this.loaded = [];
+    this.cache = [];
+    this.cacheOffsets = [];
+    this.cacheBytes = 0;
+    this.cacheStart = meta.index + 1;
+    this.runs = [];
+    this.configs = [];
+    this.last = meta.index;
+    this.base = { index: meta.index, term: meta.term, nextOffset: d.nextOffset, config: copyConfig(meta.config) };
+    this._nextOffset = d.nextOffset;
+    this.offsetUnknown = false;
+    this.floor = meta.index;
+    this.floorNext = d.nextOffset;
+    this.installing = d;
+    const gen = ++this.installGen;
+    // queued (not started) writes belong to the replaced log; a running install notices the new generation
+    this.ops = this.ops.filter((o) => o.kind === 'retention'); // those answer [] while installing
+    this.enqueue({ kind: 'install', meta, d, gen });
   }
 
-  snapshot(): { meta: SnapshotMeta; data: Uint8Array } | null { return null; }
+  snapshot(): { meta: SnapshotMeta; data: Uint8Array } | null {
+    const t = this.opts.transfer;
+    if (!t || this.floor === 0) return null;
+    if (this.installing) return { meta: { index: this.installing.index, term: this.installing.term, config: this.base.config }, data: encodeDescriptor(this.installing) };
+    const term = this.rawTerm(this.floor);
+    if (term === undefined) return null;
+    const segments = this.floor === this.base.index ? [] : this.segmentRefs(this.floor);
+    const d: SnapshotDescriptor = {
+      v: 1, group: this.opts.group, source: t.nodeId, index: this.floor, term, nextOffset: this.floorNext,
+      logStart: { ...this.base, config: copyConfig(this.base.config) }, segments,
+    };
+    return { meta: { index: this.floor, term, config: copyConfig(this.configAt(this.floor)) }, data: encodeDescriptor(decodeDescriptor(encodeDescriptor(d), `raft log ${this.opts.group}`)) };
+  }
+
+  /** the descriptor's offset after the snapshot point (the high watermark after a restore) */
+  static snapshotNextOffset(data: Uint8Array): number {
+    return decodeDescriptor(data, 'snapshot').nextOffset;
+  }
+
+  // ------------------------------------------------------------------ segment transfer: serving, installing
+
+  /** Leader side of a pull: bytes [pos, pos+len) of one of our sealed segments, if it is the one described. */
+  async readSegmentChunk(req: ChunkRequest): Promise<Buffer> {
+    const r = req.ref;
+    const s = this.installing ? undefined : this.pl.segments().find((x) => x.baseOffset === r.baseOffset);
+    if (!s || !s.sealed || s.firstIndex !== r.baseIndex || s.lastIndex !== r.lastIndex || s.sizeBytes !== r.size || this.rawTerm(r.lastIndex) !== r.lastTerm) {
+      throw new LanceError('NOT_FOUND', `${this.opts.group}: node ${this.opts.transfer?.nodeId ?? '?'} holds no sealed segment ${r.baseOffset} [${r.baseIndex}..${r.lastIndex}] of ${r.size} bytes`, { group: this.opts.group, baseOffset: r.baseOffset });
+    }
+    const data = await readChunk(s.file, r, req.pos, req.len);
+    const m = this.opts.transfer?.metrics;
+    if (m) {
+      m.bytes.inc({ direction: 'out' }, data.length);
+      if (req.pos + data.length === r.size) m.transfers.inc({ direction: 'out' });
+    }
+    return data;
+  }
+
+  /** this log's segments as transfer references, terms read from storage (the view may already be reset) */
+  private async storedRefs(): Promise<SegmentRef[]> {
+    const out: SegmentRef[] = [];
+    const segs = this.pl.segments();
+    for (let i = 0; i < segs.length; i++) {
+      const s = segs[i]!;
+      if (s.firstIndex === 0) break;
+      out.push({
+        baseOffset: s.baseOffset, baseIndex: s.firstIndex, lastIndex: s.lastIndex, nextOffset: segs[i + 1]?.baseOffset ?? this.pl.nextOffset,
+        prevTerm: await this.pl.termAt(s.firstIndex - 1), lastTerm: await this.pl.termAt(s.lastIndex), size: s.sizeBytes,
+      });
+    }
+    return out;
+  }
+
+  private async runInstall(op: Extract<Op, { kind: 'install' }>): Promise<void> {
+    const t = this.opts.transfer!;
+    const { d, gen } = op;
+    const dir = this.opts.dir;
+    const staging = path.join(dir, STAGING_DIR);
+    const aborted = (): boolean => gen !== this.installGen || this.closing;
+    await this.pl.flush();
+    const plan = planInstall(await this.storedRefs(), d);
+    await mkdirDurable(staging);
+    // staged files of other descriptors are stale
+    const want = new Set(plan.fetch.map(stagedName));
+    for (const n of await fsp.readdir(staging)) if (!want.has(n)) await fsp.rm(path.join(staging, n), { force: true });
+    this.opts.logger.info({ group: this.opts.group, index: d.index, source: d.source, keep: plan.keep.length, fetch: plan.fetch.length, bytes: plan.fetch.reduce((a, r) => a + r.size, 0) }, 'segment install: fetching');
+    for (const ref of plan.fetch) {
+      await fetchSegment({
+        stagingDir: staging, group: this.opts.group, ref, fetch: t.fetch, chunkBytes: t.chunkBytes ?? DEFAULT_CHUNK_BYTES, aborted,
+        sources: () => [...new Set([d.source, t.leaderHint()])].filter((x): x is NodeId => x !== null && x !== t.nodeId),
+        onBytes: (n) => t.metrics?.bytes.inc({ direction: 'in' }, n),
+        logWarn: (msg, err) => this.opts.logger.warn({ err, group: this.opts.group }, msg),
+      });
+      t.metrics?.transfers.inc({ direction: 'in' });
+    }
+    if (aborted()) return;
+    // commit point: from here on open() completes the swap
+    await atomicWriteJson(path.join(dir, INSTALL_FILE), { descriptor: d, keep: plan.keep.map((r) => r.baseOffset) });
+    await this.pl.close();
+    await completeInstall(dir, d);
+    this.pl = await PartitionLog.open(dir, { ...this.opts.logOptions, retention: { retentionBytes: 0, retentionMs: 0 } }, this.opts.logger);
+    if (d.segments.length === 0) await this.pl.reset({ baseOffset: d.nextOffset, baseIndex: d.index + 1, prevTerm: d.term });
+    if (this.pl.lastIndex !== d.index || this.pl.nextOffset !== d.nextOffset || (await this.pl.termAt(d.index)) !== d.term) {
+      throw new LanceError('CORRUPT', `${dir}: after the segment install the log ends at index ${this.pl.lastIndex} offset ${this.pl.nextOffset}, expected ${d.index}/${d.nextOffset}`, { path: dir });
+    }
+    // term runs and membership of the installed range (the view knows only what came after the snapshot point)
+    const runs: TermRun[] = [];
+    const configs: Array<{ index: number; config: ClusterConfig }> = [];
+    for (let from = d.logStart.index + 1; from <= d.index;) {
+      const batch = await this.pl.readByIndex(from, 4096, 16 << 20);
+      if (batch.length === 0) break;
+      for (const e of batch) {
+        if (e.index > d.index) break;
+        extendRuns(runs, e.index, e.term);
+        if (e.type === EntryType.CONFIG) configs.push({ index: e.index, config: decodeConfig(e.payload, `${dir} entry ${e.index}`) });
+      }
+      from = batch[batch.length - 1]!.index + 1;
+    }
+    if (gen !== this.installGen) return; // superseded while scanning: the next install resets the view again
+    for (const r of this.runs) if (runs[runs.length - 1]?.term !== r.term) runs.push(r);
+    this.runs = runs;
+    this.configs = [...configs, ...this.configs];
+    this.base = d.logStart;
+    this.installing = null;
+    this.refreshFloor();
+    this.opts.logger.info({ group: this.opts.group, index: d.index, nextOffset: d.nextOffset, segments: d.segments.length }, 'segment install complete');
+  }
+
+  /**
+   * Retention in cluster mode (leader and followers independently): deletes the oldest sealed segments the policy
+   * selects, but only at or below the snapshot floor (committed; a follower that needs them gets segments from the
+   * new log start) and at or below `maxIndex` (the caller's applied index). snapshot.json (the new log start) is
+   * written before any file is deleted. Runs in the storage queue (ordered with appends and installs).
+   */
+  enforceRetention(policy: RetentionPolicy, maxIndex: number, canDelete: (s: SegmentInfo) => boolean = () => true): Promise<SegmentInfo[]> {
+    return new Promise((resolve, reject) => {
+      this.enqueue({
+        kind: 'retention',
+        run: async () => {
+          try {
+            resolve(await this.retentionPass(policy, maxIndex, canDelete));
+          } catch (e) {
+            reject(e);
+          }
+        },
+      });
+    });
+  }
+
+  private async retentionPass(policy: RetentionPolicy, maxIndex: number, canDelete: (s: SegmentInfo) => boolean): Promise<SegmentInfo[]> {
+    if (this.failed || this.installing || this.closing || (policy.retentionBytes === 0 && policy.retentionMs === 0)) return [];
+    const segs = this.pl.segments();
+    const cands = await Promise.all(segs.map(async (s) => ({
+      sizeBytes: s.sizeBytes, maxTimestamp: s.maxTimestamp, sealed: s.sealed,
+      mtimeMs: s.maxTimestamp >= 0 ? 0 : (await fsp.stat(s.file).catch(() => ({ mtimeMs: 0 }))).mtimeMs,
+    })));
+    let n = planRetention(cands, policy, Date.now());
+    let ok = 0;
+    while (ok < n && ok < segs.length - 1 && segs[ok]!.firstIndex > 0 && segs[ok]!.lastIndex <= Math.min(this.floor, maxIndex) && canDelete(segs[ok]!)) ok++;
+    n = ok;
+    if (n === 0) return [];
+    const lastGone = segs[n - 1]!;
+    const term = this.rawTerm(lastGone.lastIndex);
+    if (term === undefined) return [];
+    const start: LogStart = { index: lastGone.lastIndex, term, nextOffset: segs[n]!.baseOffset, config: copyConfig(this.configAt(lastGone.lastIndex)) };
+    await atomicWriteJson(path.join(this.opts.dir, SNAPSHOT_FILE), start);
+    const gone = await this.pl.truncateBeforeOffset(start.nextOffset);
+    this.base = start;
+    this.configs = this.configs.filter((c) => c.index > start.index);
+    this.refreshFloor();
+    this.opts.logger.info({ group: this.opts.group, segments: gone.length, logStartIndex: start.index + 1, logStartOffset: start.nextOffset }, 'retention deleted segments');
+    return gone;
+  }
 
   // ------------------------------------------------------------------ storage queue
 
@@ -375,7 +728,7 @@ export class PartitionRaftLog implements RaftLog {
   private async drainOps(): Promise<void> {
     while (this.ops.length > 0) {
       const op = this.ops.shift()!;
-      if (this.failed) continue;
+      if (this.failed && op.kind !== 'retention') continue;
       try {
         if (op.kind === 'append') {
           // coalesce consecutive appends into one PartitionLog call
@@ -384,6 +737,10 @@ export class PartitionRaftLog implements RaftLog {
           const res = this.pl.append(all.map(toNewEntry));
           if (res.firstIndex !== all[0]!.index) throw new LanceError('INTERNAL', `raft log ${this.opts.group}: storage put entry ${all[0]!.index} at ${res.firstIndex}`);
           res.durable.catch(() => undefined); // flush() in persist() reports failures
+        } else if (op.kind === 'install') {
+          await this.runInstall(op);
+        } else if (op.kind === 'retention') {
+          await op.run();
         } else {
           const removed = await this.pl.truncateAfterIndex(op.after);
           if (removed.length > 0) {
@@ -393,6 +750,10 @@ export class PartitionRaftLog implements RaftLog {
           }
         }
       } catch (e) {
+        if (op.kind === 'install' && op.gen !== this.installGen) {
+          this.opts.logger.info({ group: this.opts.group, index: op.d.index }, 'segment install superseded by a newer snapshot');
+          continue;
+        }
         this.failed = e;
         this.opts.logger.error({ err: e, group: this.opts.group }, 'raft log storage operation failed');
       }
@@ -419,7 +780,8 @@ export class PartitionRaftLog implements RaftLog {
    * awaited one after the other (the host does that per group).
    */
   async persist(req: PersistRequest): Promise<void> {
-    if (req.snapshot) throw new LanceError('UNSUPPORTED', `raft log ${this.opts.group}: snapshot install is not supported yet`);
+    if (req.snapshot && !this.opts.transfer) throw new LanceError('UNSUPPORTED', `raft log ${this.opts.group}: snapshot install is not supported for the metadata log`);
+    // a snapshot's install op is in the queue: the chain completes only once its segments are in place
     await this.chain;
     if (this.failed) throw this.failed;
     if (req.sync) await this.pl.flush();
@@ -435,9 +797,11 @@ export class PartitionRaftLog implements RaftLog {
         this.hardState.commit = hs.commit;
       }
     }
+    this.refreshFloor();
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await this.chain.catch(() => undefined);
     await this.pl.close();
   }
