@@ -276,7 +276,7 @@ export class LanceRestoreReconciler {
         if (detail) job.detail = detail;
       } else if (complete) {
         const pod = mine.filter((p) => p.status?.phase === 'Succeeded').pop();
-        const text = pod ? await this.podLog(namespace, pod) : undefined;
+        const text = pod ? await this.podLog(namespace, pod, 5_000) : undefined;
         const summary = text ? parseRestoreSummary(text) : undefined;
         if (summary) job.summary = summary;
       }
@@ -293,9 +293,9 @@ export class LanceRestoreReconciler {
     return log !== undefined ? (failed ? failureDetail(log) : log) : undefined;
   }
 
-  private async podLog(namespace: string, pod: PodObject): Promise<string | undefined> {
+  private async podLog(namespace: string, pod: PodObject, tailLines = 50): Promise<string | undefined> {
     try {
-      return await this.o.rest.getText(`${resourcePath(KINDS.Pod, namespace, pod.metadata!.name!)}/log`, { tailLines: 50 }, 10_000);
+      return await this.o.rest.getText(`${resourcePath(KINDS.Pod, namespace, pod.metadata!.name!)}/log`, { tailLines }, 10_000);
     } catch (e) {
       this.log.debug({ err: e, pod: pod.metadata?.name }, 'could not read restore pod log');
       return undefined;

@@ -147,6 +147,9 @@ describe('lnc output', () => {
     expect(parseRestoreSummary('{"restorePoint":"rp-2","restorePointTime":"2026-11-22T09:00:00Z","topics":3}')).toEqual({ restorePoint: { id: 'rp-2', time: '2026-11-22T09:00:00Z' }, topicCount: 3 });
     expect(parseRestoreSummary('{"topics":[{"name":"x","partitions":1}]}')).toEqual({ topics: ['x'] });
     expect(parseRestoreSummary('done\n{not json}\n')).toBeUndefined();
+    // lnc restore --json: its RestoreReport, pretty-printed, after stderr lines.
+    const report = { from: 's3://b/p', restorePoint: { key: 'p/restore-points/0001/restore-point.json', clusterId: 'c', takenAt: '2026-11-22T09:00:01.500Z', node: 1 }, topics: [{ name: 'a', id: 1, partitions: 1 }], partitions: [{ topic: 'a', partition: 0 }], bytes: 4096, warnings: [] };
+    expect(parseRestoreSummary(`{"level":30,"msg":"restoring"}\n${JSON.stringify(report, null, 2)}\n`)).toEqual({ restorePoint: { id: 'p/restore-points/0001/restore-point.json', time: '2026-11-22T09:00:01Z' }, topics: ['a'], bytes: 4096 });
     expect(parseRestoreSummary('{"level":30,"msg":"x"}')).toBeUndefined();
   });
 

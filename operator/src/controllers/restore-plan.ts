@@ -291,38 +291,54 @@ export function stepMessage(obs: Pick<RestoreObservation, 'targetName' | 'jobNam
 }
 
 /**
- * What `lnc restore` printed about its work: the last line of its output that is a JSON object with a restore
- * point, topics or bytes. Accepted shapes: `{"restorePoint":{"id","time"}|"<id>", "restorePointTime"?,
- * "topics": ["a"] | n, "topicsRestored"?: n, "bytes"|"bytesRestored"|"bytesWritten": n}`. Anything else → undefined.
+ * What `lnc restore --json` printed about its work: the last JSON object in its output (pretty-printed over several
+ * lines, or on one line) that carries a restore point, topics or bytes. Shapes: lnc's RestoreReport
+ * (`restorePoint: {key, takenAt}`, `topics: [{name}]`, `bytes`), or `restorePoint: {id, time}` / a string id with
+ * `restorePointTime`, `topics` as names or a count, `topicsRestored`, `bytesRestored`. Anything else → undefined.
  */
 export function parseRestoreSummary(output: string): RestoreSummary | undefined {
-  const lines = output.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('{') && l.endsWith('}'));
-  for (let i = lines.length - 1; i >= 0; i--) {
-    let v: unknown;
-    try {
-      v = JSON.parse(lines[i]!);
-    } catch {
-      continue;
+  const lines = output.split('\n');
+  const starts = lines.map((l, i) => (l.startsWith('{') ? i : -1)).filter((i) => i >= 0);
+  const ends = lines.map((l, i) => (/^[{}]/.test(l) && l.trimEnd().endsWith('}') ? i : -1)).filter((i) => i >= 0);
+  for (let si = starts.length - 1; si >= 0; si--) {
+    const from = starts[si]!;
+    for (const to of ends) {
+      if (to < from) continue;
+      let v: unknown;
+      try {
+        v = JSON.parse(lines.slice(from, to + 1).join('\n'));
+      } catch {
+        continue;
+      }
+      const out = summaryOf(v);
+      if (out) return out;
+      break;
     }
-    if (!v || typeof v !== 'object' || Array.isArray(v)) continue;
-    const o = v as Record<string, unknown>;
-    const out: RestoreSummary = {};
-    const rp = o.restorePoint;
-    if (rp && typeof rp === 'object' && typeof (rp as Record<string, unknown>).id === 'string') {
-      const r = rp as Record<string, unknown>;
-      const time = typeof r.time === 'string' ? r.time : typeof o.restorePointTime === 'string' ? o.restorePointTime : undefined;
-      if (time && !Number.isNaN(Date.parse(time))) out.restorePoint = { id: r.id as string, time: new Date(time).toISOString().replace(/\.\d{3}Z$/, 'Z') };
-    } else if (typeof rp === 'string' && typeof o.restorePointTime === 'string' && !Number.isNaN(Date.parse(o.restorePointTime))) {
-      out.restorePoint = { id: rp, time: new Date(o.restorePointTime).toISOString().replace(/\.\d{3}Z$/, 'Z') };
-    }
-    if (Array.isArray(o.topics) && o.topics.every((x) => typeof x === 'string' || (x && typeof x === 'object' && typeof (x as { name?: unknown }).name === 'string'))) {
-      out.topics = (o.topics as unknown[]).map((x) => (typeof x === 'string' ? x : (x as { name: string }).name));
-    } else if (isCount(o.topics)) out.topicCount = o.topics;
-    if (isCount(o.topicsRestored)) out.topicCount = o.topicsRestored;
-    for (const k of ['bytes', 'bytesRestored', 'bytesWritten']) if (isCount(o[k])) out.bytes = o[k];
-    if (Object.keys(out).length > 0) return out;
   }
   return undefined;
+}
+
+function summaryOf(v: unknown): RestoreSummary | undefined {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return undefined;
+  const o = v as Record<string, unknown>;
+  const out: RestoreSummary = {};
+  const rp = o.restorePoint;
+  const isoOf = (x: unknown): string | undefined => (typeof x === 'string' && !Number.isNaN(Date.parse(x)) ? new Date(x).toISOString().replace(/\.\d{3}Z$/, 'Z') : undefined);
+  if (rp && typeof rp === 'object') {
+    const r = rp as Record<string, unknown>;
+    const id = typeof r.id === 'string' ? r.id : typeof r.key === 'string' ? r.key : undefined;
+    const time = isoOf(r.time) ?? isoOf(r.takenAt) ?? isoOf(o.restorePointTime);
+    if (id && time) out.restorePoint = { id, time };
+  } else if (typeof rp === 'string') {
+    const time = isoOf(o.restorePointTime);
+    if (time) out.restorePoint = { id: rp, time };
+  }
+  if (Array.isArray(o.topics) && o.topics.every((x) => typeof x === 'string' || (x && typeof x === 'object' && typeof (x as { name?: unknown }).name === 'string'))) {
+    out.topics = (o.topics as unknown[]).map((x) => (typeof x === 'string' ? x : (x as { name: string }).name));
+  } else if (isCount(o.topics)) out.topicCount = o.topics;
+  if (isCount(o.topicsRestored)) out.topicCount = o.topicsRestored;
+  for (const k of ['bytes', 'bytesRestored', 'bytesWritten']) if (isCount(o[k])) out.bytes = o[k];
+  return Object.keys(out).length > 0 ? out : undefined;
 }
 
 function isCount(x: unknown): x is number {

@@ -21,7 +21,7 @@ describe('restore Job', () => {
     expect(c.image).toBe('lance/broker:0.2.0');
     expect(c.command).toEqual([
       'lnc', 'restore', '--from', 's3://lance-dr/clusters/prod?endpoint=http%3A%2F%2F127.0.0.1%3A4568&region=us-east-1&forcePathStyle=true',
-      '--data-dir', '/var/lib/lance', '--cluster-id', 'lance.prod-restored', '--node-id', '1',
+      '--data-dir', '/var/lib/lance', '--cluster-id', 'lance.prod-restored', '--node-id', '1', '--json',
     ]);
     expect(pod.volumes).toContainEqual({ name: 'data', persistentVolumeClaim: { claimName: 'data-prod-restored-1' } });
     expect(c.volumeMounts).toContainEqual({ name: 'data', mountPath: '/var/lib/lance' });

@@ -72,6 +72,8 @@ export function restoreCommand(input: Pick<RestoreJobInput, 'restore' | 'source'
   cmd.push('--cluster-id', clusterIdFor(namespace, target), '--node-id', String(ordinal));
   if (restore.spec.pointInTime !== undefined) cmd.push('--time', restore.spec.pointInTime);
   if (restore.spec.topics !== undefined && restore.spec.topics.length > 0) cmd.push('--topics', restore.spec.topics.join(','));
+  // The report (restore point, topics, bytes) as JSON on stdout: the controller copies it into the restore's status.
+  cmd.push('--json');
   return cmd;
 }
 
