@@ -11,6 +11,7 @@ import { verifyDataCommand } from './offline/verify-data.ts';
 import { versionCommand } from './version.ts';
 import { clusterStatusCommand } from './online/cluster-status.ts';
 import { fenceCommand, membersCommand, transferLeaderCommand, unfenceCommand } from './online/cluster-admin.ts';
+import { membersAddCommand, membersListCommand, membersRemoveCommand } from './online/members.ts';
 import { exportQuarantineCommand } from './offline/export-quarantine.ts';
 import { consumeCommand } from './online/consume.ts';
 import { createTopicCommand } from './online/create-topic.ts';
@@ -40,6 +41,9 @@ export const commands: AnyCommand[] = [
   consumeCommand,
   clusterStatusCommand,
   membersCommand,
+  membersListCommand,
+  membersAddCommand,
+  membersRemoveCommand,
   transferLeaderCommand,
   fenceCommand,
   unfenceCommand,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   acceptReport, activeBrokers, applyCommand, decodeCommand, emptyMetadata, encodeCommand, foundersOf, nextMembershipStep, planRemoval,
-  planUnderReplicated, restoreMetadata, snapshotMetadata, type MetadataState,
+  planUnderReplicated, restoreMetadata, snapshotMetadata, type MetaCommand, type MetadataState,
 } from './metadata.ts';
 
 const broker = (id: number) => ({ nodeId: id, host: `h${id}`, kafkaPort: 9000 + id, adminPort: 1900 + id, raftPort: 1800 + id });
@@ -72,7 +72,7 @@ describe('metadata: broker registry and membership plans', () => {
     // a report for a deleted and re-created topic (other numeric id) is refused
     expect(applyCommand(s, 10, { op: 'reportPartition', name: 'rf3', id: 99, partition: 0, state: { leader: 1, term: 9, voters: [1], learners: [] } }).ok).toBe(false);
     expect(acceptReport(null, { leader: 1, term: 0, voters: [], learners: [] })).toBe(true);
-    const c = { op: 'reportPartition', name: 'rf3', id: 1, partition: 0, state: { leader: 1, term: 4, voters: [1], learners: [2] } } as const;
+    const c: MetaCommand = { op: 'reportPartition', name: 'rf3', id: 1, partition: 0, state: { leader: 1, term: 4, voters: [1], learners: [2] } };
     expect(decodeCommand(encodeCommand(c), 'e')).toEqual(c);
   });
 

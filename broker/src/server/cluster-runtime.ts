@@ -14,7 +14,7 @@ import { startAdminServer, type AdminServerHandle, type AdminService } from '../
 import { startKafkaServer, type KafkaServer } from '../kafka/server.ts';
 import { ClusterBroker } from '../cluster/cluster-broker.ts';
 import { ClusterGroups } from '../cluster/cluster-groups.ts';
-import { parsePeersFile, validatePeers, type ClusterPeer } from '../cluster/config.ts';
+import { bootstrapPlan, parsePeersFile, validatePeers, type ClusterPeer } from '../cluster/config.ts';
 import type { LanceConfig } from './config.ts';
 import { acquireDataDirLock } from './data-dir-lock.ts';
 import { BrokerMetrics } from './metrics.ts';
@@ -66,6 +66,9 @@ function adminService(b: ClusterBroker, groups?: ClusterGroups): AdminService {
       members: (req) => b.members(req),
       transferLeader: (req) => b.transferLeader(req),
       setFenced: (f) => b.setFenced(f),
+      listMembers: () => b.listMembers(),
+      addMember: (id, ep) => b.addMember(id, ep),
+      removeMember: (id) => b.removeMember(id),
     },
   };
 }
@@ -75,11 +78,13 @@ export async function startClusterBroker(config: LanceConfig, peers: ClusterPeer
   if (!me) {
     throw new LanceError('INVALID_CONFIG', `nodeId: ${config.nodeId} is not one of cluster.peers (${peers.map((p) => p.nodeId).join(', ')}); set LANCE_NODE_ID`, { key: 'nodeId' });
   }
+  const plan = bootstrapPlan(config.cluster, peers, config.nodeId);
   await mkdirDurable(config.dataDir);
   const lock = await acquireDataDirLock(config.dataDir);
   let identity: NodeIdentity;
   try {
-    identity = await ensureNodeIdentity(config.dataDir, { clusterId: config.clusterId ?? derivedClusterId(peers), nodeId: config.nodeId });
+    // derived from the founders' entries only, so a joining node (whose peers list also names itself) agrees
+    identity = await ensureNodeIdentity(config.dataDir, { clusterId: config.clusterId ?? derivedClusterId(peers.filter((p) => plan.founders.includes(p.nodeId))), nodeId: config.nodeId });
   } catch (e) {
     await lock.release();
     throw e;
@@ -98,7 +103,7 @@ export async function startClusterBroker(config: LanceConfig, peers: ClusterPeer
   try {
     broker = await ClusterBroker.open({
       config, clusterId: identity.clusterId, nodeId: identity.nodeId, peers, logger: log, metrics, version,
-      raftHost: config.listeners.raft.host, raftPort: me.raftPort,
+      raftHost: config.listeners.raft.host, raftPort: me.raftPort, founders: plan.founders, bootstrap: plan.bootstrap,
       onQuarantine: (q) => quarantineCounter.inc({ group: q.group }, q.entries),
     });
     const b = broker;

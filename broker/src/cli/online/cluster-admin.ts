@@ -1,4 +1,7 @@
-/** Cluster-mode admin commands: `lnc members add|promote|remove`, `lnc transfer-leader`, `lnc fence|unfence`. */
+/**
+ * Cluster-mode admin commands: `lnc members raft add|promote|remove` (one Raft group's membership, low level; the
+ * cluster membership commands are `lnc members list|add|remove` in members.ts), `lnc transfer-leader`, `lnc fence|unfence`.
+ */
 import { z } from 'zod';
 import { LanceError } from '../../common/errors.ts';
 import { defineCommand } from '../command.ts';
@@ -10,14 +13,14 @@ const groupOption = z.string().min(1).optional().describe('Raft group (default "
 const ACTIONS = { add: 'add-learner', promote: 'promote', remove: 'remove' } as const;
 
 export const membersCommand = defineCommand({
-  name: 'members',
-  summary: 'membership change on the group\'s leader: add a learner, promote it to voter, or remove a server',
+  name: 'members raft',
+  summary: 'low level: one Raft group\'s membership on its leader (add a learner, promote, remove); prefer lnc members add/remove',
   usage: 'add|promote|remove --server <leader host:1992> --node <id> [--group <group>]',
   options: z.object({ _: z.array(z.string()), server: serverOption, node: nodeOption, group: groupOption }),
   async run(args, io) {
     const verb = args._[0];
     if (args._.length !== 1 || (verb !== 'add' && verb !== 'promote' && verb !== 'remove')) {
-      throw new LanceError('USAGE', `members: expected one of add, promote, remove, got ${JSON.stringify(args._.join(' '))} (see lnc members --help)`);
+      throw new LanceError('USAGE', `members: expected one of add, promote, remove, got ${JSON.stringify(args._.join(' '))} (see lnc members raft --help)`);
     }
     const r = await adminClient(args.server).members({ action: ACTIONS[verb], nodeId: args.node, ...(args.group ? { group: args.group } : {}) });
     io.emit(r, () => r.message);
