@@ -25,7 +25,10 @@ import { ListOffsetsTimestamp } from '../kafka/backend.ts';
 import type {
   ClusterActionResponse, ClusterGroup, ClusterView, ConsumedRecord, CreateTopicRequest, FetchQuery, FetchResponse, MembersRequest,
   PartitionState, ProduceRequest, ProduceResponse, TopicDetail, TopicSummary, TransferLeaderRequest,
+  Member, MemberActionResponse, MemberEndpoints, MembersList,
 } from '../admin/schemas.ts';
+import { quorum } from '../raft/config.ts';
+import type { RaftStatus } from '../raft/types.ts';
 import type { RaftEntry, RaftStateEvent, Role } from '../raft/types.ts';
 import { setPartitionLeaderEpoch } from '../storage/record-batch.ts';
 import { readCommittedBatches } from '../storage/read-committed.ts';
@@ -37,8 +40,9 @@ import type { BrokerMetrics } from '../server/metrics.ts';
 import { decodeRecordBatches, encodeRecordBatch, partitionForKey, type SimpleRecord } from '../server/records.ts';
 import type { ClusterPeer } from './config.ts';
 import {
-  applyCommand, assignReplicas, decodeCommand, emptyMetadata, encodeCommand, META_GROUP, partitionGroup,
-  type MetaCommand, type MetadataState, type TopicState,
+  acceptReport, activeBrokers, applyCommand, assignReplicas, BrokerInfoSchema, decodeCommand, emptyMetadata, encodeCommand, foundersOf, isRemoved,
+  META_GROUP, MetaCommandSchema, nextMembershipStep, partitionGroup, planRemoval, planUnderReplicated,
+  type BrokerInfo, type MetaCommand, type MetadataState, type PartitionLeader, type TopicState,
 } from './metadata.ts';
 import { offsetCountOf, PartitionRaftLog, type QuarantineInfo } from './partition-raft-log.ts';
 import { RaftHost } from './raft-host.ts';
@@ -88,6 +92,25 @@ export interface ClusterBrokerOptions {
   raftPort: number;
   /** advertised Kafka endpoint of this node (from the peers list by default) */
   onQuarantine?: (q: QuarantineInfo) => void;
+  /** founding voters of the metadata group (cluster.bootstrapVoters; default: every peer) */
+  founders?: number[];
+  /** bootstrap the metadata group (a founder not told to join); false: wait to be added (default: founder) */
+  bootstrap?: boolean;
+}
+
+/** a learner is promoted once it is at most this many entries behind (the Raft core's own limit is 64) */
+const PROMOTE_MAX_LAG = 64;
+/** a member counts as alive (for removals and quorum checks) when its leader heard from it this recently */
+const ALIVE_MS = 2_000;
+/** membership duties (controller and partition leaders) run on this cadence */
+const MEMBERSHIP_TICK_MS = 100;
+
+function sortedIds(ids: readonly number[]): number[] {
+  return [...ids].sort((a, b) => a - b);
+}
+
+function sameReport(a: PartitionLeader | null | undefined, b: PartitionLeader): boolean {
+  return !!a && a.leader === b.leader && a.term === b.term && a.voters.join() === b.voters.join() && a.learners.join() === b.learners.join();
 }
 
 function notFound(topic: string, partition?: number): LanceError {
@@ -131,6 +154,12 @@ export class ClusterBroker implements KafkaBackend {
   private segMetrics: SegmentTransferMetrics | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
   private retentionRunning = false;
+  private membershipTimer: NodeJS.Timeout | null = null;
+  /** membership work in flight (keys: "report:<group>", "founders"), so a slow controller never gets piles */
+  private readonly inflight = new Set<string>();
+  /** last membership step issued per group and when: the same step is not re-issued within a second */
+  private readonly lastStep = new Map<string, { key: string; at: number }>();
+  private lastReconcileNudge = 0;
 
   private constructor(opts: ClusterBrokerOptions) {
     this.opts = opts;
@@ -147,6 +176,7 @@ export class ClusterBroker implements KafkaBackend {
       onMessage: (group, m) => this.host.receive(group, m),
       onRpc: (_from, method, body) => this.controllerOp(method, body),
       onBinRpc: (_from, method, header) => this.serveSegmentChunk(method, header),
+      acceptUnknownPeers: true,
       onPeerDown: (peer) => this.host.peerDisconnected(peer),
     });
     this.host = new RaftHost({
@@ -165,7 +195,11 @@ export class ClusterBroker implements KafkaBackend {
       dir: path.join(opts.config.dataDir, 'wal'), dataDir: opts.config.dataDir, group: META_GROUP,
       logOptions: b.storageOptions(), logger: b.logger, ...(opts.onQuarantine ? { onQuarantine: opts.onQuarantine } : {}),
     });
-    b.host.addGroup(META_GROUP, metaLog, { voters: opts.peers.map((p) => p.nodeId).sort((x, y) => x - y), learners: [] }, {
+    const founders = sortedIds(opts.founders ?? opts.peers.map((p) => p.nodeId));
+    const bootstrap = opts.bootstrap ?? founders.includes(opts.nodeId);
+    // Only founders bootstrap (entry 1 = the founding config, identical on each); a joining node starts with an
+    // empty log and no membership: it neither campaigns nor votes until the controller adds it.
+    b.host.addGroup(META_GROUP, metaLog, bootstrap ? { voters: founders, learners: [] } : undefined, {
       onCommitted: (entries) => b.applyMeta(entries),
       onState: (ev) => b.onMetaState(ev),
     });
@@ -173,7 +207,9 @@ export class ClusterBroker implements KafkaBackend {
     b.host.start();
     b.retentionTimer = setInterval(() => void b.runRetention(), opts.config.storage.retentionCheckIntervalMs);
     b.retentionTimer.unref();
-    b.logger.info({ peers: opts.peers.map((p) => p.nodeId), raftPort: b.transport.port }, 'cluster node started');
+    b.membershipTimer = setInterval(() => b.membershipTick(), MEMBERSHIP_TICK_MS);
+    b.membershipTimer.unref();
+    b.logger.info({ peers: opts.peers.map((p) => p.nodeId), founders, mode: bootstrap ? 'founder' : 'join', raftPort: b.transport.port }, 'cluster node started');
     return b;
   }
 
@@ -230,8 +266,19 @@ export class ClusterBroker implements KafkaBackend {
         }
       }
     }
-    if (changed) this.scheduleReconcile();
+    if (changed) {
+      this.syncPeers();
+      this.scheduleReconcile();
+    }
     this.events.emit('change');
+  }
+
+  /** The transport dials members it learned from the metadata (brokers added after bootstrap, changed addresses). */
+  private syncPeers(): void {
+    for (const b of activeBrokers(this.meta)) {
+      if (b.nodeId === this.nodeId || b.raftPort === 0) continue;
+      this.transport.setPeer({ nodeId: b.nodeId, host: b.host, port: b.raftPort });
+    }
   }
 
   private async proposeMeta(c: MetaCommand): Promise<{ ok: boolean; error?: string }> {
@@ -276,8 +323,235 @@ export class ClusterBroker implements KafkaBackend {
     return this.transport.rpc(this.metaLeader, method, body, RPC_TIMEOUT_MS);
   }
 
+  /** Brokers new replicas may go to: the registry's members; before the controller registered the founders, them. */
   private liveBrokers(): number[] {
-    return this.opts.peers.map((p) => p.nodeId);
+    const active = activeBrokers(this.meta).map((b) => b.nodeId);
+    if (active.length > 0) return active;
+    return sortedIds(this.opts.founders ?? this.opts.peers.map((p) => p.nodeId)).filter((id) => !isRemoved(this.meta, id));
+  }
+
+  private staticInfo(id: number): BrokerInfo | undefined {
+    const p = this.opts.peers.find((x) => x.nodeId === id);
+    return p ? { nodeId: p.nodeId, host: p.host, kafkaPort: p.kafkaPort, adminPort: p.adminPort, raftPort: p.raftPort } : undefined;
+  }
+
+  private metaStatus(): RaftStatus | undefined {
+    return this.host.node(META_GROUP)?.status();
+  }
+
+  /**
+   * Controller: members of the metadata group that the registry does not know yet (the founders, on a new
+   * cluster) are registered from the static peers list, all in one command. Resolves when none is missing.
+   */
+  private async ensureRegistry(): Promise<void> {
+    const st = this.metaStatus();
+    if (!st) return;
+    const missing = [...st.config.voters, ...st.config.learners].filter((id) => !this.meta.brokers[String(id)] && !isRemoved(this.meta, id));
+    const infos = missing.map((id) => this.staticInfo(id)).filter((x): x is BrokerInfo => x !== undefined);
+    if (infos.length === 0) return;
+    const res = await this.proposeMeta({ op: 'registerBrokers', brokers: infos });
+    if (!res.ok) throw new LanceError('CONFLICT', `registering the founding brokers failed: ${res.error ?? 'refused'}`);
+  }
+
+  // ---------------------------------------------------------------- membership (controller + partition leaders)
+
+  /**
+   * Runs every MEMBERSHIP_TICK_MS on every node. The controller registers founders and moves the metadata group's
+   * membership toward the registry's members; each partition leader reports {leader, term, membership} to the
+   * controller when the metadata's copy differs, and moves its group's membership toward the target assignment.
+   * One single-server change per group at a time (the Raft core refuses overlapping ones; we retry next tick).
+   */
+  private membershipTick(): void {
+    if (this.closed) return;
+    try {
+      if (this.metaRole === 'leader' && this.metaReadyTerm === this.metaTerm) this.controllerTick();
+      this.partitionTick();
+    } catch (e) {
+      this.logger.warn({ err: e }, 'membership tick failed');
+    }
+  }
+
+  private once(key: string, fn: () => Promise<unknown>): void {
+    if (this.inflight.has(key)) return;
+    this.inflight.add(key);
+    void fn().catch((e: unknown) => this.logger.debug({ err: e, key }, 'membership: retrying later'))
+      .finally(() => this.inflight.delete(key));
+  }
+
+  private controllerTick(): void {
+    const st = this.metaStatus();
+    if (!st || st.role !== 'leader') return;
+    const members = [...st.config.voters, ...st.config.learners];
+    if (members.some((id) => !this.meta.brokers[String(id)] && !isRemoved(this.meta, id))) {
+      this.once('founders', () => this.ensureRegistry());
+      return; // no membership decisions on an incomplete registry
+    }
+    const target = activeBrokers(this.meta).map((b) => b.nodeId);
+    if (target.length > 0) this.driveGroup(META_GROUP, st, target);
+  }
+
+  private partitionTick(): void {
+    let stray = false;
+    for (const rt of this.parts.values()) {
+      const t = this.meta.topics[rt.topic];
+      if (!t || t.id !== rt.topicNumericId) continue;
+      const target = t.assignment[rt.partition];
+      if (!target) continue;
+      if (!target.includes(this.nodeId)) stray = true;
+      if (rt.role !== 'leader') continue;
+      const st = this.host.node(rt.group)?.status();
+      if (!st || st.role !== 'leader') continue;
+      const mine: PartitionLeader = { leader: this.nodeId, term: st.term, voters: sortedIds(st.config.voters), learners: sortedIds(st.config.learners) };
+      if (!sameReport(t.leaders?.[rt.partition], mine) && acceptReport(t.leaders?.[rt.partition] ?? null, mine)) {
+        this.once(`report:${rt.group}`, () => this.onController('reportPartition', { name: t.name, id: t.id, partition: rt.partition, state: mine }));
+      }
+      this.driveGroup(rt.group, st, target);
+    }
+    // a replica this node no longer should hold is dropped once its group's membership no longer lists us
+    const now = performance.now();
+    if (stray && now - this.lastReconcileNudge > 500) {
+      this.lastReconcileNudge = now;
+      this.scheduleReconcile();
+    }
+  }
+
+  /** One step of nextMembershipStep on a group this node leads. */
+  private driveGroup(gid: string, st: RaftStatus, target: readonly number[]): void {
+    const prog = (id: number) => st.progress.find((f) => f.id === id);
+    const lag = (id: number): number => (id === this.nodeId ? 0 : prog(id)?.lag ?? Infinity);
+    const alive = (id: number): boolean => id === this.nodeId || (prog(id)?.lastHeardMsAgo ?? Infinity) < ALIVE_MS;
+    const step = nextMembershipStep(this.nodeId, st.config, target, lag, alive, PROMOTE_MAX_LAG);
+    if (!step) return;
+    const key = JSON.stringify(step);
+    const now = performance.now();
+    const last = this.lastStep.get(gid);
+    if (last && last.key === key && now - last.at < 1000) return;
+    this.lastStep.set(gid, { key, at: now });
+    try {
+      this.host.step(gid, (n) => {
+        if (step.kind === 'transfer') n.transferLeadership(step.to);
+        else if (step.kind === 'addLearner') n.addLearner(step.nodeId);
+        else if (step.kind === 'promote') n.promote(step.nodeId);
+        else n.removeServer(step.nodeId);
+      });
+      this.logger.info({ group: gid, step, voters: st.config.voters, learners: st.config.learners, target }, 'membership change');
+    } catch (e) {
+      // CONFLICT: another change is uncommitted, the leader's no-op is not committed yet, or the learner lags: retry
+      if (!isLanceError(e, 'CONFLICT')) this.logger.warn({ err: e, group: gid, step }, 'membership change refused');
+    }
+  }
+
+  private async controllerAddMember(raw: unknown): Promise<MemberActionResponse> {
+    const r = BrokerInfoSchema.safeParse(raw);
+    if (!r.success) throw new LanceError('INVALID_ARGUMENT', `member: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    const info = r.data;
+    const id = info.nodeId;
+    await this.ensureRegistry();
+    if (isRemoved(this.meta, id)) {
+      throw new LanceError('CONFLICT', `nodeId: node id ${id} was removed from this cluster; node ids are never reused (start the new broker with a new id)`, { field: 'nodeId', reason: 'removed' });
+    }
+    for (const o of activeBrokers(this.meta)) {
+      if (o.nodeId === id || o.host !== info.host) continue;
+      for (const k of ['kafkaPort', 'adminPort', 'raftPort'] as const) {
+        if ([o.kafkaPort, o.adminPort, o.raftPort].includes(info[k])) {
+          throw new LanceError('INVALID_ARGUMENT', `${k}: ${info.host}:${info[k]} is already used by node ${o.nodeId}`, { field: k, nodeId: o.nodeId });
+        }
+      }
+    }
+    const cur = this.meta.brokers[String(id)];
+    const same = cur !== undefined && cur.host === info.host && cur.kafkaPort === info.kafkaPort && cur.adminPort === info.adminPort && cur.raftPort === info.raftPort;
+    const reassign = planUnderReplicated(this.meta, id);
+    if (same && reassign.length === 0) return { ok: true, changed: false, message: `node ${id} is already a member (${info.host})` };
+    const res = await this.proposeMeta({ op: 'registerBroker', broker: info, reassign });
+    if (!res.ok) throw new LanceError('CONFLICT', `node ${id}: ${res.error ?? 'refused'}`, { field: 'nodeId' });
+    return {
+      ok: true, changed: true,
+      message: `node ${id} registered at ${info.host} (kafka ${info.kafkaPort}, admin ${info.adminPort}, raft ${info.raftPort}); it joins the metadata group as a learner and is promoted once caught up; ${reassign.length} under-replicated partition(s) gain it as a replica`,
+    };
+  }
+
+  private async controllerRemoveMember(id: number): Promise<MemberActionResponse> {
+    await this.ensureRegistry();
+    if (isRemoved(this.meta, id)) return { ok: true, changed: false, message: `node ${id} is already removed` };
+    const st = this.metaStatus();
+    const inConfig = !!st && (st.config.voters.includes(id) || st.config.learners.includes(id));
+    if (!this.meta.brokers[String(id)] && !inConfig) {
+      throw new LanceError('NOT_FOUND', `nodeId: node ${id} is not a member (members: ${activeBrokers(this.meta).map((b) => b.nodeId).join(', ')})`, { field: 'nodeId' });
+    }
+    const remaining = activeBrokers(this.meta).filter((b) => b.nodeId !== id);
+    if (remaining.length === 0) throw new LanceError('CONFLICT', `nodeId: node ${id} is the last member; a cluster cannot remove its last broker`, { field: 'nodeId', reason: 'last-member' });
+    if (st) {
+      const voters = st.config.voters.filter((v) => v !== id);
+      if (voters.length === 0) throw new LanceError('CONFLICT', `nodeId: node ${id} is the metadata group's last voter`, { field: 'nodeId', reason: 'last-voter' });
+      const live = voters.filter((v) => v === this.nodeId || (st.progress.find((f) => f.id === v)?.lastHeardMsAgo ?? Infinity) < ALIVE_MS);
+      if (live.length < quorum(voters)) {
+        throw new LanceError('CONFLICT', `nodeId: removing node ${id} would leave the metadata group without a live majority: voters after removal ${voters.join(', ')}, reachable ${live.join(', ') || 'none'} (need ${quorum(voters)}); bring members back first`, { field: 'nodeId', reason: 'quorum', voters, live });
+      }
+    }
+    const plan = planRemoval(this.meta, id);
+    if (plan.orphaned.length > 0) {
+      throw new LanceError('CONFLICT', `nodeId: removing node ${id} would leave ${plan.orphaned.join(', ')} without any replica (no other broker)`, { field: 'nodeId', reason: 'orphaned', partitions: plan.orphaned });
+    }
+    const res = await this.proposeMeta({ op: 'unregisterBroker', nodeId: id, reassign: plan.reassign });
+    if (!res.ok) throw new LanceError('CONFLICT', `node ${id}: ${res.error ?? 'refused'}`, { field: 'nodeId' });
+    return {
+      ok: true, changed: true,
+      message: `node ${id} removed from the registry; ${plan.reassign.length} partition(s) reassigned; the metadata group${id === this.nodeId ? ' (after a leadership transfer)' : ''} and each partition group drop it one change at a time`,
+    };
+  }
+
+  private async controllerReport(body: Record<string, unknown>): Promise<unknown> {
+    const r = MetaCommandSchema.safeParse({ op: 'reportPartition', name: body.name, id: body.id, partition: body.partition, state: body.state });
+    if (!r.success || r.data.op !== 'reportPartition') throw new LanceError('INVALID_ARGUMENT', 'reportPartition: malformed report');
+    const c = r.data;
+    const t = this.meta.topics[c.name];
+    if (!t || t.id !== c.id) return { accepted: false };
+    if (!acceptReport(t.leaders?.[c.partition] ?? null, c.state) || sameReport(t.leaders?.[c.partition], c.state)) return { accepted: false };
+    const res = await this.proposeMeta(c);
+    return { accepted: res.ok };
+  }
+
+  // ---------------------------------------------------------------- membership (admin API, any node)
+
+  async addMember(nodeId: number, ep: MemberEndpoints): Promise<MemberActionResponse> {
+    return await this.onController('memberAdd', { broker: { nodeId, ...ep } }) as MemberActionResponse;
+  }
+
+  async removeMember(nodeId: number): Promise<MemberActionResponse> {
+    return await this.onController('memberRemove', { nodeId }) as MemberActionResponse;
+  }
+
+  /** The registry as this node's applied metadata and metadata-group membership show it. */
+  listMembers(): MembersList {
+    const cfg = this.metaStatus()?.config ?? { voters: [], learners: [] };
+    const ids = new Set<number>([...Object.keys(this.meta.brokers).map(Number), ...cfg.voters, ...cfg.learners]);
+    const members: Member[] = [];
+    for (const id of sortedIds([...ids])) {
+      const info = this.meta.brokers[String(id)] ?? this.staticInfo(id) ?? { nodeId: id, host: '', kafkaPort: 0, adminPort: 0, raftPort: 0 };
+      const role = cfg.voters.includes(id) ? 'voter' : cfg.learners.includes(id) ? 'learner' : 'none';
+      let assigned = 0;
+      let voter = 0;
+      let learner = 0;
+      let settled = true;
+      for (const t of Object.values(this.meta.topics)) {
+        t.assignment.forEach((replicas, p) => {
+          const rep = t.leaders?.[p] ?? null;
+          const isVoter = !!rep && rep.voters.includes(id);
+          if (isVoter) voter++;
+          if (rep?.learners.includes(id)) learner++;
+          if (replicas.includes(id)) {
+            assigned++;
+            if (!isVoter) settled = false;
+          }
+        });
+      }
+      const removed = isRemoved(this.meta, id);
+      const state: Member['state'] = removed
+        ? (role !== 'none' || voter + learner > 0 ? 'removing' : 'removed')
+        : (role === 'voter' && settled && this.meta.brokers[String(id)] !== undefined ? 'active' : 'joining');
+      members.push({ ...info, nodeId: id, role, state, controller: id === this.metaLeader, partitions: { assigned, voter, learner } });
+    }
+    return { controllerId: this.controllerId(), members };
   }
 
   /** Controller side of forwarded requests (also called locally). Inputs are re-validated: they crossed the wire. */
@@ -343,6 +617,15 @@ export class ClusterBroker implements KafkaBackend {
         if (!res.ok) throw notFound(name);
         return {};
       }
+      case 'memberAdd':
+        return this.controllerAddMember(b.broker);
+      case 'memberRemove': {
+        const id = Number(b.nodeId);
+        if (!Number.isInteger(id) || id < 0) throw new LanceError('INVALID_ARGUMENT', `nodeId: expected a non-negative integer, got ${String(b.nodeId)}`, { field: 'nodeId' });
+        return this.controllerRemoveMember(id);
+      }
+      case 'reportPartition':
+        return this.controllerReport(b);
       default: {
         const extra = this.extraControllerOps.get(method);
         if (extra) return extra(body);
@@ -371,14 +654,16 @@ export class ClusterBroker implements KafkaBackend {
 
   private async reconcile(): Promise<void> {
     if (this.closed) return;
-    const want = new Map<string, { t: TopicState; p: number; replicas: number[] }>();
+    const want = new Map<string, { t: TopicState; p: number; replicas: number[]; founders: number[] }>();
     for (const t of Object.values(this.meta.topics)) {
+      const founders = foundersOf(t);
       t.assignment.forEach((replicas, p) => {
-        if (replicas.includes(this.nodeId)) want.set(partitionGroup(t, p), { t, p, replicas });
+        if (replicas.includes(this.nodeId)) want.set(partitionGroup(t, p), { t, p, replicas, founders: founders[p] ?? replicas });
       });
     }
     for (const [gid, rt] of this.parts) {
       if (want.has(gid)) continue;
+      if (this.stillMember(rt)) continue; // moved away: keep serving until the group's membership drops us
       this.parts.delete(gid);
       for (const w of [...rt.commitWaiters, ...rt.durableWaiters]) w.reject(notFound(rt.topic, rt.partition));
       await this.host.removeGroup(gid);
@@ -401,7 +686,10 @@ export class ClusterBroker implements KafkaBackend {
         role: 'follower', term: 0, leader: null, commitWaiters: [], durableWaiters: [], producers: new ReplicatedProducerState(),
       };
       this.parts.set(gid, rt);
-      this.host.addGroup(gid, log, { voters: [...w.replicas].sort((a, b) => a - b), learners: [] }, {
+      // Founders bootstrap the group (entry 1 = the founding voters, identical on each); a replica added later starts
+      // empty and is brought in by the leader (learner → promote).
+      const bootstrap = w.founders.includes(this.nodeId) ? { voters: sortedIds(w.founders), learners: [] } : undefined;
+      this.host.addGroup(gid, log, bootstrap, {
         onCommitted: (entries, commitIndex) => this.applyPartition(rt, entries, commitIndex),
         onState: (ev) => this.onPartitionState(rt, ev),
         onDurable: (durableIndex) => this.resolveWaiters(rt, rt.durableWaiters, durableIndex),
@@ -415,6 +703,21 @@ export class ClusterBroker implements KafkaBackend {
       this.logger.info({ group: gid, topic: w.t.name, partition: w.p, replicas: w.replicas }, 'partition replica started');
     }
     this.events.emit('change');
+  }
+
+  /**
+   * A replica that the target assignment no longer lists stays open while its group's membership still contains
+   * this node (the leader may still need it: a replacement catches up first, or it leads and transfers first), unless
+   * the leader's newer report says it was dropped (a removed member may never see the entry that removed it).
+   */
+  private stillMember(rt: PartitionRuntime): boolean {
+    const t = this.meta.topics[rt.topic];
+    if (!t || t.id !== rt.topicNumericId) return false;
+    const st = this.host.node(rt.group)?.status();
+    if (!st || (!st.config.voters.includes(this.nodeId) && !st.config.learners.includes(this.nodeId))) return false;
+    const rep = t.leaders?.[rt.partition];
+    if (rep && rep.term >= st.term && !rep.voters.includes(this.nodeId) && !rep.learners.includes(this.nodeId)) return false;
+    return true;
   }
 
   private applyPartition(rt: PartitionRuntime, entries: RaftEntry[], commitIndex: number): void {
@@ -492,8 +795,22 @@ export class ClusterBroker implements KafkaBackend {
 
   // ---------------------------------------------------------------- KafkaBackend
 
+  /**
+   * Kafka Metadata brokers: the registry's members (before the founders are registered: the static peers), plus a
+   * removed broker that is still reported as some partition's leader (clients must be able to reach who they are
+   * told leads).
+   */
   brokers(): BrokerEndpoint[] {
-    return this.opts.peers.map((p) => ({ nodeId: p.nodeId, host: p.host, port: p.kafkaPort, rack: null }));
+    const active = activeBrokers(this.meta);
+    const list: BrokerInfo[] = active.length > 0 ? [...active] : this.opts.peers.map((p) => this.staticInfo(p.nodeId)!);
+    const known = new Set(list.map((b) => b.nodeId));
+    for (const t of Object.values(this.meta.topics)) {
+      for (const rep of t.leaders ?? []) {
+        const info = rep ? this.meta.brokers[String(rep.leader)] : undefined;
+        if (info && !known.has(info.nodeId)) { list.push(info); known.add(info.nodeId); }
+      }
+    }
+    return list.sort((a, b) => a.nodeId - b.nodeId).map((b) => ({ nodeId: b.nodeId, host: b.host, port: b.kafkaPort, rack: null }));
   }
 
   isReadOnly(): boolean {
@@ -522,6 +839,15 @@ export class ClusterBroker implements KafkaBackend {
         if (st) {
           isr = [this.nodeId, ...st.progress.filter((f) => f.voter && f.id !== this.nodeId && f.lag <= ISR_MAX_LAG_ENTRIES && f.lastHeardMsAgo < 10_000).map((f) => f.id)].sort((a, b) => a - b);
         }
+      }
+    } else if (!rt && !this.host.isFenced()) {
+      // No replica here: what the partition's leader last reported to the controller. Reports only move forward in
+      // term, so the epoch given is never newer than the truth (a client that meets a newer leader refreshes).
+      const rep = t.leaders?.[p];
+      if (rep) {
+        leaderId = rep.leader;
+        epoch = rep.term;
+        isr = rep.voters;
       }
     }
     return { partition: p, leaderId, leaderEpoch: epoch, replicas: [...replicas], isr: [...isr], offlineReplicas: [] };
@@ -706,7 +1032,7 @@ export class ClusterBroker implements KafkaBackend {
     return [
       e('broker.id', String(this.nodeId), 'INT'),
       e('num.partitions', String(this.config.topics.defaultPartitions), 'INT'),
-      e('default.replication.factor', String(Math.min(3, this.opts.peers.length)), 'SHORT'),
+      e('default.replication.factor', String(Math.min(3, this.liveBrokers().length)), 'SHORT'),
       e('auto.create.topics.enable', String(this.config.topics.autoCreate), 'BOOLEAN'),
       e('read.only', String(this.config.readOnly), 'BOOLEAN'),
     ];
@@ -809,6 +1135,8 @@ export class ClusterBroker implements KafkaBackend {
     if (this.closed) return;
     this.closed = true;
     if (this.retentionTimer) clearInterval(this.retentionTimer);
+    if (this.membershipTimer) clearInterval(this.membershipTimer);
+    this.membershipTimer = null;
     await this.reconcileChain.catch(() => undefined);
     for (const rt of this.parts.values()) {
       for (const w of [...rt.commitWaiters.splice(0), ...rt.durableWaiters.splice(0)]) w.reject(new LanceError('IO', 'broker shutting down'));
@@ -852,7 +1180,7 @@ export class ClusterBroker implements KafkaBackend {
       clusterId: this.clusterId, nodeId: this.nodeId, role: this.metaRole === 'leader' ? 'leader' : 'follower', readOnly: this.config.readOnly,
       version: this.opts.version ?? '0.0.0', startedAt: this.startedAt,
       listeners: { kafka: { host: me.host, port: me.kafkaPort }, admin: this.adminEndpoint },
-      brokers: this.opts.peers.map((p) => ({ nodeId: p.nodeId, host: p.host, port: p.kafkaPort })),
+      brokers: this.brokers().map((b) => ({ nodeId: b.nodeId, host: b.host, port: b.port })),
       topics: Object.values(this.meta.topics).sort((a, b) => a.id - b.id).map((t) => ({ id: t.id, name: t.name, topicId: t.topicId, partitions: this.partitionStates(t) })),
       controllerId: this.controllerId(), fenced: this.host.isFenced(), groups: this.clusterGroups(),
     };
