@@ -168,7 +168,7 @@ export class GroupCoordinator {
   joinGroup(req: JoinGroupRequest, meta: RequestMeta, now: number): Step {
     const s = step();
     const fail = (errorCode: number, memberId = req.memberId): Step => {
-      s.replies.push({ id: meta.id, body: this.joinError(errorCode, memberId) });
+      s.replies.push({ id: meta.id, body: this.joinError(errorCode, memberId, meta.version) });
       return s;
     };
     if (req.groupId === '') return fail(GroupErr.INVALID_GROUP_ID);
@@ -211,7 +211,7 @@ export class GroupCoordinator {
     let m = g.members.get(memberId);
     if (m?.pendingJoin) {
       // a duplicate join (client retried): the earlier one is superseded
-      s.replies.push({ id: m.pendingJoin.id, body: this.joinError(GroupErr.UNKNOWN_MEMBER_ID, memberId) });
+      s.replies.push({ id: m.pendingJoin.id, body: this.joinError(GroupErr.UNKNOWN_MEMBER_ID, memberId, m.pendingJoin.version) });
     }
     if (!m) {
       m = {
@@ -234,7 +234,7 @@ export class GroupCoordinator {
   }
 
   private replaceStatic(g: Group, old: Member, newId: string, s: Step): void {
-    if (old.pendingJoin) s.replies.push({ id: old.pendingJoin.id, body: this.joinError(GroupErr.FENCED_INSTANCE_ID, old.memberId) });
+    if (old.pendingJoin) s.replies.push({ id: old.pendingJoin.id, body: this.joinError(GroupErr.FENCED_INSTANCE_ID, old.memberId, old.pendingJoin.version) });
     if (old.pendingSync) s.replies.push({ id: old.pendingSync.id, body: syncError(GroupErr.FENCED_INSTANCE_ID) });
     g.members.delete(old.memberId);
     const renamed: Member = { ...old, memberId: newId, pendingJoin: null, pendingSync: null };
@@ -260,8 +260,9 @@ export class GroupCoordinator {
     return c ?? [];
   }
 
-  private joinError(errorCode: number, memberId: string): JoinGroupResponse {
-    return { throttleTimeMs: 0, errorCode, generationId: -1, protocolType: null, protocolName: null, leader: '', skipAssignment: false, memberId, members: [] };
+  /** protocolName is nullable only from v7: older versions get "" (Kafka's UNKNOWN_PROTOCOL_NAME) */
+  private joinError(errorCode: number, memberId: string, version: number): JoinGroupResponse {
+    return { throttleTimeMs: 0, errorCode, generationId: -1, protocolType: null, protocolName: version >= 7 ? null : '', leader: '', skipAssignment: false, memberId, members: [] };
   }
 
   private prepareRebalance(g: Group, now: number, s: Step): void {
@@ -338,7 +339,7 @@ export class GroupCoordinator {
   }
 
   private removeMember(g: Group, m: Member, s: Step): void {
-    if (m.pendingJoin) s.replies.push({ id: m.pendingJoin.id, body: this.joinError(GroupErr.UNKNOWN_MEMBER_ID, m.memberId) });
+    if (m.pendingJoin) s.replies.push({ id: m.pendingJoin.id, body: this.joinError(GroupErr.UNKNOWN_MEMBER_ID, m.memberId, m.pendingJoin.version) });
     if (m.pendingSync) s.replies.push({ id: m.pendingSync.id, body: syncError(GroupErr.UNKNOWN_MEMBER_ID) });
     g.members.delete(m.memberId);
     if (g.leader === m.memberId) g.leader = null;

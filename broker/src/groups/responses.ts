@@ -21,7 +21,7 @@ export function groupErrorResponse(apiKey: number, version: number, req: unknown
     case GroupApiKey.JoinGroup: {
       const r = req as JoinGroupRequest;
       return {
-        throttleTimeMs: 0, errorCode, generationId: -1, protocolType: null, protocolName: null, leader: '', skipAssignment: false, memberId: r.memberId, members: [],
+        throttleTimeMs: 0, errorCode, generationId: -1, protocolType: null, protocolName: version >= 7 ? null : '', leader: '', skipAssignment: false, memberId: r.memberId, members: [],
       } satisfies JoinGroupResponse;
     }
     case GroupApiKey.SyncGroup:
