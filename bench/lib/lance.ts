@@ -136,24 +136,59 @@ export class LanceSystem {
 }
 
 /**
- * Produce driver: one connection per partition leader (× connsPerPartition), a pre-encoded Produce v9 frame per
- * partition carrying one RecordBatch v2 of `recordsPerUnit` records; send() round-robins the partitions.
+ * Produce driver: `connsPerPartition` connections to each partition's leader, a pre-encoded Produce v9 frame per
+ * partition carrying one RecordBatch v2 of `recordsPerUnit` records; send() round-robins the partitions. Like a
+ * real Kafka producer it retries NOT_LEADER_OR_FOLLOWER (6) / a lost connection after refreshing the leaders
+ * (`refresh`), so a leadership change costs latency, not a failed request; `retries` counts them.
  */
-export async function lanceDriver(topic: string, ls: PartitionLeader[], recordBytes: number, recordsPerUnit: number, acks: number, connsPerPartition = 2): Promise<Driver> {
+export async function lanceDriver(topic: string, ls: PartitionLeader[], recordBytes: number, recordsPerUnit: number, acks: number, connsPerPartition = 2, refresh?: () => Promise<PartitionLeader[]>): Promise<Driver & { retries: () => number }> {
   const value = Buffer.alloc(recordBytes, 0x61);
   const batch = buildRecordBatch(Array.from({ length: recordsPerUnit }, (_, i) => ({ key: null, value, headers: [], timestamp: 1_700_000_000_000 + i })));
-  const slots: Array<{ conn: LeanConn; frame: Buffer }> = [];
-  for (let k = 0; k < connsPerPartition; k++) {
-    for (const l of ls) slots.push({ conn: await LeanConn.connect(l.host, l.port), frame: produceTemplate(topic, l.partition, batch, acks) });
-  }
+  type Slot = { partition: number; leaderId: number; conn: LeanConn; frame: Buffer };
+  let slots: Slot[] = [];
+  const open = async (leaders: PartitionLeader[]): Promise<void> => {
+    const next: Slot[] = [];
+    for (let k = 0; k < connsPerPartition; k++) {
+      for (const l of leaders) {
+        const old = slots.find((x) => x.partition === l.partition && x.leaderId === l.leaderId && !x.conn.isClosed && !next.includes(x));
+        next.push(old ?? { partition: l.partition, leaderId: l.leaderId, conn: await LeanConn.connect(l.host, l.port), frame: produceTemplate(topic, l.partition, batch, acks) });
+      }
+    }
+    for (const s of slots) if (!next.includes(s)) s.conn.close();
+    slots = next;
+  };
+  await open(ls);
+  let refreshing: Promise<void> | null = null;
+  const doRefresh = (): Promise<void> => {
+    if (!refresh) return Promise.resolve();
+    refreshing ??= refresh().then(open).finally(() => (refreshing = null));
+    return refreshing;
+  };
   let rr = 0;
+  let retries = 0;
   return {
     recordBytes,
     recordsPerUnit,
+    retries: () => retries,
     async send() {
-      const s = slots[rr++ % slots.length]!;
-      const code = produceError(await s.conn.sendFrame(s.frame));
-      if (code !== 0) throw new Error(`produce error code ${code}`);
+      const i = rr++;
+      for (let attempt = 0; ; attempt++) {
+        if (refreshing) await refreshing;
+        const s = slots[i % slots.length]!;
+        let code: number;
+        try {
+          code = produceError(await s.conn.sendFrame(s.frame));
+        } catch (e) {
+          if (!refresh || attempt >= 20) throw e;
+          code = -1;
+        }
+        if (code === 0) return;
+        if (!refresh || attempt >= 20 || (code !== 6 && code !== -1)) throw new Error(`produce error code ${code}`);
+        retries++;
+        await doRefresh().catch(() => undefined);
+        // metadata may still name the old leader until the election settles: back off a little, growing
+        await new Promise((r) => setTimeout(r, Math.min(100, 5 * attempt)));
+      }
     },
     async close() {
       for (const s of slots) s.conn.close();

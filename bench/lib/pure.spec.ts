@@ -89,6 +89,7 @@ describe('report', () => {
       { system: 'jetstream-r3', recordBytes: 1024, recordsPerUnit: 64, peakRecordsPerSec: 50_000, peakMBps: 51.2 },
     ],
     restore: { measured: false, reason: 'no bench:restore script' },
+    e2e: [],
     failover: { samplesMs: [200, 300, 600], p50Ms: 300, p99Ms: 600, maxMs: 600 },
   };
   it('goals: met / not met / not measured', () => {
