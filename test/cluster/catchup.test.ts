@@ -1,0 +1,175 @@
+/**
+ * Catch-up by segment transfer between real broker processes: a follower whose data dir was wiped refills from the
+ * leader's sealed segment files (not entry by entry), ends with byte-identical segments and records; the same after
+ * retention deleted the leader's early segments (the refilled node starts at the leader's log start).
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { ConfigResourceTypes, Kafka, logLevel } from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestCluster, waitUntil, type ClusterNode } from './harness.ts';
+
+const SEGMENT_BYTES = 64 * 1024;
+const TOPIC = 'catchup';
+
+// the harness passes process.env on to the brokers: small segments, frequent retention passes
+const ENV = { LANCE_SEGMENT_BYTES: String(SEGMENT_BYTES), LANCE_RETENTION_CHECK_INTERVAL_MS: '300' };
+const saved: Record<string, string | undefined> = {};
+
+function metric(text: string, name: string, labels: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+async function transfers(x: ClusterNode, direction: 'in' | 'out'): Promise<{ segments: number; bytes: number }> {
+  const t = await x.admin.metricsText();
+  return { segments: metric(t, 'lance_segment_transfers_total', `direction="${direction}"`), bytes: metric(t, 'lance_segment_transfer_bytes_total', `direction="${direction}"`) };
+}
+
+describe('segment transfer catch-up (real processes)', () => {
+  let c: TestCluster;
+  let kafka: Kafka;
+  let group = '';
+  let partitionDir = '';
+  let produced = 0;
+
+  beforeAll(async () => {
+    for (const [k, v] of Object.entries(ENV)) {
+      saved[k] = process.env[k];
+      process.env[k] = v;
+    }
+    c = await TestCluster.start(3);
+    kafka = new Kafka({ clientId: 'catchup', brokers: c.bootstrap(), logLevel: logLevel.NOTHING, retry: { retries: 30, initialRetryTime: 100, maxRetryTime: 1000 } });
+  }, 120_000);
+
+  afterAll(async () => {
+    await c?.cleanup();
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  });
+
+  async function produce(batches: number): Promise<void> {
+    const producer = kafka.producer({ allowAutoTopicCreation: false });
+    await producer.connect();
+    try {
+      for (let b = 0; b < batches; b++) {
+        await producer.send({
+          topic: TOPIC, acks: -1,
+          messages: Array.from({ length: 40 }, () => ({ key: `k${produced}`, value: `value-${produced++}-${'x'.repeat(400)}` })),
+        });
+      }
+    } finally {
+      await producer.disconnect();
+    }
+  }
+
+  async function leaderOf(): Promise<number> {
+    return (await waitUntil(`agreed leader of ${group}`, () => c.agreedLeader(group), 60_000)).leader;
+  }
+
+  async function groupOn(x: ClusterNode): Promise<{ lastIndex: number; commitIndex: number } | undefined> {
+    return (await x.admin.cluster()).groups?.find((g) => g.group === group);
+  }
+
+  /** every record of the partition as node x serves it (from its log start) */
+  async function records(x: ClusterNode): Promise<{ logStart: number; values: string[] }> {
+    let offset = (await x.admin.getTopic(TOPIC)).partitionStates.find((p) => p.partition === 0)!.logStartOffset;
+    const logStart = offset;
+    const values: string[] = [];
+    for (;;) {
+      const r = await x.admin.fetchRecords(TOPIC, 0, { offset, max: 5000 });
+      values.push(...r.records.map((rec) => rec.value!));
+      if (r.records.length === 0 || r.nextOffset >= r.highWatermark) break;
+      offset = r.nextOffset;
+    }
+    return { logStart, values };
+  }
+
+  /** the partition's segment files on node x (name → bytes) */
+  async function segments(x: ClusterNode): Promise<Map<string, Buffer>> {
+    const dir = path.join(x.dataDir, partitionDir);
+    const out = new Map<string, Buffer>();
+    for (const n of (await readdir(dir)).filter((f) => f.endsWith('.lnc')).sort()) out.set(n, await readFile(path.join(dir, n)));
+    return out;
+  }
+
+  async function wipeAndRefill(victim: number, leader: number): Promise<void> {
+    const before = await transfers(c.node(leader), 'out');
+    await c.kill(victim);
+    await produce(40); // more data while it is down
+    await c.wipe(victim);
+    await c.startNode(victim);
+    const want = await waitUntil('leader log end', async () => (await groupOn(c.node(leader)))?.lastIndex);
+    await waitUntil(`node ${victim} refilled to index ${want}`, async () => ((await groupOn(c.node(victim)))?.lastIndex ?? 0) >= want, 120_000);
+    const after = await transfers(c.node(leader), 'out');
+    const got = await transfers(c.node(victim), 'in');
+    // segments, not only entries: whole sealed files went over the wire
+    expect(after.segments - before.segments).toBeGreaterThanOrEqual(3);
+    expect(got.segments).toBeGreaterThanOrEqual(3);
+    expect(got.bytes).toBeGreaterThanOrEqual(3 * SEGMENT_BYTES / 2);
+  }
+
+  async function expectIdentical(victim: number, leader: number): Promise<void> {
+    const segsL = await segments(c.node(leader));
+    const segsV = await waitUntil('same segment files on both', async () => {
+      const s = await segments(c.node(victim));
+      return [...s.keys()].join() === [...segsL.keys()].join() ? s : undefined;
+    });
+    // sealed segments (all but the active one) are byte-identical files
+    const sealed = [...segsL.keys()].slice(0, -1);
+    expect(sealed.length).toBeGreaterThanOrEqual(3);
+    for (const n of sealed) expect(segsV.get(n)!.equals(segsL.get(n)!), `segment ${n}`).toBe(true);
+    const recL = await records(c.node(leader));
+    const recV = await waitUntil(`node ${victim} serves every committed record`, async () => {
+      const r = await records(c.node(victim));
+      return r.values.length === recL.values.length ? r : undefined;
+    }, 60_000);
+    expect(recV.logStart).toBe(recL.logStart);
+    expect(recV.values).toEqual(recL.values);
+  }
+
+  it('a wiped follower refills by segment transfer and holds byte-identical segments and records', async () => {
+    await waitUntil('controller', () => c.agreedLeader('__meta'), 60_000);
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      expect(await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: 1, replicationFactor: 3 }], waitForLeaders: true })).toBe(true);
+    } finally {
+      await admin.disconnect();
+    }
+    const g = await waitUntil('partition group', async () => (await c.node(1).admin.cluster()).groups?.find((x) => x.topic === TOPIC));
+    group = g.group;
+    partitionDir = group; // topic_<id>/<partition>
+    await produce(60); // ~60 entries of ~17 KiB: many 64 KiB segments
+    const leader = await leaderOf();
+    const victim = [1, 2, 3].find((n) => n !== leader)!;
+    await wipeAndRefill(victim, leader);
+    await expectIdentical(victim, await leaderOf());
+  }, 300_000);
+
+  it('after retention deleted the leader\'s early segments, a wiped follower starts at the leader\'s log start', async () => {
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      await admin.alterConfigs({ validateOnly: false, resources: [{ type: ConfigResourceTypes.TOPIC, name: TOPIC, configEntries: [{ name: 'retention.bytes', value: String(8 * SEGMENT_BYTES) }] }] });
+    } finally {
+      await admin.disconnect();
+    }
+    const leader = await leaderOf();
+    // retention runs on every replica independently
+    await waitUntil('retention deleted early segments on every node', async () => {
+      const starts = await Promise.all(c.nodes.map(async (x) => (await segments(x)).keys().next().value));
+      return starts.every((s) => s !== undefined && s !== '00000000000000000000.lnc');
+    }, 60_000);
+    const victim = [1, 2, 3].find((n) => n !== leader)!;
+    await wipeAndRefill(victim, leader);
+    const l2 = await leaderOf();
+    const recL = await records(c.node(l2));
+    expect(recL.logStart).toBeGreaterThan(0);
+    await expectIdentical(victim, l2);
+    // nothing below the log start on the refilled node
+    expect([...(await segments(c.node(victim))).keys()][0]).toBe([...(await segments(c.node(l2))).keys()][0]);
+  }, 300_000);
+});
