@@ -3,6 +3,7 @@
  * replicated batches (their headers carry producer id/epoch/sequence), so a retry after a leader kill writes no
  * duplicate. Real 3-node clusters; the wire-level test sends exact batches, kafkajs and kcat are the real clients.
  */
+import { crc32c } from '@node-rs/crc32';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KafkaWireClient } from '../../broker/src/kafka/client.ts';
@@ -29,6 +30,14 @@ async function wire(c: TestCluster, node: number): Promise<KafkaWireClient> {
 
 function batch(pid: number, epoch: number, seq: number, values: string[]): Buffer {
   return buildRecordBatch(values.map((v) => ({ key: null, value: Buffer.from(v), headers: [], timestamp: Date.now() })), { producerId: pid, producerEpoch: epoch, baseSequence: seq });
+}
+
+/** the same batch with the transactional attribute bit (0x10) set, CRC recomputed */
+function transactional(b: Buffer): Buffer {
+  const out = Buffer.from(b);
+  out.writeInt16BE(out.readInt16BE(21) | 0x10, 21);
+  out.writeUInt32BE(crc32c(out.subarray(21)) >>> 0, 17);
+  return out;
 }
 
 async function produce(w: KafkaWireClient, topic: string, records: Buffer): Promise<{ errorCode: number; baseOffset: number }> {
@@ -86,6 +95,7 @@ describe('idempotent producer on a 3-node cluster', () => {
     expect(await produceToLeader(c, 'seq', batch(pid, 0, 5, ['r5']))).toEqual({ errorCode: 0, baseOffset: 5 });
     expect(await produceToLeader(c, 'seq', batch(pid, 1, 0, ['e1']))).toEqual({ errorCode: 0, baseOffset: 6 }); // epoch bump starts at 0
     expect((await produceToLeader(c, 'seq', batch(pid, 0, 6, ['stale']))).errorCode).toBe(47); // INVALID_PRODUCER_EPOCH
+    expect((await produceToLeader(c, 'seq', transactional(batch(pid, 1, 1, ['tx'])))).errorCode).toBe(87); // transactions: INVALID_RECORD
     await c.startNode(l1);
 
     // full restart: every node rebuilds the state while Raft re-applies its log

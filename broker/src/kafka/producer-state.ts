@@ -258,7 +258,11 @@ export class ReplicatedProducerState {
    * `baseOffset`: answer with that, append nothing). A gap or an old epoch throws (OUT_OF_ORDER_SEQUENCE_NUMBER /
    * INVALID_PRODUCER_EPOCH via `details.field`). `what` names the partition in the message.
    */
-  check(batches: readonly ProducerBatchInfo[], what: string): { kind: 'append' } | { kind: 'duplicate'; baseOffset: number } {
+  check(batches: ReadonlyArray<ProducerBatchInfo & { isTransactional?: boolean }>, what: string): { kind: 'append' } | { kind: 'duplicate'; baseOffset: number } {
+    // transactions are out of scope (InitProducerId refuses transactional ids); a transactional batch is refused
+    // with INVALID_RECORD (non-retriable) rather than stored as if it were committed
+    const tx = batches.findIndex((b) => b.isTransactional === true);
+    if (tx >= 0) throw new LanceError('INVALID_ARGUMENT', `${what}: batch ${tx} is transactional; transactions are not supported by this broker`, { field: 'records' });
     const idempotent = batches.some((b) => b.producerId >= 0);
     if (!idempotent) return { kind: 'append' };
     if (!this.leader) throw new LanceError('NOT_LEADER', `${what}: the new leader is still applying its log (idempotent producer state); retry`, { leader: null });
