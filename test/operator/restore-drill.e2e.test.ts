@@ -165,11 +165,38 @@ describe('LanceRestore DR drill', () => {
     expect(table.stdout).toMatch(/prod-restore\s+Succeeded\s+prod-restored\s+\d{4}-/);
   }, 600_000);
 
-  it('point in time between the waves: exactly the first wave and the offsets committed then', async () => {
+  it('point in time between the waves: exactly the first wave and the offsets committed then; an operator restart mid-restore adopts the Job', async () => {
     await e.apply(restoreDoc('prod-pitr', 'prod-pitr', { pointInTime }));
+    await waitFor('restore Job created', async () => (await e.getJson<{ items: unknown[] }>(['jobs', '-l', 'lance.dev/restore=prod-pitr'])).items.length === 1, 60_000, 100);
+    await e.restartOperator();
     const st = await waitSucceeded('prod-pitr');
+    // The new operator found the Job by label and owner uid instead of creating another one.
+    expect((await e.getJson<{ items: unknown[] }>(['jobs', '-l', 'lance.dev/restore=prod-pitr'])).items).toHaveLength(1);
+    const created = (await e.events('prod-pitr')).filter((x) => x.reason === 'CreatedJobs') as { count?: number }[];
+    expect(created.map((x) => x.count ?? 1)).toEqual([1]);
     expect(Date.parse(st.restorePoint!.time)).toBeLessThanOrEqual(Date.parse(pointInTime));
     for (const p of [0, 1]) expect(await values('prod-pitr', p)).toEqual(expected(p, [[1, WAVE1]]));
     expect(await groupOffsets('prod-pitr')).toEqual(wave1Offsets);
+  }, 600_000);
+
+  it('an existing, empty LanceCluster is restored into: paused, stopped, PVCs replaced, Job, resumed with the data', async () => {
+    await e.apply({ apiVersion: 'lance.dev/v1alpha1', kind: 'LanceCluster', metadata: { name: 'spare' }, spec: { replicas: 1, image: 'lance/broker:dev', storage: { size: '1Gi' } } });
+    await waitFor('spare Running', async () => (await e.getJson<{ status?: { phase?: string } }>(['lc', 'spare'])).status?.phase === 'Running', 180_000, 500);
+    const oldPvcUid = (await e.getJson<{ metadata: { uid: string } }>(['pvc', 'data-spare-0'])).metadata.uid;
+    await e.apply({
+      apiVersion: 'lance.dev/v1alpha1', kind: 'LanceRestore', metadata: { name: 'into-spare' },
+      spec: { source: source(e.s3, BUCKET, PREFIX), target: { clusterName: 'spare', existing: true } },
+    });
+    const st = await waitSucceeded('into-spare');
+    expect(st.topicsRestored).toBe(1);
+    const lc = await e.getJson<{ metadata: { annotations?: Record<string, string> }; status?: { phase?: string } }>(['lc', 'spare']);
+    expect(lc.metadata.annotations?.['lance.dev/restored-by']).toBe('into-spare');
+    expect(lc.metadata.annotations?.['lance.dev/reconcile']).toBeUndefined(); // resumed
+    expect(lc.status?.phase).toBe('Running');
+    expect((await e.getJson<{ metadata: { uid: string } }>(['pvc', 'data-spare-0'])).metadata.uid).not.toBe(oldPvcUid);
+    for (const p of [0, 1]) expect(await values('spare', p)).toEqual(expected(p, [[1, WAVE1], [2, WAVE2]]));
+    expect(await groupOffsets('spare')).toEqual(finalOffsets);
+    const ev = (await e.events('into-spare')).map((x) => x.reason);
+    expect(ev).toEqual(expect.arrayContaining(['StoppingTarget', 'ReplacingPvcs', 'CreatedPvcs', 'CreatedJobs', 'StartingTarget', 'RestoreSucceeded']));
   }, 600_000);
 });

@@ -31,7 +31,9 @@ export interface RestoreEnv {
   k: StandIn;
   env: NodeJS.ProcessEnv;
   s3: S3rverHandle;
-  op: RunningOperator;
+  readonly op: RunningOperator;
+  /** Stops the operator and starts a fresh one (nothing kept in memory survives: adoption from the API only). */
+  restartOperator(): Promise<void>;
   getJson<T>(args: string[]): Promise<T>;
   apply(doc: unknown): Promise<void>;
   restoreStatus(name: string): Promise<LrsStatus | undefined>;
@@ -56,7 +58,7 @@ export async function startRestoreEnv(opts: { buckets: [string, ...string[]] }):
     s3 = await startS3rver({ bucket: opts.buckets[0], extraBuckets: opts.buckets.slice(1) });
     const secret = await kubectl(env, ['apply', '-f', '-'], YAML.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: S3_SECRET }, type: 'Opaque', stringData: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } }));
     expect(secret.code, secret.stderr).toBe(0);
-    op = await runOperator({ kubeconfig: k.kubeconfigPath, namespaces: ['default'], healthPort: 0, metricsPort: 0, leaderElect: false, leaseName: 'lance-operator', brokerBindAddress: 'podIP' });
+    op = await startOperator(k);
   } catch (e) {
     await op?.stop();
     await s3?.stop();
@@ -76,9 +78,16 @@ export async function startRestoreEnv(opts: { buckets: [string, ...string[]] }):
     return out;
   };
   const s3h = s3;
-  const oph = op;
+  let oph = op;
   return {
-    k, env, s3: s3h, op: oph, getJson, podIps,
+    k, env, s3: s3h, getJson, podIps,
+    get op() {
+      return oph;
+    },
+    async restartOperator() {
+      await oph.stop();
+      oph = await startOperator(k);
+    },
     async apply(doc) {
       const r = await kubectl(env, ['apply', '-f', '-'], YAML.stringify(doc));
       expect(r.code, r.stderr).toBe(0);
@@ -109,6 +118,10 @@ export async function startRestoreEnv(opts: { buckets: [string, ...string[]] }):
       await s3h.stop();
     },
   };
+}
+
+function startOperator(k: StandIn): Promise<RunningOperator> {
+  return runOperator({ kubeconfig: k.kubeconfigPath, namespaces: ['default'], healthPort: 0, metricsPort: 0, leaderElect: false, leaseName: 'lance-operator', brokerBindAddress: 'podIP' });
 }
 
 /** A 1-broker LanceCluster whose object store is the s3rver bucket (restore points under `prefix`). */
