@@ -243,13 +243,35 @@ interface DownloadTask {
   file: string;
 }
 
-/** Streams one object into `file` (fsynced), checked against the manifest's size and CRC32C. */
-async function download(store: ObjectStore, t: DownloadTask, onBytes: (n: number) => void): Promise<void> {
+/**
+ * Streams one object into `file` (fsynced), checked against the manifest's size and CRC32C. A download damaged or
+ * cut in transit is retried (the stream's own CRC32C check fails at its end); an object whose stored size/checksum
+ * differs from the manifest's is damaged in the bucket: CORRUPT at once.
+ */
+async function download(store: ObjectStore, t: DownloadTask, onBytes: (n: number) => void, attempts = 4): Promise<void> {
+  for (let i = 1; ; i++) {
+    let got = 0;
+    try {
+      await downloadOnce(store, t, (n) => {
+        got += n;
+        onBytes(n);
+      });
+      return;
+    } catch (e) {
+      onBytes(-got);
+      if (i >= attempts || (isLanceError(e) && (e.details as { permanent?: boolean } | undefined)?.permanent)) throw e;
+      if (isLanceError(e) && e.code !== 'CORRUPT' && e.code !== 'IO' && e.code !== 'TIMEOUT') throw e;
+      await new Promise((r) => setTimeout(r, 100 * 2 ** (i - 1)));
+    }
+  }
+}
+
+async function downloadOnce(store: ObjectStore, t: DownloadTask, onBytes: (n: number) => void): Promise<void> {
   const r = await store.getStream(t.key);
   const stored = r.info.metadata[CRC32C_METADATA_KEY];
   if (r.length !== t.size || (stored !== undefined && stored !== t.crc32c)) {
     r.body.destroy();
-    throw new LanceError('CORRUPT', `object ${t.key}: ${r.length} bytes / crc32c ${stored ?? '?'} in the store, the manifest recorded ${t.size} / ${t.crc32c}; not restoring from it`, { key: t.key });
+    throw new LanceError('CORRUPT', `object ${t.key}: ${r.length} bytes / crc32c ${stored ?? '?'} in the store, the manifest recorded ${t.size} / ${t.crc32c}; not restoring from it`, { key: t.key, permanent: true });
   }
   const tmp = `${t.file}.part`;
   const out = createWriteStream(tmp);

@@ -128,7 +128,8 @@ export async function coldStartRestore(opts: {
     }
     return null;
   }
-  const store = createObjectStore(opts.storeConfig, { log: opts.logger.child({ component: 'object-store' }) });
+  // client-side delimiter listing: correct on every endpoint (finding the cluster ids must not depend on the server's)
+  const store = createObjectStore({ ...opts.storeConfig, listDelimiter: 'client' }, { log: opts.logger.child({ component: 'object-store' }) });
   const t0 = Date.now();
   try {
     opts.logger.info({ objectStore: store.url, dataDir: opts.dataDir, interrupted }, 'cold start: empty data dir, looking for a restore point');
