@@ -633,7 +633,9 @@ export class PartitionRaftLog implements RaftLog {
     for (const ref of plan.fetch) {
       await fetchSegment({
         stagingDir: staging, group: this.opts.group, ref, fetch: t.fetch, chunkBytes: t.chunkBytes ?? DEFAULT_CHUNK_BYTES, aborted,
-        sources: () => [...new Set([d.source, t.leaderHint()])].filter((x): x is NodeId => x !== null && x !== t.nodeId),
+        // any member holding an identical sealed segment can serve it (same range and last term ⇒ same bytes):
+        // the descriptor's source first, then the current leader, then the other members
+        sources: () => [...new Set([d.source, t.leaderHint(), ...op.meta.config.voters, ...op.meta.config.learners])].filter((x): x is NodeId => x !== null && x !== t.nodeId),
         onBytes: (n) => t.metrics?.bytes.inc({ direction: 'in' }, n),
         logWarn: (msg, err) => this.opts.logger.warn({ err, group: this.opts.group }, msg),
       });
