@@ -49,7 +49,7 @@ describe('LanceRestore DR drill', () => {
   const waitForRestorePoint = (afterMs: number, what: string): Promise<RestorePointRow> => waitFor(what, async () => {
     const rows = await restorePoints();
     return rows.find((r) => Date.parse(r.time) > afterMs && !r.error && r.topics.includes(TOPIC) && (r.groups ?? 0) >= 1 && r.unuploadedRecords === 0);
-  }, 240_000, 1_000);
+  }, 240_000, 2_000); // every poll spawns lnc: not too often on a loaded box
 
   const produceWave = async (cluster: string, wave: number, count: number): Promise<void> => {
     const kafka = await e.kafka(cluster);
