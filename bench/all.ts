@@ -7,7 +7,7 @@
  *
  * Env: BENCH_QUICK=1 (2 s per point, 5 failover rounds, README untouched), BENCH_SIZES=100,1024,16384,
  * BENCH_SYSTEMS=<comma list of system keys>, BENCH_SKIP=e2e,consume,failover,profile,restore, BENCH_DIR (tmpdir),
- * BENCH_CONCURRENCY (16 units in flight for the peak).
+ * BENCH_CONCURRENCY (4,16: requests in flight tried for the peak).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,7 +26,7 @@ import { renderMarkdown, type BenchResults, type LoadPoint, type ProduceFigure, 
 const QUICK = process.env.BENCH_QUICK === '1';
 const POINT_MS = QUICK ? 2000 : 5000;
 const WARMUP_MS = QUICK ? 700 : 1500;
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
+const CONCURRENCIES = (process.env.BENCH_CONCURRENCY ?? '4,16').split(',').map(Number);
 const SIZES = (process.env.BENCH_SIZES ?? '100,1024,16384').split(',').map(Number);
 const SKIP = new Set((process.env.BENCH_SKIP ?? '').split(',').filter(Boolean));
 const PARTITIONS = 3;
@@ -52,7 +52,7 @@ const results: BenchResults = {
     startedAt: new Date().toISOString(), finishedAt: '', quick: QUICK, node: process.version, cpus: cpus().length,
     loadAvgStart: loadavg(), loadAvgEnd: [], seconds: 0,
     notes: [
-      `${POINT_MS / 1000} s per measured point (peak after ${WARMUP_MS / 1000} s warm-up, then 50 % and 90 % open loop); ${PARTITIONS} partitions / streams / keys per system; ${CONCURRENCY} requests in flight for the peak.`,
+      `${POINT_MS / 1000} s per measured point (peak after ${WARMUP_MS / 1000} s warm-up, then 50 % and 90 % open loop); ${PARTITIONS} partitions / streams / keys per system; peak = the better of ${CONCURRENCIES.join(' and ')} requests in flight.`,
       'One request = a batch of about 64 KiB of records (Lance: one RecordBatch; JetStream: that many pipelined publishes awaited together; Redis: that many pipelined XADDs). The load generator is one Node process (lean clients, pre-encoded requests) on the same 2 CPUs as the servers.',
       'Equivalent durability pairs: Lance acks=1 ≈ Redis appendfsync always (fsync on one node before the ack). Lance RF=3 acks=all (fsync on 2 of 3) is stronger than JetStream R3 here (replicated to 2 of 3, no fsync per write: nats-server 2.9 lacks sync_interval), so that comparison flatters JetStream. JetStream R1 and Redis everysec ack before fsync: reference points, no Lance equivalent (Lance never acks acks≥1 before fsync).',
     ],
@@ -85,8 +85,17 @@ async function measureProduce(system: string, size: number, mk: () => Promise<Dr
   try {
     d = await mk();
     const drv = d;
-    const peak = await runClosedLoop({ concurrency: CONCURRENCY, warmupMs: WARMUP_MS, durationMs: POINT_MS, send: () => drv.send() });
-    if (peak.ops === 0) throw new Error(`no request succeeded (${peak.errors} errors: ${peak.firstError})`);
+    // each system gets its better of two depths (JetStream slows down with ~1000 publishes outstanding, the others
+    // want more in flight); the warm-up runs once, before the first
+    let peak: Awaited<ReturnType<typeof runClosedLoop>> | null = null;
+    for (const [i, concurrency] of CONCURRENCIES.entries()) {
+      const r = await runClosedLoop({ concurrency, warmupMs: i === 0 ? WARMUP_MS : 300, durationMs: POINT_MS, send: () => drv.send() });
+      if (!peak || r.opsPerSec > peak.opsPerSec) {
+        peak = r;
+        fig.peakConcurrency = concurrency;
+      }
+    }
+    if (!peak || peak.ops === 0) throw new Error(`no request succeeded (${peak?.errors} errors: ${peak?.firstError})`);
     fig.peakRecordsPerSec = peak.opsPerSec * rpu;
     fig.peakMBps = (fig.peakRecordsPerSec * size) / 1e6;
     log(`  ${system} ${size} B: peak ${Math.round(fig.peakRecordsPerSec)} records/s, ${fig.peakMBps.toFixed(1)} MB/s${peak.errors ? ` (${peak.errors} errors: ${peak.firstError})` : ''}`);
@@ -125,7 +134,8 @@ async function lanceRuns(key: string, nodes: number): Promise<void> {
     }
     if (!SKIP.has('e2e')) {
       try {
-        const rate = 1000;
+        // one record per request, like a producer with linger.ms=0 at a modest rate
+        const rate = 200;
         const latency = await endToEnd(sys, 'e2e', acks, 1024, rate, POINT_MS);
         results.e2e.push({ system: key, recordBytes: 1024, ratePerSec: rate, latency });
         log(`  ${key} end-to-end: p50 ${latency.p50} p99 ${latency.p99} p99.9 ${latency.p999} ms`);

@@ -212,47 +212,79 @@ export async function failover(dir: string, rounds: number, log: (s: string) => 
   }
 }
 
-interface CpuProfile { nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number }>; samples: number[]; timeDeltas: number[] }
+interface CpuProfile { startTime: number; nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>; samples: number[]; timeDeltas: number[] }
 
-/** self time per frame over all given .cpuprofile files; the top `n` frames with their share of all samples */
-export function summariseProfiles(files: string[], n = 15): { totalMs: number; top: Array<{ fn: string; where: string; selfPct: number }> } {
-  const self = new Map<string, number>();
-  let total = 0;
-  let totalMs = 0;
-  for (const f of files) {
-    const p = JSON.parse(readFileSync(f, 'utf8')) as CpuProfile;
-    totalMs += p.timeDeltas.reduce((a, b) => a + b, 0) / 1000;
-    for (const node of p.nodes) {
-      const hits = node.hitCount ?? 0;
-      if (!hits) continue;
-      const cf = node.callFrame;
-      const where = cf.url ? `${cf.url.replace(/^file:\/\/.*?\/(broker|node_modules)\//, '$1/')}:${cf.lineNumber + 1}` : '(native)';
-      const key = `${cf.functionName || '(anonymous)'}\t${where}`;
-      self.set(key, (self.get(key) ?? 0) + hits);
-      total += hits;
-    }
-  }
-  const top = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, hits]) => {
-    const [fn, where] = k.split('\t') as [string, string];
-    return { fn, where, selfPct: (100 * hits) / Math.max(1, total) };
-  });
-  return { totalMs, top };
+export interface ProfileSummary {
+  /** sampled ms inside the window, over all profiles */
+  totalMs: number;
+  /** share of samples the brokers were busy (not idle) */
+  busyPct: number;
+  /** self time per frame, % of busy samples */
+  top: Array<{ fn: string; where: string; selfPct: number }>;
+  /** self time per source file, % of busy samples */
+  files: Array<{ file: string; selfPct: number }>;
 }
 
+/**
+ * Self time per frame over the given .cpuprofile files, counting only samples whose timestamp (µs, V8's monotonic
+ * clock = process.hrtime's) lies in [fromUs, toUs] — the load window, not the broker's start-up and shutdown.
+ */
+export function summariseProfiles(files: string[], fromUs = 0, toUs = Infinity, n = 15): ProfileSummary {
+  const self = new Map<string, number>();
+  const perFile = new Map<string, number>();
+  let all = 0;
+  let idle = 0;
+  for (const f of files) {
+    const p = JSON.parse(readFileSync(f, 'utf8')) as CpuProfile;
+    const byId = new Map(p.nodes.map((x) => [x.id, x]));
+    let t = p.startTime;
+    for (let i = 0; i < p.samples.length; i++) {
+      t += p.timeDeltas[i] ?? 0;
+      if (t < fromUs || t > toUs) continue;
+      const node = byId.get(p.samples[i]!);
+      if (!node) continue;
+      all++;
+      const cf = node.callFrame;
+      if (cf.functionName === '(idle)') {
+        idle++;
+        continue;
+      }
+      const file = cf.url ? cf.url.replace(/^file:\/\/.*?\/(broker|node_modules)\//, '$1/') : '(native)';
+      const key = `${cf.functionName || '(anonymous)'}\t${file}:${cf.lineNumber + 1}`;
+      self.set(key, (self.get(key) ?? 0) + 1);
+      perFile.set(file, (perFile.get(file) ?? 0) + 1);
+    }
+  }
+  const busy = Math.max(1, all - idle);
+  const top = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, hits]) => {
+    const [fn, where] = k.split('\t') as [string, string];
+    return { fn, where, selfPct: (100 * hits) / busy };
+  });
+  const filesTop = [...perFile.entries()].sort((a, b) => b[1] - a[1]).slice(0, n).map(([file, hits]) => ({ file, selfPct: (100 * hits) / busy }));
+  // sampling interval is ~1 ms by default; report sampled time from the counts
+  return { totalMs: all, busyPct: (100 * (all - idle)) / Math.max(1, all), top, files: filesTop };
+}
+
+const hrUs = (): number => Number(process.hrtime.bigint() / 1000n);
+
 /** 3-node cluster with --cpu-prof on every broker, peak acks=all load for `durationMs`, graceful stop, summary */
-export async function profileCluster(dir: string, recordBytes: number, durationMs: number): Promise<{ totalMs: number; top: Array<{ fn: string; where: string; selfPct: number }> }> {
+export async function profileCluster(dir: string, recordBytes: number, durationMs: number): Promise<ProfileSummary> {
   const profDir = path.join(dir, 'prof');
   const sys = await LanceSystem.start(dir, 3, ['--cpu-prof', `--cpu-prof-dir=${profDir}`]);
+  let from = 0;
+  let to = 0;
   try {
     await sys.createTopic('prof', 3, 3);
     const ls = await sys.spreadLeaders('prof');
-    const d = await lanceDriver('prof', ls, recordBytes, Math.max(1, Math.round(65536 / recordBytes)), -1);
-    await runClosedLoop({ concurrency: 16, warmupMs: 500, durationMs, send: () => d.send() });
+    const d = await lanceDriver('prof', ls, recordBytes, Math.max(1, Math.round(65536 / recordBytes)), -1, 2, () => sys.leaders('prof', 30_000));
+    from = hrUs();
+    await runClosedLoop({ concurrency: 16, warmupMs: 0, durationMs, send: () => d.send() });
+    to = hrUs();
     await d.close();
   } finally {
     await sys.stop('SIGTERM');
   }
   const files = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(profDir, f));
   if (files.length === 0) throw new Error(`no .cpuprofile written in ${profDir}`);
-  return summariseProfiles(files);
+  return summariseProfiles(files, from, to);
 }

@@ -27,6 +27,8 @@ export interface ProduceFigure {
   recordsPerUnit: number;
   peakRecordsPerSec: number;
   peakMBps: number;
+  /** requests in flight at the peak */
+  peakConcurrency?: number;
   /** produce requests retried after NOT_LEADER / a lost connection (Lance driver), over all phases */
   retries?: number;
   at50?: LoadPoint;
@@ -59,7 +61,7 @@ export interface BenchResults {
   consume?: { recordBytes: number; bytes: number; coldMBps: number; warmMBps: number; coldRecordsPerSec: number; warmRecordsPerSec: number; cacheDrop: string } | { error: string };
   failover?: { samplesMs: number[]; p50Ms: number; p99Ms: number; maxMs: number } | { error: string };
   restore: { measured: false; reason: string } | { measured: true; output: unknown };
-  profile?: { system: string; recordBytes: number; totalMs: number; top: Array<{ fn: string; where: string; selfPct: number }> } | { error: string };
+  profile?: { system: string; recordBytes: number; totalMs: number; busyPct: number; top: Array<{ fn: string; where: string; selfPct: number }>; files: Array<{ file: string; selfPct: number }> } | { error: string };
 }
 
 export interface Goal {
@@ -142,10 +144,10 @@ export function renderMarkdown(r: BenchResults): string {
         rows.push([`${size}`, s.label, s.durability, 'error', p.error.slice(0, 80), '', '', '']);
         continue;
       }
-      rows.push([`${size}`, s.label, s.durability, `${p.recordsPerUnit}`, fmtN(p.peakRecordsPerSec), fmtN(p.peakMBps), lat(p.at50), lat(p.at90)]);
+      rows.push([`${size}`, s.label, s.durability, `${p.recordsPerUnit} × ${p.peakConcurrency ?? '?'}`, fmtN(p.peakRecordsPerSec), fmtN(p.peakMBps), lat(p.at50), lat(p.at90)]);
     }
   }
-  parts.push(mdTable(['record B', 'system', 'durability at ack', 'recs/req', 'peak records/s', 'peak MB/s', 'p50/p99/p99.9 @50 %', 'p50/p99/p99.9 @90 %'], rows));
+  parts.push(mdTable(['record B', 'system', 'durability at ack', 'recs/req × in flight', 'peak records/s', 'peak MB/s', 'p50/p99/p99.9 @50 %', 'p50/p99/p99.9 @90 %'], rows));
   parts.push('');
   parts.push('### Ratios (same run, same machine)');
   const rr: string[][] = [];
@@ -180,8 +182,12 @@ export function renderMarkdown(r: BenchResults): string {
   parts.push(mdTable(['figure', 'value'], other));
   if (r.profile && 'top' in r.profile) {
     parts.push('');
-    parts.push(`### CPU profile of the broker (${r.profile.system}, ${r.profile.recordBytes} B records at peak; self time, top frames)`);
+    parts.push(`### CPU profile of the brokers (${r.profile.system}, ${r.profile.recordBytes} B records at peak, all 3 nodes, load window only)`);
+    parts.push(`${r.profile.totalMs} samples; brokers busy in ${r.profile.busyPct.toFixed(0)} % of them. Self time as % of busy samples:`);
+    parts.push('');
     parts.push(mdTable(['self %', 'function', 'where'], r.profile.top.map((t) => [t.selfPct.toFixed(1), t.fn, t.where])));
+    parts.push('');
+    parts.push(mdTable(['self %', 'file'], r.profile.files.map((t) => [t.selfPct.toFixed(1), t.file])));
   }
   return parts.join('\n') + '\n';
 }
