@@ -110,6 +110,42 @@ describe('idempotent producer on a 3-node cluster', () => {
     expect(await readAll(c.bootstrap().join(','), 'seq')).toEqual(['r0', 'r1', 'r2', 'r3', 'r4', 'r5', 'e1', 'e2']);
   }, 600_000);
 
+  it('producer state older than the Raft snapshot floor (sealed segments, not re-applied after a restart) is read back from the log', async () => {
+    // tiny segments: the snapshot floor moves past producer A's batches while producer B writes
+    process.env.LANCE_SEGMENT_BYTES = '4096';
+    try {
+      cluster = await TestCluster.start(3);
+      const c = cluster;
+      const ctl = await controllerOf(c);
+      const admin = new Kafka({ brokers: c.bootstrap(), clientId: 'floor-admin', logLevel: logLevel.NOTHING }).admin();
+      await admin.connect();
+      await admin.createTopics({ topics: [{ topic: 'floor', numPartitions: 1 }] });
+      await admin.disconnect();
+      await topicReady(c, 'floor', 1);
+      const init = async (): Promise<number> => Number((await (await wire(c, ctl)).request<InitProducerIdResponse>(22, 4, { transactionalId: null, transactionTimeoutMs: 60_000, producerId: -1, producerEpoch: -1 })).producerId);
+      const pa = await init();
+      const pb = await init();
+      const big = (tag: string): string[] => [`${tag}:${'x'.repeat(1500)}`];
+      const aOffsets: number[] = [];
+      for (let i = 0; i < 5; i++) aOffsets.push((await produceToLeader(c, 'floor', batch(pa, 0, i, big(`a${i}`)))).baseOffset);
+      for (let i = 0; i < 40; i++) expect((await produceToLeader(c, 'floor', batch(pb, 0, i, big(`b${i}`)))).errorCode).toBe(0);
+      // every replica has sealed segments below its floor now
+      await waitUntil('segments sealed on every node', async () => (await c.views()).every((v) => (v.topics.find((t) => t.name === 'floor')?.partitions[0]?.segments ?? 0) >= 5), 60_000);
+      for (const w of clients.splice(0)) w.close();
+      await c.stop();
+      await Promise.all([1, 2, 3].map((n) => c.startNode(n)));
+      // A retries its last batch: the new leader knows it from the log scan, not from re-applied entries
+      expect(await produceToLeader(c, 'floor', batch(pa, 0, 4, big('a4')))).toEqual({ errorCode: 0, baseOffset: aOffsets[4] });
+      expect((await produceToLeader(c, 'floor', batch(pa, 0, 7, big('gap')))).errorCode).toBe(45);
+      expect(await produceToLeader(c, 'floor', batch(pb, 0, 39, big('b39')))).toMatchObject({ errorCode: 0 });
+      const vals = (await readAll(c.bootstrap().join(','), 'floor')).map((v) => v.split(':')[0]!);
+      expect(duplicates(vals)).toEqual([]);
+      expect(vals).toHaveLength(45);
+    } finally {
+      delete process.env.LANCE_SEGMENT_BYTES;
+    }
+  }, 600_000);
+
   it('kafkajs idempotent: true across a partition-leader SIGKILL: every record once', async () => {
     cluster = await TestCluster.start(3);
     const c = cluster;

@@ -686,6 +686,8 @@ export class ClusterBroker implements KafkaBackend {
         role: 'follower', term: 0, leader: null, commitWaiters: [], durableWaiters: [], producers: new ReplicatedProducerState(),
       };
       this.parts.set(gid, rt);
+      // batches below the snapshot floor are not re-applied: the producer state reads them from the log
+      if (log.floorNextOffset > log.pl.logStartOffset) void rt.producers.seed(log.pl, log.floorNextOffset, (err) => this.logger.warn({ err, group: gid }, 'producer state scan failed'));
       // Founders bootstrap the group (entry 1 = the founding voters, identical on each); a replica added later starts
       // empty and is brought in by the leader (learner → promote).
       const bootstrap = w.founders.includes(this.nodeId) ? { voters: sortedIds(w.founders), learners: [] } : undefined;
@@ -697,6 +699,7 @@ export class ClusterBroker implements KafkaBackend {
         onRestore: (snap) => {
           rt.hw = PartitionRaftLog.snapshotNextOffset(snap.data);
           rt.commitIndex = snap.meta.index;
+          void rt.producers.seed(rt.log.pl, rt.hw, (err) => this.logger.warn({ err, group: gid }, 'producer state scan failed'));
           this.events.emit('hw', rt.topic, rt.partition, rt.hw);
         },
       });

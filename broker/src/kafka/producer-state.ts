@@ -178,9 +178,14 @@ export async function loadProducerState(dir: string, log: ScannableLog): Promise
   } catch {
     // no snapshot (or unreadable): rebuild from the log alone
   }
-  let from = Math.max(table.nextOffset, log.logStartOffset);
+  await scanInto(table, log, Math.max(table.nextOffset, log.logStartOffset), log.nextOffset);
+  return table;
+}
+
+/** Observes every data batch of `log` in [from, end) (whole entries) into `table`. */
+async function scanInto(table: ProducerStateTable, log: ScannableLog, start: number, end: number): Promise<void> {
+  let from = start;
   table.nextOffset = from;
-  const end = log.nextOffset;
   while (from < end) {
     const entries = await log.read(from, 1 << 20);
     if (entries.length === 0) break;
@@ -188,6 +193,7 @@ export async function loadProducerState(dir: string, log: ScannableLog): Promise
     for (const e of entries) {
       const next = e.firstOffset + e.offsetCount;
       if (next <= from) continue;
+      if (e.firstOffset >= end) break;
       if (e.type === DATA_ENTRY && e.payload.length >= 61) table.observe(producerInfoOf(e.payload), e.firstOffset);
       from = next;
       progressed = true;
@@ -195,7 +201,6 @@ export async function loadProducerState(dir: string, log: ScannableLog): Promise
     if (!progressed) break;
   }
   table.nextOffset = Math.max(table.nextOffset, from);
-  return table;
 }
 
 /** Writes the snapshot atomically (temp → fsync → rename → fsync dir). */
@@ -229,8 +234,34 @@ export function maybeSaveProducerState(dir: string, table: ProducerStateTable, e
  * (retriable) so no check runs against an incomplete state.
  */
 export class ReplicatedProducerState {
-  private readonly committed = new ProducerStateTable();
+  private committed = new ProducerStateTable();
   private leader: ProducerStateTable | null = null;
+  /** while the log below the Raft snapshot floor is scanned: committed batches wait here, in order */
+  private seeding: { queue: Array<[Buffer, number]>; wantLeader: boolean } | null = null;
+  private generation = 0;
+
+  /**
+   * Rebuilds the committed state from the batches of `log` in [log start, `upTo`): the entries below a partition's
+   * Raft snapshot floor (sealed segments; installed by segment transfer) are never re-applied through
+   * `onCommitted`, so after a restart or an install they are read from the log. Until the scan is done, committed
+   * batches are queued and `leaderReady` is deferred (idempotent batches get NOT_LEADER, retriable). A scan that
+   * fails leaves the state from the batches applied since (logged by `onError`).
+   */
+  seed(log: ScannableLog, upTo: number, onError: (e: unknown) => void): Promise<void> {
+    const gen = ++this.generation;
+    this.committed = new ProducerStateTable();
+    this.leader = null;
+    const pending = { queue: [] as Array<[Buffer, number]>, wantLeader: this.seeding?.wantLeader ?? false };
+    this.seeding = pending;
+    const table = new ProducerStateTable();
+    return scanInto(table, log, log.logStartOffset, upTo).catch(onError).then(() => {
+      if (gen !== this.generation) return;
+      this.committed = table;
+      this.seeding = null;
+      for (const [b, o] of pending.queue) this.onCommitted(b, o);
+      if (pending.wantLeader) this.leaderReady();
+    });
+  }
 
   get ready(): boolean {
     return this.leader !== null;
@@ -242,15 +273,24 @@ export class ReplicatedProducerState {
 
   /** a committed DATA entry's payload (one RecordBatch) at `baseOffset` */
   onCommitted(batch: Buffer, baseOffset: number): void {
+    if (this.seeding) {
+      this.seeding.queue.push([batch, baseOffset]);
+      return;
+    }
     if (batch.length >= 61) this.committed.observe(producerInfoOf(batch), baseOffset);
   }
 
   leaderReady(): void {
+    if (this.seeding) {
+      this.seeding.wantLeader = true;
+      return;
+    }
     this.leader = ProducerStateTable.fromSnapshot(this.committed.snapshot());
   }
 
   stepDown(): void {
     this.leader = null;
+    if (this.seeding) this.seeding.wantLeader = false;
   }
 
   /**
