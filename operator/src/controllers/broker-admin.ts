@@ -4,9 +4,11 @@
  * replication factors) fail with a typed UNSUPPORTED LanceError; the controller records that as a condition/Event
  * instead of crashing. No endpoint is invented here: when the broker grows one, the wrapper calls it.
  */
-import { AdminClient, type ClusterView } from '../../../broker/src/admin/client.ts';
+import { AdminClient, type ClusterView, type MemberEndpoints } from '../../../broker/src/admin/client.ts';
 import { LanceError } from '../../../broker/src/common/errors.ts';
-import type { BrokerGroupView, BrokerView } from './decisions.ts';
+import type { BrokerGroupView, BrokerView, MemberState } from './decisions.ts';
+
+export type { MemberEndpoints };
 
 /** Which admin operations this broker version offers (declared, so decisions need no probing calls). */
 export interface AdminCapabilities {
@@ -23,8 +25,12 @@ export interface BrokerAdmin {
   unfence(): Promise<void>;
   /** `group`: "metadata" (default) or a partition group id as /v1/cluster names it. */
   transferLeader(toNodeId: number, group?: string): Promise<void>;
-  addMember(nodeId: number): Promise<void>;
+  /** Make `nodeId` a member (idempotent): learner → caught up → promoted by the broker's controller. */
+  addMember(nodeId: number, endpoints: MemberEndpoints): Promise<void>;
+  /** Retire `nodeId` (idempotent); its replicas move asynchronously. */
   removeMember(nodeId: number): Promise<void>;
+  /** The controller's registry: every broker and its membership state. */
+  listMembers(): Promise<MemberState[]>;
   /** Largest replication factor of any topic (scale-down floor). */
   maxReplicationFactor(): Promise<number>;
 }
@@ -69,10 +75,9 @@ function groupName(g: string): string {
 
 export class AdminClientBrokerAdmin implements BrokerAdmin {
   private readonly client: AdminClient;
-  // fence/unfence/transfer-leader exist (a standalone broker answers them with UNSUPPORTED, recorded as an Event).
-  // Membership is not wired: scale-up needs add-learner → wait for catch-up → promote, not built yet. The admin
-  // API reports no per-topic replication factor.
-  readonly supports: AdminCapabilities = { membership: false, fence: true, transferLeader: true, replicationFactor: false };
+  // Everything the controller needs exists in cluster mode (a standalone broker answers UNSUPPORTED → Warning Event).
+  // Replication factors are read from /v1/cluster's partition groups (maxReplicationFactor in decisions.ts).
+  readonly supports: AdminCapabilities = { membership: true, fence: true, transferLeader: true, replicationFactor: false };
   constructor(private readonly pod: string, baseUrl: string, timeoutMs = 5_000) {
     this.client = new AdminClient(baseUrl, { timeoutMs });
   }
@@ -88,11 +93,14 @@ export class AdminClientBrokerAdmin implements BrokerAdmin {
   async transferLeader(toNodeId: number, group?: string): Promise<void> {
     await this.client.transferLeader({ to: toNodeId, ...(group !== undefined && group !== 'metadata' ? { group } : {}) });
   }
-  addMember(_nodeId: number): Promise<void> {
-    return Promise.resolve().then(() => unsupported('members add', this.client.baseUrl));
+  async addMember(nodeId: number, endpoints: MemberEndpoints): Promise<void> {
+    await this.client.addMember(nodeId, endpoints);
   }
-  removeMember(_nodeId: number): Promise<void> {
-    return Promise.resolve().then(() => unsupported('members remove', this.client.baseUrl));
+  async removeMember(nodeId: number): Promise<void> {
+    await this.client.removeMember(nodeId);
+  }
+  async listMembers(): Promise<MemberState[]> {
+    return (await this.client.listMembers()).members.map((m) => ({ nodeId: m.nodeId, state: m.state }));
   }
   maxReplicationFactor(): Promise<number> {
     return Promise.resolve().then(() => unsupported('topic replication factor', this.client.baseUrl));

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { ClusterView } from '../../../broker/src/admin/client.ts';
 import { toBrokerView } from './broker-admin.ts';
 import {
-  detectStale, withLags, type BrokerGroupView,
+  detectStale, maxReplicationFactor, volumeLost, withLags, type BrokerGroupView,
   detectSplitBrain, fencingPlan, isPaused, leaderOf, members, nextRolloutStep, observePod, parseFencedAnnotation, phaseOf, planRollout,
   replaceStep, scaleStep, statusChanged, withCondition, type BrokerView, type PodObservation,
 } from './decisions.ts';
@@ -32,11 +32,22 @@ describe('guards', () => {
 
   it('observePod reads readiness, image, hash, fence label, replace annotation, ordinal', () => {
     const o = observePod({
-      metadata: { name: 'demo-2', labels: { 'apps.kubernetes.io/pod-index': '2', 'lance.dev/fenced': 'true' }, annotations: { 'lance.dev/config-hash': 'abc', 'lance.dev/replace': 'true' } },
-      spec: { containers: [{ name: 'side', image: 'x' }, { name: 'lance', image: 'lance/broker:v1' }] },
+      metadata: { name: 'demo-2', labels: { 'apps.kubernetes.io/pod-index': '2', 'lance.dev/fenced': 'true' }, annotations: { 'lance.dev/config-hash': 'abc', 'lance.dev/replace': 'true' }, creationTimestamp: '2026-11-22T10:00:00Z' },
+      spec: { nodeName: 'node-1', containers: [{ name: 'side', image: 'x' }, { name: 'lance', image: 'lance/broker:v1' }] },
       status: { podIP: '127.1.2.3', conditions: [{ type: 'Ready', status: 'True' }] },
     }, 'lance');
-    expect(o).toEqual({ name: 'demo-2', ordinal: 2, ready: true, image: 'lance/broker:v1', configHash: 'abc', fencedLabel: true, replaceRequested: true, deleting: false, podIP: '127.1.2.3' });
+    expect(o).toEqual({ name: 'demo-2', ordinal: 2, ready: true, image: 'lance/broker:v1', configHash: 'abc', fencedLabel: true, replaceRequested: true, deleting: false, podIP: '127.1.2.3', created: '2026-11-22T10:00:00Z', scheduled: true });
+  });
+  it('volumeLost: a claim deleted under a pod created before the deletion; not the replacement waiting for its new claim', () => {
+    const p = pod('demo-1', { created: '2026-11-22T10:00:00Z', scheduled: true });
+    expect(volumeLost(p, {})).toBe(false);
+    expect(volumeLost(p, { deletionTimestamp: '2026-11-22T10:05:00Z' })).toBe(true);
+    expect(volumeLost({ ...p, created: '2026-11-22T10:05:01Z' }, { deletionTimestamp: '2026-11-22T10:05:00Z' })).toBe(false);
+    expect(volumeLost({ ...p, deleting: true }, { deletionTimestamp: '2026-11-22T10:05:00Z' })).toBe(false);
+    // Gone entirely: lost for a scheduled pod that cannot get Ready; a Pending pod gets a new claim from the StatefulSet.
+    expect(volumeLost({ ...p, ready: false }, undefined)).toBe(true);
+    expect(volumeLost({ ...p, ready: true }, undefined)).toBe(false);
+    expect(volumeLost({ ...p, ready: false, scheduled: false }, undefined)).toBe(false);
   });
 });
 
@@ -82,18 +93,30 @@ describe('rolling update', () => {
 });
 
 describe('scaling', () => {
-  const s = { readyPods: 3, maxReplicationFactor: 3, membershipSupported: true };
-  it('one member at a time, both directions', () => {
-    expect(scaleStep({ ...s, current: 3, desired: 5 })).toEqual({ type: 'step', to: 4, direction: 'up' });
-    expect(scaleStep({ ...s, current: 5, desired: 3, readyPods: 5 })).toEqual({ type: 'step', to: 4, direction: 'down' });
+  const active = (ids: number[]) => ids.map((nodeId) => ({ nodeId, state: 'active' as const }));
+  const s = { readyPods: 3, maxReplicationFactor: 3, membershipSupported: true, membership: active([0, 1, 2]) };
+  it('up: add the next node and grow; down: remove the last node, shrink once it is out of every group', () => {
+    expect(scaleStep({ ...s, current: 3, desired: 5 })).toEqual({ type: 'grow', to: 4, nodeId: 3 });
+    expect(scaleStep({ ...s, current: 5, desired: 3, readyPods: 5, membership: active([0, 1, 2, 3, 4]) })).toEqual({ type: 'remove', nodeId: 4 });
+    expect(scaleStep({ ...s, current: 5, desired: 3, readyPods: 5, membership: [...active([0, 1, 2, 3]), { nodeId: 4, state: 'removing' }] })).toEqual({ type: 'remove', nodeId: 4 });
+    expect(scaleStep({ ...s, current: 5, desired: 3, readyPods: 5, membership: [...active([0, 1, 2, 3]), { nodeId: 4, state: 'removed' }] })).toEqual({ type: 'shrink', to: 4, nodeId: 4 });
+    expect(scaleStep({ ...s, current: 4, desired: 3, readyPods: 4, membership: active([0, 1, 2]) })).toEqual({ type: 'shrink', to: 3, nodeId: 3 });
     expect(scaleStep({ ...s, current: 3, desired: 3 })).toEqual({ type: 'none' });
+    expect(scaleStep({ ...s, current: 3, desired: 4, nodeIdOf: (o) => o + 10 })).toEqual({ type: 'grow', to: 4, nodeId: 13 });
   });
   it('refuses below the replication factor, and without membership support', () => {
     expect(scaleStep({ ...s, current: 3, desired: 1 })).toMatchObject({ type: 'refuse', reason: expect.stringContaining('replication factor 3') });
     expect(scaleStep({ ...s, current: 3, desired: 5, membershipSupported: false })).toMatchObject({ type: 'refuse', reason: expect.stringContaining('membership') });
   });
-  it('waits for readiness between steps', () => {
+  it('waits for readiness, for a joining member, and for a known membership', () => {
     expect(scaleStep({ ...s, current: 4, desired: 5, readyPods: 3 }).type).toBe('wait');
+    expect(scaleStep({ ...s, current: 4, desired: 5, readyPods: 4, membership: [...active([0, 1, 2]), { nodeId: 3, state: 'joining' }] })).toMatchObject({ type: 'wait', reason: expect.stringContaining('node 3 joining') });
+    expect(scaleStep({ ...s, current: 3, desired: 5, membership: undefined }).type).toBe('wait');
+  });
+  it('maxReplicationFactor: the most voters of any partition group', () => {
+    const g = (group: string, voters: number[]): BrokerGroupView => ({ group, leader: 0, term: 1, voters, followers: [] });
+    expect(maxReplicationFactor([view('demo-0', { groups: [g('metadata', [0, 1, 2, 3, 4]), g('topic_1/0', [0, 1, 2]), g('topic_2/0', [0])] })])).toBe(3);
+    expect(maxReplicationFactor([view('demo-0')])).toBeUndefined();
   });
 });
 

@@ -34,8 +34,8 @@ export function parseFencedAnnotation(value: string | undefined): { ok: true; po
 // ---- observations ----
 
 export interface PodLike {
-  metadata?: { name?: string; labels?: Record<string, string>; annotations?: Record<string, string>; deletionTimestamp?: unknown };
-  spec?: { containers?: { name?: string; image?: string }[]; volumes?: { name?: string; persistentVolumeClaim?: { claimName?: string } }[] };
+  metadata?: { name?: string; labels?: Record<string, string>; annotations?: Record<string, string>; deletionTimestamp?: unknown; creationTimestamp?: unknown };
+  spec?: { nodeName?: string; containers?: { name?: string; image?: string }[]; volumes?: { name?: string; persistentVolumeClaim?: { claimName?: string } }[] };
   status?: { phase?: string; podIP?: string; conditions?: { type?: string; status?: string }[] };
 }
 
@@ -49,6 +49,9 @@ export interface PodObservation {
   replaceRequested: boolean;
   deleting: boolean;
   podIP: string | undefined;
+  /** metadata.creationTimestamp (ISO), when known */
+  created?: string | undefined;
+  scheduled?: boolean | undefined;
 }
 
 export function observePod(pod: PodLike, container: string): PodObservation {
@@ -64,7 +67,26 @@ export function observePod(pod: PodLike, container: string): PodObservation {
     replaceRequested: pod.metadata?.annotations?.[ANNOTATION_REPLACE] === 'true',
     deleting: pod.metadata?.deletionTimestamp !== undefined && pod.metadata?.deletionTimestamp !== null,
     podIP: pod.status?.podIP,
+    created: timestamp(pod.metadata?.creationTimestamp),
+    scheduled: pod.spec?.nodeName !== undefined && pod.spec.nodeName !== '',
   };
+}
+
+function timestamp(v: unknown): string | undefined {
+  if (v instanceof Date) return v.toISOString();
+  return typeof v === 'string' ? v : undefined;
+}
+
+/**
+ * Whether a pod's data volume is lost, so the node must be replaced: its claim is being deleted while this pod (created
+ * before the deletion) still holds it, or the claim is gone under a scheduled pod that is not Ready. A pod created
+ * after the claim's deletion began is the replacement already waiting for its new claim: not lost.
+ */
+export function volumeLost(pod: PodObservation, claim: { deletionTimestamp?: string | undefined } | undefined): boolean {
+  if (pod.deleting) return false;
+  if (!claim) return pod.scheduled === true && !pod.ready;
+  if (!claim.deletionTimestamp) return false;
+  return pod.created === undefined || Date.parse(pod.created) <= Date.parse(claim.deletionTimestamp);
 }
 
 /** What one broker's admin API said, normalised (term is undefined while the broker does not report it). */
@@ -211,14 +233,35 @@ export function nextRolloutStep(args: {
 
 // ---- scaling ----
 
-export type ScaleStep = { type: 'none' } | { type: 'refuse'; reason: string } | { type: 'wait'; reason: string } | { type: 'step'; to: number; direction: 'up' | 'down' };
+/** A member as the controller's registry reports it (admin GET /v1/members). */
+export interface MemberState {
+  nodeId: number;
+  state: 'joining' | 'active' | 'removing' | 'removed';
+}
+
+export type ScaleStep =
+  | { type: 'none' }
+  | { type: 'refuse'; reason: string }
+  | { type: 'wait'; reason: string }
+  /** add broker `nodeId` (idempotent) and grow the StatefulSet to `to` so its pod starts and catches up */
+  | { type: 'grow'; to: number; nodeId: number }
+  /** retire broker `nodeId` (idempotent); the StatefulSet keeps its pod until the broker is out of every group */
+  | { type: 'remove'; nodeId: number }
+  /** broker `nodeId` is out of every group: shrink the StatefulSet to `to` */
+  | { type: 'shrink'; to: number; nodeId: number };
 
 /**
- * One member at a time toward spec.replicas. Refuses to go below the largest replication factor in use; moves only
- * when every current pod is Ready; needs the admin API's membership changes for a multi-node cluster.
+ * One member at a time toward spec.replicas, through the admin API's membership changes (the broker runs learner →
+ * catch-up → promote, and moves replicas). Refuses to go below the largest replication factor in use; grows only
+ * when every pod is Ready and no membership change is in flight; shrinks the StatefulSet only after the broker left
+ * every group. `nodeIdOf` maps an ordinal to its broker's node id.
  */
-export function scaleStep(args: { current: number; desired: number; readyPods: number; maxReplicationFactor: number | undefined; membershipSupported: boolean }): ScaleStep {
+export function scaleStep(args: {
+  current: number; desired: number; readyPods: number; maxReplicationFactor: number | undefined; membershipSupported: boolean;
+  membership?: MemberState[] | undefined; nodeIdOf?: (ordinal: number) => number;
+}): ScaleStep {
   const { current, desired, readyPods, maxReplicationFactor } = args;
+  const nodeIdOf = args.nodeIdOf ?? ((o: number) => o);
   if (current === desired) return { type: 'none' };
   if (desired < current && maxReplicationFactor !== undefined && desired < maxReplicationFactor) {
     return { type: 'refuse', reason: `spec.replicas=${desired} is below the largest topic replication factor ${maxReplicationFactor}; lower the topics' replication first` };
@@ -226,8 +269,27 @@ export function scaleStep(args: { current: number; desired: number; readyPods: n
   if (!args.membershipSupported) {
     return { type: 'refuse', reason: `scaling ${current} → ${desired} needs the broker admin API's membership changes, which this broker version does not support` };
   }
+  const m = args.membership;
+  if (!m) return { type: 'wait', reason: 'waiting for the controller (metadata leader) to report the membership' };
+  if (desired < current) {
+    const leaving = nodeIdOf(current - 1);
+    const state = m.find((x) => x.nodeId === leaving)?.state;
+    if (state === undefined || state === 'removed') return { type: 'shrink', to: current - 1, nodeId: leaving };
+    const busy = m.filter((x) => x.nodeId !== leaving && (x.state === 'joining' || x.state === 'removing'));
+    if (busy.length > 0) return { type: 'wait', reason: `waiting for membership changes in flight: ${busy.map((x) => `node ${x.nodeId} ${x.state}`).join(', ')}` };
+    return { type: 'remove', nodeId: leaving };
+  }
   if (readyPods < current) return { type: 'wait', reason: `waiting for all ${current} pods Ready before the next membership change` };
-  return desired > current ? { type: 'step', to: current + 1, direction: 'up' } : { type: 'step', to: current - 1, direction: 'down' };
+  const busy = m.filter((x) => x.state === 'joining' || x.state === 'removing');
+  if (busy.length > 0) return { type: 'wait', reason: `waiting for membership changes in flight: ${busy.map((x) => `node ${x.nodeId} ${x.state}`).join(', ')}` };
+  return { type: 'grow', to: current + 1, nodeId: nodeIdOf(current) };
+}
+
+/** Largest replication factor in use: the most voters any partition group has, as the brokers report them. */
+export function maxReplicationFactor(views: BrokerView[]): number | undefined {
+  let max: number | undefined;
+  for (const v of views) for (const g of v.groups ?? []) if (g.group !== 'metadata') max = Math.max(max ?? 0, g.voters.length);
+  return max;
 }
 
 // ---- split brain and fencing ----

@@ -39,6 +39,7 @@ class FakeBrokers {
     },
     addMember: async () => undefined,
     removeMember: async () => undefined,
+    listMembers: async () => [...this.views.values()].map((v) => ({ nodeId: v.nodeId, state: 'active' as const })),
     maxReplicationFactor: async () => this.maxRf,
   });
   leader(pod: string, term: number): void {

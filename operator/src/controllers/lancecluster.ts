@@ -17,7 +17,7 @@ import type { WorkResult } from '../kube/workqueue.ts';
 import { isUnsupported, type BrokerAdmin, type BrokerAdminFactory } from './broker-admin.ts';
 import {
   detectSplitBrain, detectStale, fencingPlan, withLags, isPaused, leaderOf, members, nextRolloutStep, observePod, parseFencedAnnotation, phaseOf, planRollout,
-  replaceStep, scaleStep, statusChanged, withCondition, ANNOTATION_FENCED, type BrokerView, type PodLike, type PodObservation,
+  replaceStep, scaleStep, statusChanged, volumeLost, withCondition, maxReplicationFactor, type MemberState, ANNOTATION_FENCED, type BrokerView, type PodLike, type PodObservation,
 } from './decisions.ts';
 import type { OperatorMetrics } from './metrics.ts';
 
@@ -138,28 +138,47 @@ export class LanceClusterReconciler {
     const podList = await rest.list<PodObject>(KINDS.Pod, namespace, { labelSelector: selectorString(selectorLabels(name)) });
     const pods = podList.items.map((p) => observePod(p, BROKER_CONTAINER)).filter((p) => p.ordinal >= 0);
     const pvcList = await rest.list<KubeObject>(KINDS.PersistentVolumeClaim, namespace);
-    const pvcNames = new Set(pvcList.items.filter((p) => !p.metadata?.deletionTimestamp).map((p) => p.metadata?.name));
+    const claims = new Map(pvcList.items.map((p) => [p.metadata?.name, { deletionTimestamp: isoTime(p.metadata?.deletionTimestamp) }]));
     let views = await this.brokerViews(cluster, pods);
     const leader = leaderOf(views)?.pod;
     const anyAdmin = this.adminFor(cluster, pods.find((p) => p.podIP) ?? pods[0]);
 
-    // Guard 3: scaling, one member at a time (the StatefulSet's replicas is the current step).
+    // Guard 3: scaling, one member at a time through the admin API (the StatefulSet's replicas is the current step).
     const current = sts?.spec?.replicas ?? spec.replicas;
     let stsReplicas = current;
     let scaling = false;
-    let maxRf: number | undefined;
-    if (anyAdmin?.supports.replicationFactor) maxRf = await anyAdmin.maxReplicationFactor().catch(() => undefined);
-    const scale = scaleStep({ current, desired: spec.replicas, readyPods: pods.filter((p) => p.ready).length, maxReplicationFactor: maxRf, membershipSupported: anyAdmin?.supports.membership ?? false });
+    const leaderAdmin = this.adminFor(cluster, pods.find((p) => p.name === leader));
+    const membershipSupported = (leaderAdmin ?? anyAdmin)?.supports.membership ?? false;
+    let membership: MemberState[] | undefined;
+    if (current !== spec.replicas && leaderAdmin && membershipSupported && current > 1) {
+      membership = await leaderAdmin.listMembers().catch((e: unknown) => { log.info({ err: e }, 'members list failed'); return undefined; });
+    }
+    const maxRf = maxReplicationFactor(views) ?? (anyAdmin?.supports.replicationFactor ? await anyAdmin.maxReplicationFactor().catch(() => undefined) : undefined);
+    const scale = current === 1 && spec.replicas !== 1
+      ? { type: 'refuse' as const, reason: `scaling ${current} → ${spec.replicas}: a single broker runs standalone and cannot be grown into a Raft cluster in place (restore into a new cluster)` }
+      : scaleStep({ current, desired: spec.replicas, readyPods: pods.filter((p) => p.ready).length, maxReplicationFactor: maxRf, membershipSupported, membership });
     if (scale.type === 'refuse') {
       cond('Progressing', 'False', 'ScaleRefused', scale.reason);
       await event('Warning', 'ScaleRefused', scale.reason);
     } else if (scale.type === 'wait') {
       scaling = true;
       cond('Progressing', 'True', 'Scaling', scale.reason);
-    } else if (scale.type === 'step') {
+    } else if (scale.type === 'grow') {
       scaling = true;
-      const ok = await this.membershipChange(cluster, pods, views, scale.to, scale.direction, event);
-      if (ok) stsReplicas = scale.to;
+      const l = spec.listeners;
+      await leaderAdmin!.addMember(scale.nodeId, { host: names.podHost(name, namespace, current), kafkaPort: l.kafkaPort, adminPort: l.adminPort, raftPort: l.raftPort });
+      await event('Normal', 'MemberAdded', `scaling ${current} → ${spec.replicas}: node ${scale.nodeId} (${names.pod(name, current)}) added; it joins as a learner and is promoted once caught up`);
+      stsReplicas = scale.to;
+      cond('Progressing', 'True', 'Scaling', `scaling ${current} → ${spec.replicas} (step to ${stsReplicas})`);
+    } else if (scale.type === 'remove') {
+      scaling = true;
+      await leaderAdmin!.removeMember(scale.nodeId);
+      await event('Normal', 'MemberRemoving', `scaling ${current} → ${spec.replicas}: retiring node ${scale.nodeId} (${names.pod(name, current - 1)}); its replicas move to the others`);
+      cond('Progressing', 'True', 'Scaling', `scaling ${current} → ${spec.replicas}: waiting for node ${scale.nodeId} to leave every group`);
+    } else if (scale.type === 'shrink') {
+      scaling = true;
+      stsReplicas = scale.to;
+      await event('Normal', 'MemberRemoved', `scaling ${current} → ${spec.replicas}: node ${scale.nodeId} left every group; removing ${names.pod(name, current - 1)}`);
       cond('Progressing', 'True', 'Scaling', `scaling ${current} → ${spec.replicas} (step to ${stsReplicas})`);
     }
 
@@ -207,8 +226,7 @@ export class LanceClusterReconciler {
     for (const p of pods) p.fencedLabel = fencedNow.includes(p.name);
 
     // Guard 6: node replacement (annotation or lost PVC), never the leader.
-    // A lost PVC: gone (or terminating) while its pod cannot run. A Ready pod still has its volume mounted.
-    const pvcMissing = pods.filter((p) => !p.ready && !pvcNames.has(names.pvc(name, p.ordinal))).map((p) => p.name);
+    const pvcMissing = pods.filter((p) => volumeLost(p, claims.get(names.pvc(name, p.ordinal)))).map((p) => p.name);
     const repl = replaceStep({ pods, pvcMissing, leader, replicas: spec.replicas });
     if (repl.type === 'transfer-leader') {
       await this.transferLeadership(cluster, pods, views, repl.pod, event, 'replacement');
@@ -373,35 +391,12 @@ export class LanceClusterReconciler {
     }
   }
 
-  private async membershipChange(cluster: LanceCluster, pods: PodObservation[], views: BrokerView[], to: number, direction: 'up' | 'down', event: (t: EventType, r: string, m: string) => Promise<void>): Promise<boolean> {
-    const leader = leaderOf(views);
-    const admin = this.adminFor(cluster, pods.find((p) => p.name === leader?.pod));
-    if (!admin) return false;
-    try {
-      if (direction === 'up') await admin.addMember(to - 1);
-      else await admin.removeMember(to);
-      await event('Normal', direction === 'up' ? 'MemberAdded' : 'MemberRemoved', `membership ${direction === 'up' ? 'add' : 'remove'} node ${direction === 'up' ? to - 1 : to}`);
-      return true;
-    } catch (e) {
-      if (!isUnsupported(e)) throw e;
-      await event('Warning', 'MembershipUnsupported', (e as Error).message);
-      return false;
-    }
-  }
-
   private async replaceNode(cluster: LanceCluster, pods: PodObservation[], views: BrokerView[], pod: string, reason: string, event: (t: EventType, r: string, m: string) => Promise<void>): Promise<void> {
     const ns = cluster.metadata.namespace!;
     const p = pods.find((x) => x.name === pod)!;
-    const view = views.find((v) => v.pod === pod);
-    const leaderAdmin = this.adminFor(cluster, pods.find((x) => x.name === leaderOf(views)?.pod));
-    if (leaderAdmin && view && cluster.spec.replicas > 1) {
-      try {
-        await leaderAdmin.removeMember(view.nodeId);
-      } catch (e) {
-        if (!isUnsupported(e)) throw e;
-        await event('Warning', 'MembershipUnsupported', `replacing ${pod}: ${(e as Error).message}; the new broker must rejoin by itself`);
-      }
-    }
+    // The replacement keeps the ordinal's node id and rejoins with an empty disk; the leaders refill it (entries or
+    // segment transfer). It is not removed from the membership first: a removed id cannot come back as the same
+    // member, and a new id per ordinal would need a per-pod node id the StatefulSet template cannot express.
     await event('Warning', 'ReplacingNode', `replacing ${pod} (${reason}): deleting its PVC and pod; the StatefulSet recreates both`);
     try {
       await this.o.rest.delete(KINDS.PersistentVolumeClaim, ns, names.pvc(cluster.metadata.name, p.ordinal));
@@ -410,4 +405,8 @@ export class LanceClusterReconciler {
     }
     await this.o.rest.delete(KINDS.Pod, ns, pod);
   }
+}
+
+function isoTime(v: string | Date | undefined): string | undefined {
+  return v instanceof Date ? v.toISOString() : v;
 }
