@@ -198,7 +198,10 @@ const KAFKA_TO_TOPIC_CONFIG: Record<string, keyof catalog.TopicConfig> = {
 /** Pure: a snapshot topic's config as the standalone catalog's TopicConfig (cluster snapshots carry Kafka strings). */
 export function topicConfigOf(t: SnapshotTopic): Partial<catalog.TopicConfig> {
   const parsed = catalog.TopicConfigSchema.partial().safeParse(t.config);
-  if (parsed.success && Object.keys(t.config).every((k) => !k.includes('.'))) return parsed.data;
+  if (parsed.success && Object.keys(t.config).every((k) => !k.includes('.'))) {
+    // only the keys the snapshot had (zod fills in defaults; the catalog applies its own)
+    return Object.fromEntries(Object.entries(parsed.data).filter(([k]) => k in t.config)) as Partial<catalog.TopicConfig>;
+  }
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(t.config)) {
     const field = KAFKA_TO_TOPIC_CONFIG[k];
