@@ -328,6 +328,8 @@ export class PartitionRaftLog implements RaftLog {
       base = r.data;
       // retention wrote the new log start, then crashed before deleting every segment below it: finish
       if (pl.firstIndex - 1 < base.index) await pl.truncateBeforeOffset(base.nextOffset);
+      // an install of an empty descriptor (the log starts after the snapshot point) crashed before its reset
+      if (pl.lastIndex < pl.firstIndex && pl.firstIndex - 1 !== base.index) await pl.reset({ baseOffset: base.nextOffset, baseIndex: base.index + 1, prevTerm: base.term });
     }
     if (pl.firstIndex - 1 !== base.index || pl.logStartOffset !== base.nextOffset) {
       await pl.close().catch(() => undefined);

@@ -271,6 +271,45 @@ describe('PartitionRaftLog segment transfer', () => {
     expect(again.log.lastIndex()).toBe(d.index);
   }, 60_000);
 
+  it('retention up to the floor leaves an empty descriptor: the follower starts empty at the leader\'s log start', async () => {
+    const leaderDir = await tmp();
+    const followerDir = await tmp();
+    let leader: Node | null = null;
+    const fetch = async (_src: number, req: ChunkRequest): Promise<Buffer> => leader!.log.readSegmentChunk(req);
+    leader = await openNode(leaderDir, 1, fetch);
+    await fill(leader, 1, 200);
+    const floor = leader.log.snapshotIndex();
+    await leader.log.enforceRetention({ retentionBytes: 1, retentionMs: 0 }, 200);
+    expect(leader.log.pl.firstIndex - 1).toBe(floor);
+    const snap = leader.log.snapshot()!;
+    const d = decodeDescriptor(snap.data, 'test');
+    expect(d.segments).toEqual([]);
+    expect(d.index).toBe(floor);
+    const follower = await openNode(followerDir, 2, fetch);
+    follower.log.append([{ index: 1, term: 0, type: EntryType.CONFIG, data: CONFIG }]);
+    follower.log.installSnapshot(snap.meta, snap.data);
+    await follower.log.persist({ seq: ++seq, hardState: { term: 1, vote: null, commit: floor }, sync: true, snapshot: snap });
+    expect(follower.log.pl.firstIndex).toBe(floor + 1);
+    expect(follower.log.pl.logStartOffset).toBe(leader.log.pl.logStartOffset);
+    expect(follower.log.nextOffset).toBe(leader.log.pl.logStartOffset);
+    // entries continue from there, and a restart keeps the position (snapshot.json)
+    const more: RaftEntry[] = [];
+    for (let i = floor + 1; i <= 200; i++) more.push(data(i, 1));
+    follower.log.append(more);
+    await follower.log.persist({ seq: ++seq, hardState: { term: 1, vote: null, commit: 200 }, sync: true, snapshot: null });
+    expect(follower.log.pl.nextOffset).toBe(leader.log.pl.nextOffset);
+    await follower.log.close();
+    const again = await openNode(followerDir, 2, fetch);
+    expect(again.log.lastIndex()).toBe(200);
+    expect(again.log.rawTerm(floor)).toBe(1);
+    // crash between the install's swap and its reset: snapshot.json without any entry → open() resets to it
+    await again.log.close();
+    for (const n of await readdir(again.dir)) if (/\.(lnc|idx|tix)$/.test(n)) await rm(path.join(again.dir, n));
+    const reset = await openNode(followerDir, 2, fetch);
+    expect(reset.log.pl.firstIndex).toBe(floor + 1);
+    expect(reset.log.lastIndex()).toBe(floor);
+  }, 60_000);
+
   it('crash story: an uncommitted fetch leaves the old log; a committed install (install.json) is completed by open()', async () => {
     const leaderDir = await tmp();
     let leader: Node | null = null;
