@@ -139,6 +139,24 @@ describe('RaftNode: elections', () => {
     expect(slow.took).toBeGreaterThanOrEqual(100); // the timeout path: >= 150 ms minus up to a heartbeat interval
   });
 
+  it('pre-candidates that start together do not split the vote: the lower id wins the tie in one round', () => {
+    const net = cluster([1, 2, 3]);
+    net.runUntil(() => net.leaders().length === 1);
+    const l = net.leader();
+    const term = net.get(l).raft.currentTerm;
+    net.run(60);
+    net.get(l).up = false;
+    const [a, b] = [1, 2, 3].filter((id) => id !== l) as [number, number];
+    // both timers expire in the same step (a loaded machine wakes both processes at once)
+    net.tick(a, 400);
+    net.tick(b, 400);
+    expect([net.get(a).raft.currentRole, net.get(b).raft.currentRole]).toEqual(['precandidate', 'precandidate']);
+    net.deliverAll();
+    expect(net.get(a).raft.currentRole).toBe('leader');
+    expect(net.get(a).raft.currentTerm).toBe(term + 1);
+    expect(net.get(b).raft.currentLeader).toBe(a);
+  });
+
   it('peerDisconnected with a live leader (only one connection broke): no disruption, same leader and term', () => {
     const net = cluster([1, 2, 3]);
     net.runUntil(() => net.leaders().length === 1);

@@ -500,7 +500,12 @@ export class RaftNode {
   }
 
   private onPreVote(m: Extract<RaftMessage, { type: 'PreVote' }>): void {
-    const grant = !this.fenced && m.term > this.term && !this.inLease() && this.upToDate(m.lastIndex, m.lastTerm);
+    // Two voters whose timers expired together (e.g. both starved by a loaded machine, then woken at once) would
+    // grant each other's pre-vote and split the real vote. Between equally up-to-date pre-candidates the lower id
+    // wins the tie: it refuses the higher one, which grants it and then votes for it. Pre-votes change no state,
+    // so this only affects who campaigns first, never safety.
+    const tie = this.role === 'precandidate' && this.id < m.from && m.lastTerm === this.lastTerm() && m.lastIndex === this.log.lastIndex();
+    const grant = !this.fenced && !tie && m.term > this.term && !this.inLease() && this.upToDate(m.lastIndex, m.lastTerm);
     // granted: echo the proposed term so the pre-candidate can match it; rejected: our term, which may teach it
     this.send({ type: 'PreVoteResp', from: this.id, to: m.from, term: grant ? m.term : this.term, granted: grant });
   }
