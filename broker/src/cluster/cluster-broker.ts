@@ -151,15 +151,15 @@ export class ClusterBroker implements KafkaBackend {
   private adminEndpoint = { host: '', port: 0 };
   private kafkaUp = false;
   private nextPartitionRr = 0;
-  private segMetrics: SegmentTransferMetrics | undefined;
-  private retentionTimer: NodeJS.Timeout | undefined;
-  private retentionRunning = false;
   private membershipTimer: NodeJS.Timeout | null = null;
   /** membership work in flight (keys: "report:<group>", "founders"), so a slow controller never gets piles */
   private readonly inflight = new Set<string>();
   /** last membership step issued per group and when: the same step is not re-issued within a second */
   private readonly lastStep = new Map<string, { key: string; at: number }>();
   private lastReconcileNudge = 0;
+  private segMetrics: SegmentTransferMetrics | undefined;
+  private retentionTimer: NodeJS.Timeout | undefined;
+  private retentionRunning = false;
 
   private constructor(opts: ClusterBrokerOptions) {
     this.opts = opts;
@@ -175,8 +175,8 @@ export class ClusterBroker implements KafkaBackend {
       maxFrameBytes: Math.max(opts.config.maxFrameBytes + (1 << 20), 64 << 20),
       onMessage: (group, m) => this.host.receive(group, m),
       onRpc: (_from, method, body) => this.controllerOp(method, body),
-      onBinRpc: (_from, method, header) => this.serveSegmentChunk(method, header),
       acceptUnknownPeers: true,
+      onBinRpc: (_from, method, header) => this.serveSegmentChunk(method, header),
       onPeerDown: (peer) => this.host.peerDisconnected(peer),
     });
     this.host = new RaftHost({
@@ -486,6 +486,25 @@ export class ClusterBroker implements KafkaBackend {
       const live = voters.filter((v) => v === this.nodeId || (st.progress.find((f) => f.id === v)?.lastHeardMsAgo ?? Infinity) < ALIVE_MS);
       if (live.length < quorum(voters)) {
         throw new LanceError('CONFLICT', `nodeId: removing node ${id} would leave the metadata group without a live majority: voters after removal ${voters.join(', ')}, reachable ${live.join(', ') || 'none'} (need ${quorum(voters)}); bring members back first`, { field: 'nodeId', reason: 'quorum', voters, live });
+      }
+    }
+    // A dead node that a partition group still needs for its majority (RF 1 or 2 with that node, or two dead
+    // replicas of RF 3): no leader can change that group any more, its data lives (only) there. Refuse rather than
+    // promise a move that cannot happen.
+    const metaProgress = st?.progress ?? [];
+    const alive = (n: number): boolean => n === this.nodeId || (metaProgress.find((f) => f.id === n)?.lastHeardMsAgo ?? Infinity) < ALIVE_MS;
+    if (!alive(id)) {
+      const stuck: string[] = [];
+      for (const t of Object.values(this.meta.topics)) {
+        t.assignment.forEach((replicas, p) => {
+          // the leader's report is the group's real membership; before any report, the assignment
+          const voters = t.leaders?.[p]?.voters ?? replicas;
+          if (!voters.includes(id)) return;
+          if (voters.filter((v) => v !== id && alive(v)).length < quorum(voters)) stuck.push(`${t.name}-${p}`);
+        });
+      }
+      if (stuck.length > 0) {
+        throw new LanceError('CONFLICT', `nodeId: node ${id} is down and ${stuck.join(', ')} cannot reach a majority without it (their replicas: only node ${id} or too few live ones); bring node ${id} back, or delete those topics, before removing it`, { field: 'nodeId', reason: 'partition-quorum', partitions: stuck });
       }
     }
     const plan = planRemoval(this.meta, id);
@@ -1137,9 +1156,9 @@ export class ClusterBroker implements KafkaBackend {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.retentionTimer) clearInterval(this.retentionTimer);
     if (this.membershipTimer) clearInterval(this.membershipTimer);
     this.membershipTimer = null;
+    if (this.retentionTimer) clearInterval(this.retentionTimer);
     await this.reconcileChain.catch(() => undefined);
     for (const rt of this.parts.values()) {
       for (const w of [...rt.commitWaiters.splice(0), ...rt.durableWaiters.splice(0)]) w.reject(new LanceError('IO', 'broker shutting down'));
