@@ -353,11 +353,18 @@ export async function restoreDataDir(opts: RestoreOptions): Promise<RestoreRepor
   const warnings: string[] = [];
   const tasks: DownloadTask[] = [];
   const perPartition: Array<{ topic: SnapshotTopic; partition: number; dir: string; ref: PartitionRef; manifest: Manifest | null; maxVersion: number; segments: RemoteSegment[]; skipped: number; bytes: number }> = [];
+  const concurrency = opts.concurrency ?? 8;
+  for (const t of topics) await catalog.createTopic(dataDir, t.name, t.partitions, topicConfigOf(t), { id: t.id, uuid: hexOfUuid(t.topicId) });
+  // every partition's newest manifest (LIST + GET each), several at once
+  const refs = topics.flatMap((t) => Array.from({ length: t.partitions }, (_, p) => ({ t, p, ref: { clusterId: sourceCluster, topicId: t.topicId, partition: p } as PartitionRef })));
+  const manifests = new Map<PartitionRef, { manifest: Manifest | null; maxVersion: number }>();
+  await pool(refs, concurrency, async (x) => {
+    manifests.set(x.ref, await loadNewestManifest(store, x.ref, log));
+  });
   for (const t of topics) {
-    await catalog.createTopic(dataDir, t.name, t.partitions, topicConfigOf(t), { id: t.id, uuid: hexOfUuid(t.topicId) });
     for (let p = 0; p < t.partitions; p++) {
-      const ref: PartitionRef = { clusterId: sourceCluster, topicId: t.topicId, partition: p };
-      const { manifest, maxVersion } = await loadNewestManifest(store, ref, log);
+      const ref = refs.find((x) => x.t === t && x.p === p)!.ref;
+      const { manifest, maxVersion } = manifests.get(ref)!;
       const plan = planPartitionDownload(manifest?.segments ?? [], opts.atMs);
       if (plan.skippedBeforeGap > 0) warnings.push(`${t.name}-${p}: ${plan.skippedBeforeGap} remote segment(s) before a gap in the offsets were not restored`);
       const dir = catalog.partitionDir(dataDir, t.id, p);
@@ -377,7 +384,7 @@ export async function restoreDataDir(opts: RestoreOptions): Promise<RestoreRepor
   // biggest first: the pool finishes together instead of waiting on one large object at the end
   const ordered = [...tasks].sort((a, b) => b.size - a.size);
   try {
-    await pool(ordered, opts.concurrency ?? 8, (t) => download(store, t, (n) => opts.progress?.advance(n)));
+    await pool(ordered, concurrency, (t) => download(store, t, (n) => opts.progress?.advance(n)));
   } finally {
     opts.progress?.done();
   }
@@ -386,7 +393,7 @@ export async function restoreDataDir(opts: RestoreOptions): Promise<RestoreRepor
   // open each restored log (recovery checks it), cut it at the point in time, note its range
   const restored: RestoredPartition[] = [];
   const ranges = new Map<string, { start: number; next: number }>();
-  for (const pp of perPartition) {
+  await pool(perPartition, Math.min(4, concurrency), async (pp) => {
     const plog = await PartitionLog.open(pp.dir, { flush: { mode: 'every-entry' } }, log?.child({ topic: pp.topic.name, partition: pp.partition }));
     let truncatedAt: number | null = null;
     try {
@@ -414,7 +421,8 @@ export async function restoreDataDir(opts: RestoreOptions): Promise<RestoreRepor
     } finally {
       await plog.close();
     }
-  }
+  });
+  restored.sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition);
 
   // consumer groups: committed offsets clamped into the restored ranges (offsets of topics not restored are dropped)
   const groupsOut: RestoreReport['groups'] = [];
