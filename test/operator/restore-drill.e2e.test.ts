@@ -8,16 +8,11 @@
  * stand-in, s3rver, kafkajs, real kubectl. One broker per cluster (standalone: metadata DR and restore points of a
  * multi-node cluster are the broker's cluster-mode work).
  */
-import { execFile } from 'node:child_process';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdminClient } from '../../broker/src/admin/client.ts';
-import { REPO_ROOT } from '../kube/images.ts';
 import { kubectl, waitFor } from '../kube/testutil.ts';
-import { clusterDoc, cond, source, startRestoreEnv, type LrsStatus, type RestoreEnv } from './restore-harness.ts';
+import { clusterDoc, cond, listRestorePoints, source, startRestoreEnv, type LrsStatus, type RestoreEnv, type RestorePointRow } from './restore-harness.ts';
 
-const run = promisify(execFile);
 const BUCKET = 'lance-dr';
 const PREFIX = 'clusters/prod';
 const TOPIC = 'orders';
@@ -25,7 +20,6 @@ const GROUP = 'billing';
 const WAVE1 = 20; // records per partition
 const WAVE2 = 15;
 
-interface RestorePointRow { time: string; topics: string[]; groups: number | null; unuploadedRecords: number | null; bytes: number | null; error?: string }
 
 describe('LanceRestore DR drill', () => {
   let e: RestoreEnv;
@@ -33,18 +27,7 @@ describe('LanceRestore DR drill', () => {
   let wave1Offsets: number[] = [];
   let finalOffsets: number[] = [];
 
-  /** `lnc backups list --json` against the bucket, as an operator on call would run it. */
-  const restorePoints = async (): Promise<RestorePointRow[]> => {
-    const url = `s3://${BUCKET}/${PREFIX}?endpoint=${encodeURIComponent(e.s3.endpoint)}&region=us-east-1&forcePathStyle=true`;
-    try {
-      const { stdout } = await run(process.execPath, [path.join(REPO_ROOT, 'bin', 'lnc.js'), 'backups', 'list', '--from', url, '--json'], {
-        env: { ...process.env, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' }, timeout: 60_000,
-      });
-      return (JSON.parse(stdout) as { restorePoints: RestorePointRow[] }).restorePoints;
-    } catch {
-      return [];
-    }
-  };
+  const restorePoints = (): Promise<RestorePointRow[]> => listRestorePoints(e.s3, BUCKET, PREFIX);
   /** A restore point taken after `afterMs` that has the topic, the group, and every record uploaded. */
   const waitForRestorePoint = (afterMs: number, what: string): Promise<RestorePointRow> => waitFor(what, async () => {
     const rows = await restorePoints();

@@ -3,10 +3,12 @@
  * the project's CRDs, an s3rver bucket with the credentials Secret, the operator in-process, and small kubectl
  * helpers. Test infrastructure only.
  */
+import { execFile } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import YAML from 'yaml';
+import { promisify } from 'node:util';
 import { expect } from 'vitest';
 import { startStandIn, type StandIn } from '../kube/cluster.ts';
 import { REPO_ROOT } from '../kube/images.ts';
@@ -46,6 +48,21 @@ export interface RestoreEnv {
 }
 
 export const S3_SECRET = 'lance-s3';
+
+export interface RestorePointRow { time: string; topics: string[]; groups: number | null; unuploadedRecords: number | null; bytes: number | null; error?: string }
+
+/** `lnc backups list --json` against a bucket prefix, as an operator on call would run it ([] when it fails). */
+export async function listRestorePoints(s3: S3rverHandle, bucket: string, prefix: string): Promise<RestorePointRow[]> {
+  const url = `s3://${bucket}/${prefix}?endpoint=${encodeURIComponent(s3.endpoint)}&region=us-east-1&forcePathStyle=true`;
+  try {
+    const { stdout } = await promisify(execFile)(process.execPath, [path.join(REPO_ROOT, 'bin', 'lnc.js'), 'backups', 'list', '--from', url, '--json'], {
+      env: { ...process.env, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' }, timeout: 60_000,
+    });
+    return (JSON.parse(stdout) as { restorePoints: RestorePointRow[] }).restorePoints;
+  } catch {
+    return [];
+  }
+}
 
 export async function startRestoreEnv(opts: { buckets: [string, ...string[]] }): Promise<RestoreEnv> {
   const k = await startStandIn();

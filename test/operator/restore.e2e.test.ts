@@ -11,7 +11,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdminClient } from '../../broker/src/admin/client.ts';
 import { kubectl, waitFor } from '../kube/testutil.ts';
-import { clusterDoc, cond, source, startRestoreEnv, type RestoreEnv } from './restore-harness.ts';
+import { clusterDoc, cond, listRestorePoints, source, startRestoreEnv, type RestoreEnv } from './restore-harness.ts';
 
 const BUCKET = 'lance-dr';
 const EMPTY = 'lance-empty';
@@ -95,4 +95,37 @@ describe('LanceRestore e2e: failures and refusals', () => {
     const table = await kubectl(e.env, ['get', 'lrs']);
     expect(table.stdout).toMatch(/into-src\s+Pending/);
   }, 300_000);
+
+  it('clusterRef: a missing cluster keeps the restore Pending (SourceNotFound); a live one lends its object store', async () => {
+    await e.apply({
+      apiVersion: 'lance.dev/v1alpha1', kind: 'LanceRestore', metadata: { name: 'from-ghost' },
+      spec: { clusterRef: { name: 'ghost' }, target: { clusterName: 'ghost-copy', spec: { replicas: 1, image: 'lance/broker:dev' } } },
+    });
+    const pending = await waitFor('SourceNotFound', async () => {
+      const st = await e.restoreStatus('from-ghost');
+      return cond(st, 'Progressing')?.reason === 'SourceNotFound' ? st : undefined;
+    }, 120_000, 250);
+    expect(pending!.phase).toBe('Pending');
+    expect(cond(pending, 'Progressing')!.message).toContain('spec.clusterRef.name: LanceCluster "ghost" was not found');
+    expect((await e.getJson<{ items: unknown[] }>(['jobs', '-l', 'lance.dev/restore=from-ghost'])).items).toHaveLength(0);
+
+    // src (from the test above) uploads restore points to its bucket prefix; one with its topic must exist first.
+    await waitFor('a restore point of src with its topic', async () => (await listRestorePoints(e.s3, BUCKET, 'clusters/src')).some((r) => !r.error && r.topics.includes('orders')), 120_000, 2_000);
+    await e.apply({
+      apiVersion: 'lance.dev/v1alpha1', kind: 'LanceRestore', metadata: { name: 'copy-of-src' },
+      spec: { clusterRef: { name: 'src' }, topics: ['orders'], target: { clusterName: 'src-copy', spec: { replicas: 1, image: 'lance/broker:dev', storage: { size: '1Gi' } } } },
+    });
+    const st = await waitFor('copy-of-src finished', async () => {
+      const s = await e.restoreStatus('copy-of-src');
+      return s?.phase === 'Succeeded' || s?.phase === 'Failed' ? s : undefined;
+    }, 300_000, 1_000);
+    expect(st!.phase, JSON.stringify(st!.conditions)).toBe('Succeeded');
+    const job = await e.getJson<{ spec: { template: { spec: { containers: { command: string[] }[] } } } }>(['job', 'copy-of-src-restore-0']);
+    const cmd = job.spec.template.spec.containers[0]!.command;
+    expect(cmd.slice(0, 3)).toEqual(['lnc', 'restore', '--from']);
+    expect(cmd[3]).toContain('s3://lance-dr/clusters/src?endpoint=');
+    expect(cmd).toEqual(expect.arrayContaining(['--topics', 'orders', '--cluster-id', 'default.src-copy', '--node-id', '0']));
+    const ip = [...(await e.podIps('src-copy')).values()][0]!;
+    expect((await new AdminClient(`http://${ip}:1992`).listTopics()).map((t) => t.name)).toEqual(['orders']);
+  }, 400_000);
 });
