@@ -110,7 +110,7 @@ describe('LanceRestore DR drill', () => {
     // The point in time: a whole second after that restore point (so it is chosen), before wave 2 exists.
     const t = Math.max(Date.now(), Date.parse(rp1.time)) + 1;
     pointInTime = new Date(Math.ceil(t / 1000) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
-    await waitFor('clock past the point in time', () => Date.now() > Date.parse(pointInTime) + 10, 5_000, 20);
+    await waitFor('clock past the point in time', () => Date.now() > Date.parse(pointInTime) + 10, 30_000, 20);
 
     await produceWave('prod', 2, WAVE2);
     finalOffsets = [WAVE1 + 5, WAVE1 + WAVE2];
