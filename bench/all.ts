@@ -24,7 +24,7 @@ import { RedisSystem, redisDriver } from './lib/redis.ts';
 import { renderMarkdown, type BenchResults, type LoadPoint, type ProduceFigure, type SystemInfo } from './lib/report.ts';
 
 const QUICK = process.env.BENCH_QUICK === '1';
-const POINT_MS = QUICK ? 2000 : 5000;
+const POINT_MS = QUICK ? 2000 : 4000;
 const WARMUP_MS = QUICK ? 700 : 1500;
 const CONCURRENCIES = (process.env.BENCH_CONCURRENCY ?? '4,16').split(',').map(Number);
 const SIZES = (process.env.BENCH_SIZES ?? '100,1024,16384').split(',').map(Number);
@@ -125,12 +125,22 @@ async function lanceRuns(key: string, nodes: number): Promise<void> {
   try {
     for (const size of SIZES) {
       const topic = `bench-${size}`;
+      let epochsBefore: number[] = [];
       await measureProduce(key, size, async () => {
         await sys.createTopic(topic, PARTITIONS, nodes);
         const ls = await sys.spreadLeaders(topic);
+        epochsBefore = ls.map((l) => l.epoch);
         if (size === SIZES[0]) results.meta.notes.push(`${key}: partition leaders on nodes ${ls.map((l) => l.leaderId).join(', ')}.`);
         return lanceDriver(topic, ls, size, recordsPerUnit(size), acks, 2, () => sys.leaders(topic, 30_000));
       });
+      // leader epoch = Raft term: how many elections happened in the partitions while they were measured
+      const fig = results.produce.find((p) => p.system === key && p.recordBytes === size);
+      const after = await sys.leaders(topic, 30_000).catch(() => undefined);
+      if (fig && after && epochsBefore.length === after.length) {
+        fig.elections = after.reduce((n, l, i) => n + (l.epoch - epochsBefore[i]!), 0);
+        if (fig.elections) log(`  ${key} ${size} B: ${fig.elections} leader elections during the measurement, ${fig.retries ?? 0} produce retries`);
+        save();
+      }
     }
     if (!SKIP.has('e2e')) {
       try {

@@ -250,7 +250,8 @@ export function summariseProfiles(files: string[], fromUs = 0, toUs = Infinity, 
         continue;
       }
       const file = cf.url ? cf.url.replace(/^file:\/\/.*?\/(broker|node_modules)\//, '$1/') : '(native)';
-      const key = `${cf.functionName || '(anonymous)'}\t${file}:${cf.lineNumber + 1}`;
+      // tsx-compiled sources report line 0: then the file alone
+      const key = `${cf.functionName || '(anonymous)'}\t${file}${cf.lineNumber > 0 ? `:${cf.lineNumber + 1}` : ''}`;
       self.set(key, (self.get(key) ?? 0) + 1);
       perFile.set(file, (perFile.get(file) ?? 0) + 1);
     }

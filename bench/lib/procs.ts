@@ -6,15 +6,21 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
 import * as net from 'node:net';
 
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const a = s.address() as net.AddressInfo;
-      s.close(() => resolve(a.port));
+/**
+ * A port that is free now, chosen below the kernel's ephemeral range (32768+): a node restarted on its old port
+ * must not find it taken by some process's outgoing connection (the machine is shared with other test runs).
+ */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, host, () => s.close(() => resolve(true)));
     });
-  });
+    if (ok) return port;
+  }
+  throw new Error('no free port found in 20000-31999 after 200 tries');
 }
 
 /** Polls `fn` until it returns a truthy value; a condition wait, bounded by timeoutMs. */

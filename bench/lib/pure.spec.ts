@@ -102,7 +102,7 @@ describe('report', () => {
   });
   it('renders every section', () => {
     const md = renderMarkdown(base);
-    expect(md).toContain('| 1024 | Lance 3 nodes RF=3 acks=all | fsync on a majority | 64 × ? | 150,000 | 154 | 1.00 / 4.00 / 6.00 | n/a |');
+    expect(md).toContain('| 1024 | Lance 3 nodes RF=3 acks=all | fsync on a majority | 64 × ? | 150,000 | 154 | 1.00 / 4.00 / 6.00 | n/a |  |');
     expect(md).toContain('| 1024 | 3.00× | 0.51× |');
     expect(md).toContain('not measured (no bench:restore script)');
     expect(md).toContain('**not met**');

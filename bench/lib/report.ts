@@ -31,6 +31,8 @@ export interface ProduceFigure {
   peakConcurrency?: number;
   /** produce requests retried after NOT_LEADER / a lost connection (Lance driver), over all phases */
   retries?: number;
+  /** Lance: Raft elections (leader epoch increments) in the topic's partitions during the measurement */
+  elections?: number;
   at50?: LoadPoint;
   at90?: LoadPoint;
   error?: string;
@@ -141,13 +143,13 @@ export function renderMarkdown(r: BenchResults): string {
       const p = r.produce.find((x) => x.system === s.key && x.recordBytes === size);
       if (!p) continue;
       if (p.error) {
-        rows.push([`${size}`, s.label, s.durability, 'error', p.error.slice(0, 80), '', '', '']);
+        rows.push([`${size}`, s.label, s.durability, 'error', p.error.slice(0, 80), '', '', '', '']);
         continue;
       }
-      rows.push([`${size}`, s.label, s.durability, `${p.recordsPerUnit} × ${p.peakConcurrency ?? '?'}`, fmtN(p.peakRecordsPerSec), fmtN(p.peakMBps), lat(p.at50), lat(p.at90)]);
+      rows.push([`${size}`, s.label, s.durability, `${p.recordsPerUnit} × ${p.peakConcurrency ?? '?'}`, fmtN(p.peakRecordsPerSec), fmtN(p.peakMBps), lat(p.at50), lat(p.at90), p.elections === undefined ? '' : `${p.elections} / ${p.retries ?? 0}`]);
     }
   }
-  parts.push(mdTable(['record B', 'system', 'durability at ack', 'recs/req × in flight', 'peak records/s', 'peak MB/s', 'p50/p99/p99.9 @50 %', 'p50/p99/p99.9 @90 %'], rows));
+  parts.push(mdTable(['record B', 'system', 'durability at ack', 'recs/req × in flight', 'peak records/s', 'peak MB/s', 'p50/p99/p99.9 @50 %', 'p50/p99/p99.9 @90 %', 'elections / retries'], rows));
   parts.push('');
   parts.push('### Ratios (same run, same machine)');
   const rr: string[][] = [];
