@@ -153,11 +153,13 @@ describe('network partition with real processes', () => {
     const orphan = c.node(old).admin.produce('pt', { records: [{ value: 'orphan-1', partition: 0 }] }).then(() => 'acknowledged', (e: unknown) => String(e));
 
     await waitUntil('isolated leader steps down (check-quorum)', async () => (await groupView(c, old, group)).role !== 'leader', 30_000);
+    const steppedDownMs = Date.now() - cutAt;
     expect(await orphan).not.toBe('acknowledged');
     await expect(c.node(old).admin.produce('pt', { records: [{ value: 'orphan-2', partition: 0 }] })).rejects.toThrow(/not the leader|NOT_LEADER/i);
 
     const next = await waitUntil('majority elects a new leader', () => agreedAmong(c, majority, group), 30_000);
     expect(next.term).toBeGreaterThan(oldTerm);
+    const electedMs = Date.now() - cutAt;
     const atElection = load.acked.length;
     await waitUntil('the majority keeps acknowledging writes', async () => load.acked.length >= atElection + 100, 60_000);
 
@@ -168,11 +170,13 @@ describe('network partition with real processes', () => {
     const oldLast = minority.lastIndex;
 
     await part.heal();
+    const healedAt = Date.now();
     const healed = await waitUntil('old leader follows the new term', async () => {
       const v = await groupView(c, old, group);
       return v.leader === next.leader && v.term === next.term && v.role === 'follower' ? v : undefined;
     }, 60_000);
     expect(healed.term).toBeGreaterThan(oldTerm);
+    const rejoinMs = Date.now() - healedAt;
     // the old leader never started an election while cut off or after (pre-vote: no majority would grant it)
     expect(await roleChanges(c, old, group, 'candidate', cutAt)).toEqual([]);
     const atHeal = load.acked.length;
@@ -206,7 +210,7 @@ describe('network partition with real processes', () => {
       const m = metrics.split('\n').find((l) => l.startsWith('lance_quarantined_entries_total') && l.includes(`group="${group}"`));
       expect(Number(m?.split(' ').pop())).toBe(quarantined);
     }
-    process.stdout.write(`leader partition: acked=${load.acked.length} unacked-sends=${load.failed()} duplicates=${duplicates} old term ${oldTerm} → new term ${next.term} (leader ${old} → ${next.leader}); quarantined entries=${quarantined} (files ${files.length}, orphan-1 ${qValues.includes('orphan-1') ? 'in quarantine' : 'refused before it was appended'})\n`);
+    process.stdout.write(`leader partition: acked=${load.acked.length} unacked-sends=${load.failed()} duplicates=${duplicates} old term ${oldTerm} → new term ${next.term} (leader ${old} → ${next.leader}); observed (admin polling, ms): stepped down ${steppedDownMs} after the cut, majority leader ${electedMs} after the cut, old leader following ${rejoinMs} after healing; quarantined entries=${quarantined} (files ${files.length}, orphan-1 ${qValues.includes('orphan-1') ? 'in quarantine' : 'refused before it was appended'})\n`);
   }, 600_000);
 
   it('an isolated follower cannot elect itself (pre-vote) and does not disrupt the majority when it returns', async () => {

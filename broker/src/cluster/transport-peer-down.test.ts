@@ -77,4 +77,51 @@ describe('transport: peer down and source address', () => {
     await until('a dial', () => seen.length > 0);
     expect(seen[0]).toMatch(/127\.0\.0\.23$/);
   }, 30_000);
+
+  it('a silent partition (nothing reset, nothing delivered) is detected by keepalive; the link comes back after healing', async () => {
+    // a TCP proxy that can stop forwarding without closing anything (like packets dropped by a firewall)
+    let cut = false;
+    const conns = new Set<net.Socket>();
+    let t2port = 0;
+    const proxy = net.createServer((c) => {
+      const u = net.connect(t2port, '127.0.0.1');
+      for (const s of [c, u]) {
+        conns.add(s);
+        s.on('error', () => undefined);
+        s.once('close', () => { conns.delete(s); c.destroy(); u.destroy(); });
+        if (cut) s.pause();
+      }
+      c.on('data', (d) => u.write(d));
+      u.on('data', (d) => c.write(d));
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
+    open.push({ close: async () => { for (const s of conns) s.destroy(); await new Promise<void>((r) => proxy.close(() => r())); } });
+    const fast = { keepaliveMs: 20, deadAfterMs: 1000, connectTimeoutMs: 300 };
+    const down1: number[] = [];
+    const down2: number[] = [];
+    const got: string[] = [];
+    const t2 = new Transport({ ...fast, nodeId: 2, clusterId: 'c', host: '127.0.0.1', port: 0, peers: [{ nodeId: 1, host: '127.0.0.1', port: 1 }], logger: silent, onMessage: (g) => got.push(g), onRpc: async () => null, onPeerDown: (id) => down2.push(id) });
+    open.push(t2);
+    await t2.start();
+    t2port = t2.port;
+    const t1 = new Transport({ ...fast, nodeId: 1, clusterId: 'c', host: '127.0.0.1', port: 0, peers: [{ nodeId: 2, host: '127.0.0.1', port: (proxy.address() as net.AddressInfo).port }], logger: silent, onMessage: () => undefined, onRpc: async () => null, onPeerDown: (id) => down1.push(id) });
+    open.push(t1);
+    await t1.start();
+    await until('connected', () => t1.connected(2) && t2.connected(1));
+    // idle but healthy: PINGs keep the connection (no message traffic at all for many deadAfterMs periods)
+    const idleSince = Date.now();
+    await until('idle for 2.5 dead-after periods', () => Date.now() - idleSince > 2500);
+    expect(down1).toEqual([]);
+    expect(down2).toEqual([]);
+
+    cut = true;
+    for (const s of conns) s.pause();
+    await until('both ends give up on the silent connection', () => down1.length > 0 && down2.length > 0);
+    expect(t1.connected(2) && t2.connected(1)).toBe(false);
+
+    cut = false;
+    for (const s of conns) s.resume();
+    await until('reconnected', () => t1.connected(2) && t2.connected(1));
+    await until('a message crosses', () => { t1.send('g-after', { type: 'TimeoutNow', from: 1, to: 2, term: 1 }); return got.includes('g-after'); });
+  }, 30_000);
 });

@@ -17,6 +17,12 @@
  * dropped (the core retries); RPCs fail with IO.
  * When the CURRENT connection to a peer closes (a crashed peer: its kernel closes the socket at once) onPeerDown
  * fires, so Raft can start an election without waiting a whole election timeout (RaftNode.peerDisconnected).
+ * Dead connections: both ends send a PING frame (kind 7, empty) when they sent nothing else for keepaliveMs (250);
+ * a connection that received nothing for deadAfterMs (3000) is closed, and a dial that does not connect within
+ * connectTimeoutMs (1500) is abandoned. Without this a silent network partition (dropped packets, nothing reset)
+ * leaves both ends on a connection whose TCP retransmissions back off exponentially: after healing, traffic would
+ * resume only at the next retransmission — tens of seconds after a long partition. With it the dialer redials
+ * (backoff ≤ 1 s) and the link is back within about a second of healing.
  * Outgoing connections are bound to `localAddress` (default: the listener's host when that is a literal IP other
  * than the wildcard), so every packet between two brokers carries both brokers' own addresses — the partition
  * test filters on them, and a firewall rule per broker pair works the same way in production.
@@ -26,7 +32,7 @@ import { LanceError, isLanceError, type LanceErrorCode } from '../common/errors.
 import type { Logger } from '../common/log.ts';
 import type { NodeId, RaftEntry, RaftMessage } from '../raft/types.ts';
 
-export const FrameKind = { HELLO: 1, RAFT: 2, RPC: 3, RPC_RESP: 4, BIN_REQ: 5, BIN_RESP: 6 } as const;
+export const FrameKind = { HELLO: 1, RAFT: 2, RPC: 3, RPC_RESP: 4, BIN_REQ: 5, BIN_RESP: 6, PING: 7 } as const;
 export const DEFAULT_MAX_FRAME_BYTES = 128 << 20;
 
 export interface PeerAddress { nodeId: NodeId; host: string; port: number }
@@ -207,7 +213,15 @@ export interface TransportOptions {
   onPeerDown?: (nodeId: NodeId) => void;
   /** source address of outgoing peer connections; default: `host` if it is a literal non-wildcard IP ('' = kernel's choice) */
   localAddress?: string;
+  /** send a PING when nothing else was sent to a peer for this long (default 250 ms) */
+  keepaliveMs?: number;
+  /** close a connection that received nothing for this long (default 3000 ms) */
+  deadAfterMs?: number;
+  /** abandon a dial that did not connect within this (default 1500 ms) */
+  connectTimeoutMs?: number;
 }
+
+const PING_FRAME = Buffer.from([0, 0, 0, 1, 7]);
 
 /** Pure: the source address for outgoing peer connections (undefined = let the kernel choose). */
 export function outgoingLocalAddress(host: string, explicit?: string): string | undefined {
@@ -224,6 +238,9 @@ interface Peer {
   flushScheduled: boolean;
   backoff: number;
   timer: NodeJS.Timeout | null;
+  /** performance.now() of the last bytes received on / written to the current connection */
+  lastRecvAt: number;
+  lastSentAt: number;
 }
 
 export class Transport {
@@ -235,13 +252,14 @@ export class Transport {
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }>();
   private readonly binPending = new Map<number, { resolve: (v: { header: unknown; data: Buffer }) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }>();
   private readonly accepted = new Set<net.Socket>();
+  private keepaliveTimer: NodeJS.Timeout | null = null;
   port = 0;
 
   constructor(opts: TransportOptions) {
     this.opts = opts;
     for (const p of opts.peers) {
       if (p.nodeId === opts.nodeId) continue;
-      this.peers.set(p.nodeId, { addr: p, socket: null, out: [], flushScheduled: false, backoff: 50, timer: null });
+      this.peers.set(p.nodeId, { addr: p, socket: null, out: [], flushScheduled: false, backoff: 50, timer: null, lastRecvAt: 0, lastSentAt: 0 });
     }
   }
 
@@ -257,6 +275,25 @@ export class Transport {
     const a = server.address();
     this.port = typeof a === 'object' && a ? a.port : this.opts.port;
     for (const p of this.peers.values()) if (this.opts.nodeId < p.addr.nodeId) this.dial(p);
+    this.keepaliveTimer = setInterval(() => this.keepalive(), this.opts.keepaliveMs ?? 250);
+  }
+
+  /** PING idle connections; close those that received nothing for deadAfterMs (see the header comment) */
+  private keepalive(): void {
+    const now = performance.now();
+    const every = this.opts.keepaliveMs ?? 250;
+    const dead = this.opts.deadAfterMs ?? 3000;
+    for (const p of this.peers.values()) {
+      const s = p.socket;
+      if (!s) continue;
+      if (now - p.lastRecvAt > dead) {
+        this.opts.logger.warn({ peer: p.addr.nodeId, silentMs: Math.round(now - p.lastRecvAt) }, 'raft transport: nothing received from the peer for too long; closing the connection');
+        s.destroy();
+      } else if (now - p.lastSentAt >= every && !p.flushScheduled) {
+        p.lastSentAt = now;
+        s.write(PING_FRAME);
+      }
+    }
   }
 
   /**
@@ -267,7 +304,7 @@ export class Transport {
     if (addr.nodeId === this.opts.nodeId || this.closed) return;
     const p = this.peers.get(addr.nodeId);
     if (!p) {
-      const np: Peer = { addr, socket: null, out: [], flushScheduled: false, backoff: 50, timer: null };
+      const np: Peer = { addr, socket: null, out: [], flushScheduled: false, backoff: 50, timer: null, lastRecvAt: 0, lastSentAt: 0 };
       this.peers.set(addr.nodeId, np);
       if (this.server && this.opts.nodeId < addr.nodeId) this.dial(np);
       return;
@@ -298,9 +335,12 @@ export class Transport {
     const localAddress = outgoingLocalAddress(this.opts.host, this.opts.localAddress);
     const s = net.connect({ host: p.addr.host, port: p.addr.port, ...(localAddress !== undefined ? { localAddress } : {}) });
     s.setNoDelay(true);
+    // a SYN into a partition is dropped silently: give up and redial (the kernel would retry for ~2 minutes)
+    s.setTimeout(this.opts.connectTimeoutMs ?? 1500, () => { if (!up) s.destroy(); });
     let up = false;
     s.once('connect', () => {
       up = true;
+      s.setTimeout(0);
       p.backoff = 50;
       s.write(encodeJsonFrame(FrameKind.HELLO, { nodeId: this.opts.nodeId, clusterId: this.opts.clusterId }));
       this.attach(p, s);
@@ -318,6 +358,8 @@ export class Transport {
   private attach(p: Peer, s: net.Socket): void {
     if (p.socket && p.socket !== s) p.socket.destroy();
     p.socket = s;
+    p.lastRecvAt = performance.now();
+    p.lastSentAt = p.lastRecvAt;
     this.opts.logger.info({ peer: p.addr.nodeId }, 'raft transport: peer connected');
   }
 
@@ -344,7 +386,7 @@ export class Transport {
       // A lower id of the same cluster that we do not know yet: a member added after our peers list was written
       // (we learn its address from the metadata later; the accepting side does not need it).
       if (!p && hello.clusterId === this.opts.clusterId && hello.nodeId < this.opts.nodeId && this.opts.acceptUnknownPeers) {
-        p = { addr: { nodeId: hello.nodeId, host: s.remoteAddress ?? '', port: 0 }, socket: null, out: [], flushScheduled: false, backoff: 50, timer: null };
+        p = { addr: { nodeId: hello.nodeId, host: s.remoteAddress ?? '', port: 0 }, socket: null, out: [], flushScheduled: false, backoff: 50, timer: null, lastRecvAt: 0, lastSentAt: 0 };
         this.peers.set(hello.nodeId, p);
       }
       if (hello.clusterId !== this.opts.clusterId || !p || hello.nodeId >= this.opts.nodeId) {
@@ -360,6 +402,9 @@ export class Transport {
   private readFrames(s: net.Socket, peerOf: () => NodeId | null, onHello?: (h: { nodeId: number; clusterId: string }) => void): void {
     const reader = new FrameReader(this.max);
     s.on('data', (chunk: Buffer) => {
+      const id = peerOf();
+      const p = id === null ? undefined : this.peers.get(id);
+      if (p && p.socket === s) p.lastRecvAt = performance.now();
       try {
         for (const f of reader.push(chunk)) this.onFrame(s, f.kind, f.body, peerOf(), onHello);
       } catch (e) {
@@ -378,6 +423,7 @@ export class Transport {
       return;
     }
     if (peer === null) throw garbage(`frame kind ${kind} before HELLO`);
+    if (kind === FrameKind.PING) return; // keepalive: receiving it was the point
     if (kind === FrameKind.RAFT) {
       const { group, message } = decodeRaftBody(body);
       if (message.from !== peer || message.to !== this.opts.nodeId) throw garbage(`RAFT message from ${message.from} to ${message.to} on the connection of peer ${peer}`);
@@ -436,7 +482,10 @@ export class Transport {
         p.flushScheduled = false;
         const bufs = p.out;
         p.out = [];
-        if (p.socket && bufs.length) p.socket.write(bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs));
+        if (p.socket && bufs.length) {
+          p.socket.write(bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs));
+          p.lastSentAt = performance.now();
+        }
       });
     }
     return true;
@@ -480,6 +529,8 @@ export class Transport {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.keepaliveTimer) clearInterval(this.keepaliveTimer);
+    this.keepaliveTimer = null;
     for (const p of this.peers.values()) {
       if (p.timer) clearTimeout(p.timer);
       p.socket?.destroy();
