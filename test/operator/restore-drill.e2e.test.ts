@@ -182,4 +182,18 @@ describe('LanceRestore DR drill', () => {
     const ev = (await e.events('into-spare')).map((x) => x.reason);
     expect(ev).toEqual(expect.arrayContaining(['StoppingTarget', 'ReplacingPvcs', 'CreatedPvcs', 'CreatedJobs', 'StartingTarget', 'RestoreSucceeded']));
   }, 600_000);
+
+  it('restored under its old name and prefix, the cluster serves the data and keeps writing restore points there', async () => {
+    await e.apply({
+      apiVersion: 'lance.dev/v1alpha1', kind: 'LanceRestore', metadata: { name: 'prod-again' },
+      spec: { source: source(e.s3, BUCKET, PREFIX), target: { clusterName: 'prod', spec: clusterDoc('prod', e.s3, BUCKET, PREFIX).spec } },
+    });
+    const st = await waitSucceeded('prod-again');
+    const restoredAt = Date.parse(st.completionTime!);
+    for (const p of [0, 1]) expect(await values('prod', p)).toEqual(expected(p, [[1, WAVE1], [2, WAVE2]]));
+    expect(await groupOffsets('prod')).toEqual(finalOffsets);
+    // Same cluster id and prefix: its own restore points continue after the restore (default 10 s cadence).
+    await produceWave('prod', 4, 2);
+    await waitForRestorePoint(restoredAt, 'a restore point written by the restored cluster');
+  }, 600_000);
 });
