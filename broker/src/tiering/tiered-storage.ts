@@ -58,6 +58,24 @@ export interface TieredPartition {
   highWatermark(): number;
   /** the topic's retention, applied to the remote log */
   remoteRetention(): { retentionMs: number; retentionBytes: number };
+  /**
+   * cluster mode: whether this replica uploads now (it leads the partition). A replica that is not active forgets
+   * its manifest, so when it leads again it reloads what the leaders in between wrote.
+   */
+  active?(): boolean;
+}
+
+/**
+ * Pure: a new leader whose local segments do not line up with the remote manifest's last segment (replicas roll
+ * segments independently) keeps the first `k` remote segments and re-uploads its own log from there. `k` is the
+ * largest count whose end is the base of a local segment; 0 when the local log starts at or before the remote
+ * log; null when neither works (the local data needed is gone).
+ */
+export function planTakeover(remote: readonly { baseOffset: number; lastOffset: number }[], localBases: readonly number[]): number | null {
+  const bases = new Set(localBases);
+  for (let k = remote.length - 1; k >= 1; k--) if (bases.has(remote[k - 1]!.lastOffset + 1)) return k;
+  if (localBases.length > 0 && localBases[0]! <= (remote[0]?.baseOffset ?? Number.MAX_SAFE_INTEGER)) return 0;
+  return null;
 }
 
 interface PartitionState {
@@ -316,6 +334,11 @@ export class TieredStorage {
 
   private async pass(s: PartitionState): Promise<void> {
     if (s.removed || this.stopped) return;
+    if (s.tp.active && !s.tp.active()) {
+      s.manifest = null;
+      s.fenced = false;
+      return;
+    }
     await this.ensureLoadedState(s);
     if (s.fenced) return;
     const { tp } = s;
@@ -328,31 +351,47 @@ export class TieredStorage {
     }
     // 2. upload sealed, committed segments the manifest does not hold yet, oldest first
     const hwAfter = tp.highWatermark();
-    for (const seg of tp.log.segments()) {
-      if (s.removed || this.stopped) return;
-      if (!seg.sealed || seg.lastOffset < seg.baseOffset || seg.lastOffset >= Math.max(hw, hwAfter, tp.log.durableOffset)) continue;
-      const m = s.manifest!;
-      const last = m.segments.at(-1);
-      if (last && seg.lastOffset <= last.lastOffset) continue;
-      if (last && seg.baseOffset <= last.lastOffset) {
-        throw new LanceError('CONFLICT', `${tp.topic}-${tp.ref.partition}: local segment ${seg.baseOffset}..${seg.lastOffset} overlaps remote ${last.baseOffset}..${last.lastOffset}`, { topic: tp.topic, partition: tp.ref.partition });
+    const localSegs = tp.log.segments();
+    let tookOver = false;
+    upload: for (;;) {
+      for (const seg of localSegs) {
+        if (s.removed || this.stopped) return;
+        if (!seg.sealed || seg.lastOffset < seg.baseOffset || seg.lastOffset >= Math.max(hw, hwAfter, tp.log.durableOffset)) continue;
+        const m = s.manifest!;
+        const last = m.segments.at(-1);
+        if (last && seg.lastOffset <= last.lastOffset) continue;
+        if (last && seg.baseOffset <= last.lastOffset) {
+          // another replica's segment boundaries (a leader change): keep the remote prefix that ends on one of our
+          // segment boundaries and continue from there with our own segments (the data is the same: Raft)
+          const k = planTakeover(m.segments, localSegs.filter((x) => x.lastOffset >= x.baseOffset).map((x) => x.baseOffset));
+          if (k === null) {
+            throw new LanceError('CONFLICT', `${tp.topic}-${tp.ref.partition}: local segment ${seg.baseOffset}..${seg.lastOffset} overlaps remote ${last.baseOffset}..${last.lastOffset} and no local segment starts on a remote boundary`, { topic: tp.topic, partition: tp.ref.partition });
+          }
+          this.log.info({ topic: tp.topic, partition: tp.ref.partition, keptRemoteSegments: k, of: m.segments.length }, 'taking over the remote log: re-uploading from a common segment boundary');
+          if (tookOver) throw new LanceError('INTERNAL', `${tp.topic}-${tp.ref.partition}: remote log takeover did not converge`, { topic: tp.topic, partition: tp.ref.partition });
+          tookOver = true;
+          s.manifest = { ...m, segments: m.segments.slice(0, k) };
+          // start over: our segments from the boundary on are uploaded in order
+          continue upload;
+        }
+        const term = tp.term();
+        const stem = segmentKeyStem(tp.ref, { baseOffset: seg.baseOffset, lastOffset: seg.lastOffset, term, node: this.nodeId });
+        const idxFile = seg.file.replace(/\.lnc$/, '.idx');
+        const tixFile = seg.file.replace(/\.lnc$/, '.tix');
+        const idx = fs.existsSync(idxFile) ? await this.uploadFile(`${stem}.idx`, idxFile) : undefined;
+        const tix = fs.existsSync(tixFile) ? await this.uploadFile(`${stem}.tix`, tixFile) : undefined;
+        const data = await this.uploadFile(`${stem}.lnc`, seg.file);
+        const rs: RemoteSegment = {
+          baseOffset: seg.baseOffset, lastOffset: seg.lastOffset, firstIndex: seg.firstIndex, term, maxTimestamp: seg.maxTimestamp,
+          uploadedAt: new Date(this.now()).toISOString(), data, ...(idx ? { idx } : {}), ...(tix ? { tix } : {}),
+        };
+        // the manifest is written only after the verified upload: it is what makes the local copy deletable
+        await this.writeManifest(s, [...m.segments, rs]);
+        this.metrics?.segmentsUploaded.inc();
+        this.metrics?.bytesUploaded.inc(data.size);
+        this.log.info({ topic: tp.topic, partition: tp.ref.partition, key: data.key, bytes: data.size }, 'segment uploaded and verified');
       }
-      const term = tp.term();
-      const stem = segmentKeyStem(tp.ref, { baseOffset: seg.baseOffset, lastOffset: seg.lastOffset, term, node: this.nodeId });
-      const idxFile = seg.file.replace(/\.lnc$/, '.idx');
-      const tixFile = seg.file.replace(/\.lnc$/, '.tix');
-      const idx = fs.existsSync(idxFile) ? await this.uploadFile(`${stem}.idx`, idxFile) : undefined;
-      const tix = fs.existsSync(tixFile) ? await this.uploadFile(`${stem}.tix`, tixFile) : undefined;
-      const data = await this.uploadFile(`${stem}.lnc`, seg.file);
-      const rs: RemoteSegment = {
-        baseOffset: seg.baseOffset, lastOffset: seg.lastOffset, firstIndex: seg.firstIndex, term, maxTimestamp: seg.maxTimestamp,
-        uploadedAt: new Date(this.now()).toISOString(), data, ...(idx ? { idx } : {}), ...(tix ? { tix } : {}),
-      };
-      // the manifest is written only after the verified upload: it is what makes the local copy deletable
-      await this.writeManifest(s, [...m.segments, rs]);
-      this.metrics?.segmentsUploaded.inc();
-      this.metrics?.bytesUploaded.inc(data.size);
-      this.log.info({ topic: tp.topic, partition: tp.ref.partition, key: data.key, bytes: data.size }, 'segment uploaded and verified');
+      break;
     }
     // 3. remote retention
     const m = s.manifest!;
