@@ -272,7 +272,7 @@ export class LanceRestoreReconciler {
         if (failed.reason) job.reason = failed.reason;
         if (failed.message) job.message = failed.message;
         const pod = mine.filter((p) => p.status?.phase === 'Failed').pop();
-        const detail = pod ? await this.podOutput(namespace, pod, true) : undefined;
+        const detail = pod ? await this.failedOutput(namespace, pod) : undefined;
         if (detail) job.detail = detail;
       } else if (complete) {
         const pod = mine.filter((p) => p.status?.phase === 'Succeeded').pop();
@@ -286,11 +286,11 @@ export class LanceRestoreReconciler {
   }
 
   /** A failed restore container's own words: its termination message, else the tail of its log. */
-  private async podOutput(namespace: string, pod: PodObject, failed: boolean): Promise<string | undefined> {
+  private async failedOutput(namespace: string, pod: PodObject): Promise<string | undefined> {
     const msg = pod.status?.containerStatuses?.[0]?.state?.terminated?.message;
     if (msg && msg.trim()) return failureDetail(msg);
     const log = await this.podLog(namespace, pod);
-    return log !== undefined ? (failed ? failureDetail(log) : log) : undefined;
+    return log !== undefined ? failureDetail(log) : undefined;
   }
 
   private async podLog(namespace: string, pod: PodObject, tailLines = 50): Promise<string | undefined> {
