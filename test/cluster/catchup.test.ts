@@ -157,6 +157,24 @@ describe('segment transfer catch-up (real processes)', () => {
     await expectIdentical(victim, await leaderOf());
   }, 300_000);
 
+  it('a follower that was down while the log grew gets only the missing segments (keeps its identical prefix)', async () => {
+    const leader = await leaderOf();
+    const victim = [1, 2, 3].find((n) => n !== leader)!;
+    const x = c.node(victim);
+    await c.kill(victim);
+    await produce(40);
+    await c.startNode(victim); // same data dir
+    const want = await waitUntil('leader log end', async () => (await groupOn(c.node(await leaderOf())))?.lastIndex);
+    await waitUntil(`node ${victim} caught up to ${want}`, async () => ((await groupOn(x))?.lastIndex ?? 0) >= want, 120_000);
+    // counters restart with the process: everything counted here came after the restart
+    expect((await transfers(x, 'in')).segments).toBeGreaterThanOrEqual(1);
+    // the install kept the segments the node already had (log line of this start)
+    const lines = (await readFile(x.logFile, 'utf8')).split('\n').filter((l) => l.includes('segment install: fetching'));
+    const last = JSON.parse(lines[lines.length - 1]!) as { keep: number; fetch: number };
+    expect(last.keep).toBeGreaterThan(0);
+    await expectIdentical(victim, await leaderOf());
+  }, 300_000);
+
   it('after retention deleted the leader\'s early segments, a wiped follower starts at the leader\'s log start', async () => {
     const admin = kafka.admin();
     await admin.connect();
