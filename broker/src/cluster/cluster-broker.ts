@@ -386,8 +386,18 @@ export class ClusterBroker implements KafkaBackend {
       this.once('founders', () => this.ensureRegistry());
       return; // no membership decisions on an incomplete registry
     }
+    // A removed broker stays in the metadata group until no partition group lists it any more: it must still see
+    // the leaders' reports that drop it, to close and delete its replicas (the last entries it applies).
     const target = activeBrokers(this.meta).map((b) => b.nodeId);
+    for (const id of this.meta.removed ?? []) {
+      if (members.includes(id) && this.listedInPartitions(id)) target.push(id);
+    }
     if (target.length > 0) this.driveGroup(META_GROUP, st, target);
+  }
+
+  /** some partition leader's last report still lists `id` as a voter or learner */
+  private listedInPartitions(id: number): boolean {
+    return Object.values(this.meta.topics).some((t) => (t.leaders ?? []).some((r) => !!r && (r.voters.includes(id) || r.learners.includes(id))));
   }
 
   private partitionTick(): void {
