@@ -1133,6 +1133,27 @@ export class ClusterBroker implements KafkaBackend {
     return this.parts.get(partitionGroup(t, partition))?.hw ?? null;
   }
 
+  /** tiering hook (tiering/cluster-dr.ts): this node's partition replicas, read live; only leaders upload */
+  tieringReplicas(): Array<{
+    topic: string; topicId: string; partition: number; log(): PartitionRaftLog['pl']; term(): number; leading(): boolean; hw(): number;
+    retention(): { retentionMs: number; retentionBytes: number };
+  }> {
+    const out = [];
+    for (const rt of this.parts.values()) {
+      const t = this.meta.topics[rt.topic];
+      if (!t) continue;
+      out.push({
+        topic: rt.topic, topicId: t.topicId, partition: rt.partition, log: () => rt.log.pl, term: () => rt.term, hw: () => rt.hw,
+        leading: () => !this.closed && rt.role === 'leader' && this.parts.get(rt.group) === rt,
+        retention: () => {
+          const r = logOptions(this.config, parseKafkaTopicConfigs(this.meta.topics[rt.topic]?.config ?? {})).retention;
+          return { retentionMs: r.retentionMs, retentionBytes: r.retentionBytes };
+        },
+      });
+    }
+    return out;
+  }
+
   // ---------------------------------------------------------------- runtime hooks (same shape as LocalBroker)
 
   setKafkaEndpoint(_host: string, _port: number): void {
