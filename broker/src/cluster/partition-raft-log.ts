@@ -581,6 +581,28 @@ export class PartitionRaftLog implements RaftLog {
     return { meta: { index: this.floor, term, config: copyConfig(this.configAt(this.floor)) }, data: encodeDescriptor(decodeDescriptor(encodeDescriptor(d), `raft log ${this.opts.group}`)) };
   }
 
+  /** resolves once no segment install is queued or running (the log then holds what the view describes) */
+  async installed(): Promise<void> {
+    while (this.installing) await this.chain.catch(() => undefined);
+  }
+
+  /**
+   * The partition log as it will be once the pending install (if any) is done: reads wait for the install. For
+   * state rebuilt from the log right at `onRestore` (producer state), which comes before the segments are in place.
+   */
+  afterInstall(): { readonly logStartOffset: number; readonly nextOffset: number; read: PartitionLog['read'] } {
+    const start = this.installing ? this.installing.logStart.nextOffset : this.pl.logStartOffset;
+    const next = (): number => (this.installing ? this.installing.nextOffset : this.pl.nextOffset);
+    return {
+      logStartOffset: start,
+      get nextOffset(): number { return next(); },
+      read: async (from, max) => {
+        await this.installed();
+        return this.pl.read(from, max);
+      },
+    };
+  }
+
   /** the descriptor's offset after the snapshot point (the high watermark after a restore) */
   static snapshotNextOffset(data: Uint8Array): number {
     return decodeDescriptor(data, 'snapshot').nextOffset;

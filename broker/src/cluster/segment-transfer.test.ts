@@ -204,7 +204,15 @@ describe('PartitionRaftLog segment transfer', () => {
     const more: RaftEntry[] = [];
     for (let i = floor + 1; i <= 200; i++) more.push(data(i, 1));
     follower.log.append(more);
+    // state rebuilt at restore time (producer state) reads the log as it will be after the install
+    const view = follower.log.afterInstall();
+    expect(view.logStartOffset).toBe(d.logStart.nextOffset);
+    expect(view.nextOffset).toBe(d.nextOffset);
+    const early = view.read(view.logStartOffset, 1 << 20);
     await follower.log.persist({ seq: ++seq, hardState: { term: 1, vote: null, commit: 200 }, sync: true, snapshot: snap });
+    const got = await early;
+    expect(got[0]!.firstOffset).toBe(0);
+    expect(got.map((e) => e.index)).toEqual((await leader.log.pl.read(0, 1 << 20)).map((e) => e.index));
 
     for (const r of d.segments) {
       const name = String(r.baseOffset).padStart(20, '0') + '.lnc';
