@@ -728,7 +728,8 @@ export class ClusterBroker implements KafkaBackend {
         onRestore: (snap) => {
           rt.hw = PartitionRaftLog.snapshotNextOffset(snap.data);
           rt.commitIndex = snap.meta.index;
-          void rt.producers.seed(rt.log.pl, rt.hw, (err) => this.logger.warn({ err, group: gid }, 'producer state scan failed'));
+          // the segments are still being pulled: the scan reads the log once the install is done
+          void rt.producers.seed(rt.log.afterInstall(), rt.hw, (err) => this.logger.warn({ err, group: gid }, 'producer state scan failed'));
           this.events.emit('hw', rt.topic, rt.partition, rt.hw);
         },
       });
