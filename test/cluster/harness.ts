@@ -34,53 +34,83 @@ export interface NodeSpec { nodeId: number; kafkaPort: number; adminPort: number
  * - default: every node on 127.0.0.1 with its own ports (one shared config file).
  * - `ipBase` "127.a.b.": node i listens (kafka, admin, raft) on `127.a.b.i` and dials its peers from that address
  *   (the transport binds outgoing connections to the raft listener's IP), so packet filters can cut node pairs.
- * - `raftProxies`: every inter-broker connection goes through a cuttable TCP proxy (`RaftProxy`) on 127.0.0.1; each
- *   node gets its own config file whose peer entries point at the proxies (clusterId fixed, since the derived id
- *   would differ per file). The fallback partition mechanism when packet filtering is unavailable.
+ * - `raftProxies`: node i's raft port is fronted by a RaftProxy on 127.0.0.1:<its raftPort> (the address in the
+ *   peers list, so also the one the metadata advertises); the node itself binds the same port on a private
+ *   loopback address (`127.a.b.i`, no root needed), where only its proxy reaches it. The proxy reads each
+ *   connection's HELLO to learn the dialling node, so a partition can stop exactly the connections that touch
+ *   the isolated node. The fallback partition mechanism when packet filtering is unavailable.
  */
 export interface ClusterOptions { ipBase?: string; raftProxies?: boolean }
 
 /**
- * A TCP proxy for one dialling direction (lower id → higher id) between two brokers. cut() stops forwarding in both
- * directions without closing anything (a silent partition: like dropped packets, nothing is reset; TCP would
- * retransmit, here the bytes wait); heal() delivers what waited and resumes.
+ * TCP proxy in front of one broker's raft listener. Stopping a connection pauses both directions without closing
+ * anything (a silent partition: like dropped packets; the bytes wait, as TCP retransmissions would, and flow on
+ * when healed — unless the brokers' keepalive gave up on the connection first).
  */
 export class RaftProxy {
   private server: net.Server | null = null;
-  private readonly conns = new Set<net.Socket>();
-  private isCut = false;
-  port = 0;
-  constructor(readonly from: number, readonly to: number, private readonly target: () => number) {}
+  private readonly conns = new Set<{ from: number | null; client: net.Socket; upstream: net.Socket; paused: boolean; held: Buffer | null }>();
 
-  async listen(): Promise<void> {
+  constructor(
+    readonly to: number,
+    private readonly targetHost: string,
+    private readonly targetPort: number,
+    private readonly isCut: (from: number, to: number) => boolean,
+  ) {}
+
+  async listen(port: number): Promise<void> {
     const server = net.createServer((client) => {
-      const upstream = net.connect({ host: '127.0.0.1', port: this.target() });
-      for (const s of [client, upstream]) {
-        this.conns.add(s);
-        s.on('error', () => undefined);
-        s.once('close', () => { this.conns.delete(s); client.destroy(); upstream.destroy(); });
-        if (this.isCut) s.pause();
+      const upstream = net.connect({ host: this.targetHost, port: this.targetPort });
+      const conn = { from: null as number | null, client, upstream, paused: false, held: null as Buffer | null };
+      this.conns.add(conn);
+      for (const sock of [client, upstream]) {
+        sock.on('error', () => undefined);
+        sock.once('close', () => { this.conns.delete(conn); client.destroy(); upstream.destroy(); });
       }
-      client.on('data', (d) => upstream.write(d));
-      upstream.on('data', (d) => client.write(d));
+      // the dialler's first frame is HELLO (u32 length | kind | JSON {nodeId, clusterId}): it names the dialler
+      let head = Buffer.alloc(0);
+      const onFirst = (d: Buffer): void => {
+        head = Buffer.concat([head, d]);
+        if (head.length < 4 || head.length < 4 + head.readUInt32BE(0)) return;
+        try {
+          conn.from = Number((JSON.parse(head.toString('utf8', 5, 4 + head.readUInt32BE(0))) as { nodeId: unknown }).nodeId);
+        } catch {
+          client.destroy();
+          return;
+        }
+        client.off('data', onFirst);
+        client.on('data', (x: Buffer) => upstream.write(x));
+        // even the HELLO waits while the connection is cut (the acceptor must not see a live peer)
+        conn.held = head;
+        this.apply();
+      };
+      client.on('data', onFirst);
+      upstream.on('data', (x: Buffer) => client.write(x));
     });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => resolve());
+    });
     this.server = server;
-    this.port = (server.address() as net.AddressInfo).port;
   }
 
-  cut(): void {
-    this.isCut = true;
-    for (const s of this.conns) s.pause();
-  }
-
-  heal(): void {
-    this.isCut = false;
-    for (const s of this.conns) s.resume();
+  /** pause or resume every identified connection according to isCut */
+  apply(): void {
+    for (const c of this.conns) {
+      if (c.from === null) continue;
+      const cut = this.isCut(c.from, this.to);
+      if (cut && !c.paused) { c.client.pause(); c.upstream.pause(); }
+      if (!cut && c.paused) { c.client.resume(); c.upstream.resume(); }
+      c.paused = cut;
+      if (!cut && c.held) {
+        c.upstream.write(c.held);
+        c.held = null;
+      }
+    }
   }
 
   async close(): Promise<void> {
-    for (const s of this.conns) s.destroy();
+    for (const c of this.conns) { c.client.destroy(); c.upstream.destroy(); }
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
   }
 }
@@ -92,6 +122,8 @@ export interface ClusterNode extends NodeSpec {
   starts: number;
   /** the address every listener of this node binds (and its outgoing raft connections use) */
   host: string;
+  /** the raft listener's bind address: `host`, or a private address behind the node's RaftProxy */
+  raftBindHost: string;
   configFile: string;
 }
 
@@ -113,53 +145,45 @@ export async function waitUntil<T>(what: string, fn: () => Promise<T | undefined
 export class TestCluster {
   readonly nodes: ClusterNode[] = [];
   dir = '';
-  /** the shared config file (per-node files in raftProxies mode: ClusterNode.configFile) */
+  /** the config file (shared by every node) */
   configFile = '';
-  /** raftProxies mode: `${from}>${to}` → proxy */
-  readonly proxies = new Map<string, RaftProxy>();
+  /** raftProxies mode: node id → the proxy in front of its raft listener */
+  readonly proxies = new Map<number, RaftProxy>();
+  /** raftProxies mode: nodes whose connections the proxies stop */
+  private readonly cutNodes = new Set<number>();
 
   static async start(n = 3, opts: ClusterOptions = {}): Promise<TestCluster> {
     const c = new TestCluster();
     c.dir = await mkdtemp(path.join(tmpdir(), 'lance-cluster-'));
     c.configFile = path.join(c.dir, 'lance.yaml');
+    const privateBase = `127.${100 + Math.floor(Math.random() * 150)}.${1 + Math.floor(Math.random() * 250)}.`;
     for (let i = 1; i <= n; i++) {
       const host = opts.ipBase !== undefined ? `${opts.ipBase}${i}` : '127.0.0.1';
       const spec: NodeSpec = { nodeId: i, kafkaPort: await freePort(), adminPort: await freePort(), raftPort: await freePort(), dataDir: path.join(c.dir, `node-${i}`) };
       c.nodes.push({
         ...spec, proc: null, admin: new AdminClient(`${host}:${spec.adminPort}`), logFile: path.join(c.dir, `node-${i}.log`), starts: 0,
-        host, configFile: opts.raftProxies ? path.join(c.dir, `lance-${i}.yaml`) : c.configFile,
+        host, configFile: c.configFile, raftBindHost: opts.raftProxies ? `${privateBase}${i}` : host,
       });
     }
     const entry = (x: ClusterNode, raftPort: number): string => `    - {nodeId: ${x.nodeId}, host: ${x.host}, raftPort: ${raftPort}, kafkaPort: ${x.kafkaPort}, adminPort: ${x.adminPort}}`;
     const listeners = 'listeners:\n  kafka: {host: 127.0.0.1}\n  admin: {host: 127.0.0.1}\n  raft: {host: 127.0.0.1}\n';
     if (opts.raftProxies) {
-      for (const a of c.nodes) {
-        for (const b of c.nodes) {
-          if (a.nodeId >= b.nodeId) continue; // the lower id dials
-          const p = new RaftProxy(a.nodeId, b.nodeId, () => b.raftPort);
-          await p.listen();
-          c.proxies.set(`${a.nodeId}>${b.nodeId}`, p);
-        }
+      for (const x of c.nodes) {
+        const p = new RaftProxy(x.nodeId, x.raftBindHost, x.raftPort, (from, to) => c.cutNodes.has(from) || c.cutNodes.has(to));
+        await p.listen(x.raftPort);
+        c.proxies.set(x.nodeId, p);
       }
-      for (const me of c.nodes) {
-        // my own entry is real (I listen there); a higher peer is reached through my proxy towards it
-        const peers = c.nodes.map((x) => entry(x, x.nodeId > me.nodeId ? c.proxies.get(`${me.nodeId}>${x.nodeId}`)!.port : x.raftPort)).join('\n');
-        await writeFile(me.configFile, `clusterId: lance-proxied-test\n${listeners}cluster:\n  peers:\n${peers}\n`);
-      }
-    } else {
-      await writeFile(c.configFile, `${listeners}cluster:\n  peers:\n${c.nodes.map((x) => entry(x, x.raftPort)).join('\n')}\n`);
     }
+    await writeFile(c.configFile, `${listeners}cluster:\n  peers:\n${c.nodes.map((x) => entry(x, x.raftPort)).join('\n')}\n`);
     await Promise.all(c.nodes.map((x) => c.startNode(x.nodeId)));
     return c;
   }
 
-  /** raftProxies mode: cut (or heal) every proxied connection between `id` and the other nodes */
+  /** raftProxies mode: stop (or let flow again) every connection between `id` and the other nodes */
   setProxiesCut(id: number, cut: boolean): void {
-    for (const p of this.proxies.values()) {
-      if (p.from !== id && p.to !== id) continue;
-      if (cut) p.cut();
-      else p.heal();
-    }
+    if (cut) this.cutNodes.add(id);
+    else this.cutNodes.delete(id);
+    for (const p of this.proxies.values()) p.apply();
   }
 
   node(id: number): ClusterNode {
@@ -177,7 +201,7 @@ export class TestCluster {
     const proc = spawn(process.execPath, [LANCE, '--config', x.configFile], {
       env: {
         ...process.env, LANCE_NODE_ID: String(id), LANCE_DATA_DIR: x.dataDir, LANCE_LOG_LEVEL: 'info',
-        LANCE_KAFKA_HOST: x.host, LANCE_ADMIN_HOST: x.host, LANCE_RAFT_HOST: x.host,
+        LANCE_KAFKA_HOST: x.host, LANCE_ADMIN_HOST: x.host, LANCE_RAFT_HOST: x.raftBindHost,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

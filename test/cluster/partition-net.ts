@@ -4,7 +4,8 @@
  *   peers from it; a dedicated table `lance_test_<pid>` gets an input-hook chain that DROPS packets between the
  *   victim's IP and the others, both directions. A silent partition: nothing is reset, TCP retransmits until healed.
  *   The table is deleted on heal/cleanup; tables left by dead test processes are removed on the next start.
- * - `proxy` (otherwise): every inter-broker connection runs through a RaftProxy (harness.ts) that stops forwarding.
+ * - `proxy` (otherwise): every broker's raft listener is fronted by a RaftProxy (harness.ts); the proxies stop
+ *   forwarding on every connection that touches the isolated node.
  * LANCE_PARTITION_MECHANISM=proxy|nftables forces one.
  */
 import { execFile } from 'node:child_process';
@@ -104,7 +105,7 @@ export class Partitioner {
 
   /** the rules as the kernel has them (for the test's log) */
   async describe(): Promise<string> {
-    if (this.mechanism === 'proxy') return `proxies: ${[...this.cluster.proxies.keys()].join(' ')}`;
+    if (this.mechanism === 'proxy') return `raft proxies in front of nodes ${[...this.cluster.proxies.keys()].join(', ')}`;
     const r = await run('nft', ['list', 'table', 'inet', this.table]);
     return r.code === 0 ? r.out.trim() : '(no table)';
   }

@@ -16,7 +16,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel, type Producer } from 'kafkajs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ClusterGroup } from '../../broker/src/admin/schemas.ts';
 import { readQuarantine } from '../../broker/src/cluster/partition-raft-log.ts';
 import { decodeRecordBatches } from '../../broker/src/kafka/records.ts';
@@ -134,6 +134,11 @@ describe('network partition with real processes', () => {
     await waitUntil('partition leader agreed', () => c.agreedLeader(group));
   }, 180_000);
 
+  afterEach(async () => {
+    // a failed test must not leave the next one partitioned
+    await part?.heal();
+  });
+
   afterAll(async () => {
     // removes the nft table (or closes the proxies) even when a test failed, then kills the brokers by pid
     await part?.cleanup();
@@ -161,7 +166,10 @@ describe('network partition with real processes', () => {
     expect(next.term).toBeGreaterThan(oldTerm);
     const electedMs = Date.now() - cutAt;
     const atElection = load.acked.length;
-    await waitUntil('the majority keeps acknowledging writes', async () => load.acked.length >= atElection + 100, 60_000);
+    await waitUntil('the majority keeps acknowledging writes', async () => load.acked.length >= atElection + 100, 60_000).catch(async (e: unknown) => {
+      const views = await Promise.all(c.nodes.map((x) => groupView(c, x.nodeId, group).catch((err: unknown) => String(err))));
+      throw new Error(`${String(e)}; acked ${load.acked.length - atElection} since the election; views: ${JSON.stringify(views)}`);
+    });
 
     // the minority never campaigned successfully and never raised its term (pre-vote), however long it waited
     const minority = await groupView(c, old, group);
