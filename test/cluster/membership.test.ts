@@ -70,16 +70,19 @@ describe('cluster membership (real processes)', () => {
   let node4: ChildProcess | null = null;
   /** node 4's endpoints once the replacement test started it */
   let spec4: { kafkaPort: number; adminPort: number; raftPort: number } | null = null;
+  let startNode4: () => void = () => undefined;
+  const killNode4 = async (): Promise<void> => {
+    const p = node4;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise<void>((r) => p.once('exit', () => r()));
+    p.kill('SIGKILL');
+    await exited;
+  };
   beforeAll(async () => {
     c = await TestCluster.start(3);
   }, 120_000);
   afterAll(async () => {
-    if (node4 && node4.exitCode === null && node4.signalCode === null) {
-      const p = node4;
-      const exited = new Promise<void>((r) => p.once('exit', () => r()));
-      p.kill('SIGKILL');
-      await exited;
-    }
+    await killNode4();
     await c?.cleanup();
   });
 
@@ -191,10 +194,14 @@ describe('cluster membership (real processes)', () => {
       `    - {nodeId: ${x.nodeId}, host: 127.0.0.1, raftPort: ${x.raftPort}, kafkaPort: ${x.kafkaPort}, adminPort: ${x.adminPort}}`;
     const cfg4 = path.join(c.dir, 'lance-4.yaml');
     await writeFile(cfg4, `listeners:\n  kafka: {host: 127.0.0.1}\n  admin: {host: 127.0.0.1}\n  raft: {host: 127.0.0.1}\ncluster:\n  bootstrapVoters: [1, 2, 3]\n  peers:\n${[...c.nodes, spec].map(entry).join('\n')}\n`);
-    const out = createWriteStream(path.join(c.dir, 'node-4.log'), { flags: 'a' });
-    node4 = spawn(process.execPath, [LANCE, '--config', cfg4], { env: { ...process.env, LANCE_NODE_ID: '4', LANCE_DATA_DIR: spec.dataDir, LANCE_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    node4.stdout!.pipe(out);
-    node4.stderr!.pipe(out);
+    startNode4 = () => {
+      const out = createWriteStream(path.join(c.dir, 'node-4.log'), { flags: 'a' });
+      const p = spawn(process.execPath, [LANCE, '--config', cfg4], { env: { ...process.env, LANCE_NODE_ID: '4', LANCE_DATA_DIR: spec.dataDir, LANCE_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      p.stdout!.pipe(out);
+      p.stderr!.pipe(out);
+      node4 = p;
+    };
+    startNode4();
     spec4 = spec;
     const admin4 = new AdminClient(`127.0.0.1:${spec.adminPort}`);
     await waitUntil('node 4 admin', async () => (await admin4.live()).status === 'ok', 60_000);
@@ -262,6 +269,21 @@ describe('cluster membership (real processes)', () => {
     const s4 = spec4!;
     const server = (id: number): string => `127.0.0.1:${id === 4 ? s4.adminPort : c.node(id).adminPort}`;
     const adminOf = (id: number): AdminClient => new AdminClient(server(id));
+    // a removal that would leave the metadata group without a live majority is refused: voters [1, 2, 4], node 4
+    // down, removing node 1 would leave [2, 4] with only node 2 alive
+    await killNode4();
+    await waitUntil('removal refused for lack of a live majority', async () => {
+      const r = await lnc(['members', 'remove', '1', '--server', server(2), '--no-wait']);
+      if (r.code === 0) throw new Error(`removal of node 1 was accepted: ${r.stdout}`);
+      return /CONFLICT: .*without a live majority/.test(r.stderr) ? r : undefined;
+    }, 30_000);
+    startNode4();
+    await waitUntil('node 4 back and caught up', async () => {
+      const l = await adminOf(2).listMembers();
+      const v = await adminOf(4).cluster();
+      return l.members.filter((m) => m.state === 'active').length === 3 && v.groups!.filter((g) => g.topic === 'orders').every((g) => g.leader !== null);
+    }, 60_000);
+
     const ctrl = await waitUntil('a controller', async () => {
       const id = (await adminOf(4).cluster()).controllerId;
       return id !== undefined && id >= 0 ? id : undefined;
