@@ -273,6 +273,7 @@ export class PartitionRaftLog implements RaftLog {
   /** the snapshot floor (see the file comment) and the offset after it */
   private floor = 0;
   private floorNext = 0;
+  private floorAt = -Infinity;
   /** the install in progress (its descriptor is this node's snapshot until it completes) */
   private installing: SnapshotDescriptor | null = null;
   private installGen = 0;
@@ -823,7 +824,13 @@ export class PartitionRaftLog implements RaftLog {
         this.hardState.commit = hs.commit;
       }
     }
-    this.refreshFloor();
+    // a floor computed a little earlier is still safe (segments and commit only grow; retention and installs
+    // refresh it themselves): recompute at most every 50 ms instead of on every group commit
+    const now = performance.now();
+    if (now - this.floorAt >= 50) {
+      this.floorAt = now;
+      this.refreshFloor();
+    }
   }
 
   async close(): Promise<void> {

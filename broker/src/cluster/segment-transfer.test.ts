@@ -163,6 +163,7 @@ async function fill(n: Node, from: number, to: number, term = 1): Promise<void> 
   for (let i = from; i <= to; i++) es.push(i === 1 ? { index: 1, term: 0, type: EntryType.CONFIG, data: CONFIG } : data(i, term));
   n.log.append(es);
   await n.log.persist({ seq: ++seq, hardState: { term, vote: null, commit: to }, sync: true, snapshot: null });
+  n.log.refreshFloor(); // persist() recomputes the floor at most every 50 ms
 }
 
 async function counter(m: SegmentTransferMetrics, which: 'transfers' | 'bytes', direction: 'in' | 'out'): Promise<number> {
