@@ -37,6 +37,8 @@ export const TopicSummarySchema = z.object({
   /** Kafka topic UUID */
   topicId: z.string(),
   config: TopicConfigSchema,
+  /** cluster mode: the topic's replication factor (target replicas per partition) */
+  replicationFactor: z.number().int().positive().optional(),
 });
 export type TopicSummary = z.infer<typeof TopicSummarySchema>;
 export const TopicListSchema = z.array(TopicSummarySchema);

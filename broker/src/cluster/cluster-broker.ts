@@ -1231,7 +1231,8 @@ export class ClusterBroker implements KafkaBackend {
   clusterView(): ClusterView {
     const me = this.opts.peers.find((p) => p.nodeId === this.nodeId)!;
     return {
-      clusterId: this.clusterId, nodeId: this.nodeId, role: this.metaRole === 'leader' ? 'leader' : 'follower', readOnly: this.config.readOnly,
+      clusterId: this.clusterId, nodeId: this.nodeId, readOnly: this.config.readOnly,
+      role: this.metaRole === 'leader' ? 'leader' : this.metaStatus()?.config.learners.includes(this.nodeId) ? 'learner' : 'follower',
       version: this.opts.version ?? '0.0.0', startedAt: this.startedAt,
       listeners: { kafka: { host: me.host, port: me.kafkaPort }, admin: this.adminEndpoint },
       brokers: this.brokers().map((b) => ({ nodeId: b.nodeId, host: b.host, port: b.port })),
@@ -1244,7 +1245,7 @@ export class ClusterBroker implements KafkaBackend {
     const p = parseKafkaTopicConfigs(t.config);
     const s = this.config.storage;
     return {
-      id: t.id, name: t.name, partitions: t.assignment.length, topicId: t.topicId,
+      id: t.id, name: t.name, partitions: t.assignment.length, topicId: t.topicId, replicationFactor: t.rf,
       config: { retentionMs: p.retentionMs ?? s.retentionMs, retentionBytes: p.retentionBytes ?? s.retentionBytes, segmentBytes: p.segmentBytes ?? s.segmentBytes },
     };
   }
