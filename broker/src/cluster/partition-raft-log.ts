@@ -721,7 +721,9 @@ export class PartitionRaftLog implements RaftLog {
   }
 
   private async retentionPass(policy: RetentionPolicy, maxIndex: number, canDelete: (s: SegmentInfo) => boolean): Promise<SegmentInfo[]> {
-    if (this.failed || this.installing || this.closing || (policy.retentionBytes === 0 && policy.retentionMs === 0)) return [];
+    if (this.failed || this.installing || this.closing) return [];
+    this.refreshFloor(); // also keeps the floor current on an idle partition (persist() refreshes it throttled)
+    if (policy.retentionBytes === 0 && policy.retentionMs === 0) return [];
     const segs = this.pl.segments();
     const cands = await Promise.all(segs.map(async (s) => ({
       sizeBytes: s.sizeBytes, maxTimestamp: s.maxTimestamp, sealed: s.sealed,
