@@ -44,12 +44,17 @@ async function newest(store: ObjectStore, ref: { clusterId: string; topicId: str
 }
 
 describe('planTakeover', () => {
-  const r = (b: number, l: number) => ({ baseOffset: b, lastOffset: l });
-  it('keeps the longest remote prefix ending on a local segment boundary', () => {
-    expect(planTakeover([r(0, 99), r(100, 199), r(200, 299)], [0, 150, 200, 260])).toBe(2);
-    expect(planTakeover([r(0, 99), r(100, 199), r(200, 299)], [0, 100, 250])).toBe(1);
-    expect(planTakeover([r(0, 99), r(100, 199), r(200, 299)], [0, 150, 250])).toBe(0);
-    expect(planTakeover([r(100, 199), r(200, 299)], [150, 250])).toBeNull();
+  // remote segments of 100 offsets and 10 entries each (indexes 1..10, 11..20, 21..30)
+  const r = (b: number, l: number) => ({ baseOffset: b, lastOffset: l, firstIndex: b / 10 + 1, lastIndex: (l + 1) / 10 });
+  const l = (b: number, i: number) => ({ baseOffset: b, firstIndex: i });
+  it('keeps the longest remote prefix ending on a local boundary (offset AND raft index)', () => {
+    const remote = [r(0, 99), r(100, 199), r(200, 299)];
+    expect(planTakeover(remote, [l(0, 1), l(150, 16), l(200, 21), l(260, 27)])).toBe(2);
+    expect(planTakeover(remote, [l(0, 1), l(100, 11), l(250, 26)])).toBe(1);
+    expect(planTakeover(remote, [l(0, 1), l(150, 16), l(250, 26)])).toBe(0);
+    // same offset, other index (a NOOP of the new leader in between): not a boundary
+    expect(planTakeover(remote, [l(0, 1), l(200, 22)])).toBe(0);
+    expect(planTakeover([r(100, 199), r(200, 299)], [l(150, 16), l(250, 26)])).toBeNull();
   });
 });
 

@@ -19,6 +19,8 @@ import type { LanceConfig } from './config.ts';
 import { acquireDataDirLock } from './data-dir-lock.ts';
 import { BrokerMetrics } from './metrics.ts';
 import { ensureNodeIdentity, type NodeIdentity } from './node-identity.ts';
+import { startClusterTiering, type ClusterTiering } from '../tiering/cluster-dr.ts';
+import { drSettings } from '../tiering/standalone-dr.ts';
 
 export interface RunningClusterBroker {
   identity: NodeIdentity;
@@ -100,6 +102,7 @@ export async function startClusterBroker(config: LanceConfig, peers: ClusterPeer
   let admin: AdminServerHandle | undefined;
   let kafka: KafkaServer | undefined;
   let groups: ClusterGroups | undefined;
+  let tiered: ClusterTiering | undefined;
   try {
     broker = await ClusterBroker.open({
       config, clusterId: identity.clusterId, nodeId: identity.nodeId, peers, logger: log, metrics, version,
@@ -123,7 +126,15 @@ export async function startClusterBroker(config: LanceConfig, peers: ClusterPeer
       const code = (e as NodeJS.ErrnoException).code;
       throw new LanceError('IO', `kafka listener: cannot listen on ${config.listeners.kafka.host}:${me.kafkaPort}: ${code ?? String(e)}`, { port: me.kafkaPort }, { cause: e });
     });
+    // object store: partition leaders upload sealed segments, the controller writes restore points
+    if (config.objectStore) {
+      tiered = startClusterTiering({
+        source: b, storeConfig: config.objectStore, clusterId: identity.clusterId, nodeId: identity.nodeId, logger: log, registry: metrics.registry,
+        uploadIntervalMs: config.tiering.uploadIntervalMs, cacheBytes: config.tiering.cacheBytes, dr: drSettings(config.tiering, process.env),
+      });
+    }
   } catch (e) {
+    await tiered?.stop().catch(() => undefined);
     await admin?.close().catch(() => undefined);
     await groups?.close().catch(() => undefined);
     await broker?.close().catch(() => undefined);
@@ -136,6 +147,7 @@ export async function startClusterBroker(config: LanceConfig, peers: ClusterPeer
   const kafkaServer = kafka;
   const adminServer = admin;
   const groupLayer = groups;
+  const tieredLayer = tiered;
   let closing: Promise<void> | undefined;
   return {
     identity, broker: running, metrics,
@@ -148,6 +160,7 @@ export async function startClusterBroker(config: LanceConfig, peers: ClusterPeer
         running.setKafkaDown();
         await Promise.all([kafkaServer.close(), adminServer.close()]);
         await groupLayer.close().catch((e: unknown) => log.error({ err: e }, 'closing the group layer failed'));
+        await tieredLayer?.stop().catch((e: unknown) => log.error({ err: e }, 'stopping tiering failed'));
         try {
           await running.close();
         } finally {

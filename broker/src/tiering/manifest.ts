@@ -62,6 +62,9 @@ export const RemoteSegmentSchema = z.strictObject({
   lastOffset: z.number().int().min(-1),
   /** Raft index of the first entry (0 if empty) */
   firstIndex: nonNeg,
+  /** Raft index of the last entry (zero-offset entries such as a new leader's NOOP count: the next segment must
+   *  continue at lastIndex + 1); absent in manifests written before it was recorded */
+  lastIndex: nonNeg.optional(),
   /** term of the leader that uploaded it */
   term: nonNeg,
   /** newest record timestamp in the segment, -1 if none */

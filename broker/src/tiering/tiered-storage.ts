@@ -71,11 +71,24 @@ export interface TieredPartition {
  * largest count whose end is the base of a local segment; 0 when the local log starts at or before the remote
  * log; null when neither works (the local data needed is gone).
  */
-export function planTakeover(remote: readonly { baseOffset: number; lastOffset: number }[], localBases: readonly number[]): number | null {
-  const bases = new Set(localBases);
-  for (let k = remote.length - 1; k >= 1; k--) if (bases.has(remote[k - 1]!.lastOffset + 1)) return k;
-  if (localBases.length > 0 && localBases[0]! <= (remote[0]?.baseOffset ?? Number.MAX_SAFE_INTEGER)) return 0;
+export function planTakeover(
+  remote: readonly { baseOffset: number; lastOffset: number; firstIndex: number; lastIndex?: number | undefined }[],
+  local: readonly { baseOffset: number; firstIndex: number }[],
+): number | null {
+  // a boundary is an offset AND a Raft index: zero-offset entries (a leader's NOOP) sit between equal offsets
+  const bases = new Set(local.map((l) => `${l.baseOffset}:${l.firstIndex}`));
+  for (let k = remote.length - 1; k >= 1; k--) {
+    const prev = remote[k - 1]!;
+    const nextIndex = (prev.lastIndex ?? remote[k]!.firstIndex - 1) + 1;
+    if (bases.has(`${prev.lastOffset + 1}:${nextIndex}`)) return k;
+  }
+  if (local.length > 0 && local[0]!.baseOffset <= (remote[0]?.baseOffset ?? Number.MAX_SAFE_INTEGER)) return 0;
   return null;
+}
+
+/** Pure: does a local segment continue the remote log right after `last` (same offset and Raft index)? */
+export function continuesRemote(last: { lastOffset: number; lastIndex?: number | undefined }, seg: { baseOffset: number; firstIndex: number }): boolean {
+  return seg.baseOffset === last.lastOffset + 1 && (last.lastIndex === undefined || seg.firstIndex === last.lastIndex + 1);
 }
 
 interface PartitionState {
@@ -360,10 +373,10 @@ export class TieredStorage {
         const m = s.manifest!;
         const last = m.segments.at(-1);
         if (last && seg.lastOffset <= last.lastOffset) continue;
-        if (last && seg.baseOffset <= last.lastOffset) {
+        if (last && (seg.baseOffset <= last.lastOffset || !continuesRemote(last, seg))) {
           // another replica's segment boundaries (a leader change): keep the remote prefix that ends on one of our
           // segment boundaries and continue from there with our own segments (the data is the same: Raft)
-          const k = planTakeover(m.segments, localSegs.filter((x) => x.lastOffset >= x.baseOffset).map((x) => x.baseOffset));
+          const k = planTakeover(m.segments, localSegs.filter((x) => x.lastOffset >= x.baseOffset));
           if (k === null) {
             throw new LanceError('CONFLICT', `${tp.topic}-${tp.ref.partition}: local segment ${seg.baseOffset}..${seg.lastOffset} overlaps remote ${last.baseOffset}..${last.lastOffset} and no local segment starts on a remote boundary`, { topic: tp.topic, partition: tp.ref.partition });
           }
@@ -382,7 +395,7 @@ export class TieredStorage {
         const tix = fs.existsSync(tixFile) ? await this.uploadFile(`${stem}.tix`, tixFile) : undefined;
         const data = await this.uploadFile(`${stem}.lnc`, seg.file);
         const rs: RemoteSegment = {
-          baseOffset: seg.baseOffset, lastOffset: seg.lastOffset, firstIndex: seg.firstIndex, term, maxTimestamp: seg.maxTimestamp,
+          baseOffset: seg.baseOffset, lastOffset: seg.lastOffset, firstIndex: seg.firstIndex, lastIndex: seg.lastIndex, term, maxTimestamp: seg.maxTimestamp,
           uploadedAt: new Date(this.now()).toISOString(), data, ...(idx ? { idx } : {}), ...(tix ? { tix } : {}),
         };
         // the manifest is written only after the verified upload: it is what makes the local copy deletable
