@@ -243,6 +243,13 @@ export class Kubelet extends Controller {
   private schedule(pod: KObject): void {
     const live = this.opts.nodes.filter((n) => !this.lost.has(n));
     if (live.length === 0) return;
+    // kube-scheduler's VolumeBinding: a pod whose claim is missing or being deleted stays Pending (unschedulable).
+    const pvcT = this.store.type('', 'persistentvolumeclaims')!;
+    for (const v of (pod.spec?.volumes ?? []) as { persistentVolumeClaim?: { claimName: string } }[]) {
+      if (!v.persistentVolumeClaim) continue;
+      const claim = this.store.tryGet(pvcT, pod.metadata.namespace, v.persistentVolumeClaim.claimName);
+      if (!claim || claim.metadata.deletionTimestamp) return;
+    }
     let node: string | undefined = pod.spec?.nodeSelector?.['kubernetes.io/hostname'];
     if (node && !live.includes(node)) return;
     node ??= live[this.rr++ % live.length];

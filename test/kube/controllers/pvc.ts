@@ -26,7 +26,8 @@ export class PvcController extends Controller {
       const ns = pvc.metadata.namespace!;
       const name = pvc.metadata.name!;
       if (pvc.metadata.deletionTimestamp) {
-        const inUse = pods.some((p) => p.metadata.namespace === ns && (p.spec.volumes ?? []).some((v: { persistentVolumeClaim?: { claimName: string } }) => v.persistentVolumeClaim?.claimName === name) && !['Succeeded', 'Failed'].includes(p.status?.phase));
+        // As kube's pvc-protection controller: an unscheduled pod does not hold the claim.
+        const inUse = pods.some((p) => p.metadata.namespace === ns && p.spec.nodeName && (p.spec.volumes ?? []).some((v: { persistentVolumeClaim?: { claimName: string } }) => v.persistentVolumeClaim?.claimName === name) && !['Succeeded', 'Failed'].includes(p.status?.phase));
         if (!inUse && pvc.metadata.finalizers?.includes(PROTECTION)) ignoreRace(() => s.update(pvcT, ns, name, { ...pvc, metadata: { ...pvc.metadata, finalizers: pvc.metadata.finalizers!.filter((f) => f !== PROTECTION) } }));
         continue;
       }

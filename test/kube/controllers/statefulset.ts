@@ -63,6 +63,8 @@ export class StatefulSetController extends Controller {
         if (!parallel) blocked = true;
         continue;
       }
+      // As kube (1.27+): a Pending pod whose claim went away (e.g. deleted to replace a node's disk) gets it recreated.
+      if (!p.spec?.nodeName && !p.metadata.deletionTimestamp) this.ensureClaims(sts, i);
       if (!parallel && !isPodReady(p)) blocked = true;
     }
     // Scale down: highest ordinal first; OrderedReady removes one at a time and only when the rest are ready.
