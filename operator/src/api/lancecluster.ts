@@ -44,6 +44,8 @@ export const MANAGED_CONFIG_PATHS = [
   'readOnly',
   'listeners',
   'peers',
+  // peersFile, bootstrapVoters, join: membership is the operator's.
+  'cluster',
   // objectStore tuning keys (partConcurrency, listDelimiter, ...) may be set; what spec.objectStore renders and the
   // credentials (which never go into a ConfigMap) may not.
   'objectStore.backend',
@@ -307,6 +309,7 @@ export const lanceClusterStatus = z
     members: z.array(member).max(99).optional(),
     leader: z.string().max(253).optional().describe('Pod of the metadata-group leader (the controller).'),
     controllerTerm: z.int().nonnegative().optional().describe('Raft term of the metadata group.'),
+    bootstrapVoters: z.array(z.int().nonnegative()).max(99).optional().describe('Node ids that founded the Raft cluster (the brokers\' cluster.bootstrapVoters); recorded once, never changed: later brokers join.'),
     lastRestorePoint: restorePoint.optional().describe('Newest complete restore point in the object store.'),
     restorePointAgeSeconds: z.int().nonnegative().optional().describe('Age of lastRestorePoint when status was written.'),
     currentImage: z.string().max(512).optional().describe('Image every pod runs once a rollout is complete.'),

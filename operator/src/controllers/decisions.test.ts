@@ -132,6 +132,11 @@ describe('split brain', () => {
     expect(detectSplitBrain([view('a-0', { leads: [{ group: 'g', term: 3 }] }), view('a-1', { leads: [{ group: 'g', term: 3 }] })])[0]!.fence).toEqual([]);
     expect(detectSplitBrain([view('a-0', { leads: [{ group: 'g', term: 3 }] })])).toEqual([]);
   });
+  it('fencing plan: a labelled pod whose broker reports itself unfenced is fenced again (an earlier admin call failed)', () => {
+    const pods = [pod('demo-0', { fencedLabel: true }), pod('demo-1', { fencedLabel: true })];
+    const plan = fencingPlan({ pods, manual: ['demo-0', 'demo-1'], splitBrainLosers: [], views: [view('demo-0', { fenced: false }), view('demo-1', { fenced: true })] });
+    expect(plan.fence).toEqual(['demo-0']);
+  });
   it('fencing plan: manual ∪ losers get fenced; healed and caught-up pods unfenced', () => {
     const pods = [pod('demo-0'), pod('demo-1', { fencedLabel: true }), pod('demo-2', { fencedLabel: true })];
     const plan = fencingPlan({ pods, manual: ['demo-0'], splitBrainLosers: [], views: [view('demo-2', { lag: 100 })] });

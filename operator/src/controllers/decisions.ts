@@ -334,7 +334,8 @@ export function fencingPlan(args: { pods: PodObservation[]; manual: string[]; sp
   const fence: string[] = [];
   const unfence: string[] = [];
   for (const p of args.pods) {
-    if (want.has(p.name) && !p.fencedLabel) fence.push(p.name);
+    // Also again when the broker says it is not fenced although labelled (an earlier admin call failed).
+    if (want.has(p.name) && (!p.fencedLabel || args.views.find((x) => x.pod === p.name)?.fenced === false)) fence.push(p.name);
     if (!want.has(p.name) && p.fencedLabel) {
       // Unfence only once the broker reports itself caught up (when lag is reported at all).
       const v = args.views.find((x) => x.pod === p.name);

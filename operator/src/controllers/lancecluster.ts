@@ -7,6 +7,7 @@
 import type { Logger } from '../../../broker/src/common/log.ts';
 import { silentLogger } from '../../../broker/src/common/log.ts';
 import { safeParseLanceCluster, type LanceCluster, type LanceClusterStatus, readyText } from '../api/lancecluster.ts';
+import { bootstrapVoters } from '../resources/configmap.ts';
 import { desiredResources } from '../resources/desired.ts';
 import { ANNOTATION_CONFIG_HASH, LABEL_FENCED, names, selectorLabels, selectorString, statusSelector } from '../resources/names.ts';
 import { BROKER_CONTAINER } from '../resources/statefulset.ts';
@@ -186,7 +187,9 @@ export class LanceClusterReconciler {
     // Rendered for the member count actually in effect: a refused or unfinished scale must not change the brokers'
     // config (lance.yaml's standalone flag and peers follow the replicas the builders see).
     const effective: LanceCluster = { ...cluster, spec: { ...spec, replicas: stsReplicas } };
-    for (const r of desiredResources(effective, { replicas: stsReplicas, ...(this.o.bindAddress ? { bindAddress: this.o.bindAddress } : {}) })) {
+    // The founders are recorded once (status.bootstrapVoters): brokers added later join instead of bootstrapping.
+    const founders = old?.bootstrapVoters ?? bootstrapVoters(effective, { replicas: stsReplicas });
+    for (const r of desiredResources(effective, { replicas: stsReplicas, ...(founders ? { bootstrapVoters: founders } : {}), ...(this.o.bindAddress ? { bindAddress: this.o.bindAddress } : {}) })) {
       const kind = KINDS[r.kind as keyof typeof KINDS];
       const res = await createOrUpdate(rest, kind, r as KubeObject);
       if (res.action !== 'unchanged') await event('Normal', res.action === 'created' ? 'Created' : 'Updated', `${res.action} ${r.kind} ${r.metadata?.name}`);
@@ -236,7 +239,7 @@ export class LanceClusterReconciler {
       } else {
         await this.replaceNode(cluster, pods, views, repl.pod, repl.reason, event);
         cond('Progressing', 'True', 'ReplacingNode', `replacing ${repl.pod} (${repl.reason})`);
-        await commit(this.buildStatus({ cluster, old, conditions, pods, views, leader, stsReplicas, rollout: old?.rollout, generation, scaling, rollingOut: false, split: split.length > 0, templateHash, progressingSet }));
+        await commit(this.buildStatus({ founders, cluster, old, conditions, pods, views, leader, stsReplicas, rollout: old?.rollout, generation, scaling, rollingOut: false, split: split.length > 0, templateHash, progressingSet }));
         return { afterMs: this.busy };
       }
     }
@@ -267,7 +270,7 @@ export class LanceClusterReconciler {
           // Record the step in status BEFORE deleting the pod: a crash in between re-plans from status.
           rollout = { podsPending: plan.podsPending.slice(1), order: [...plan.order, step.pod] };
           cond('Progressing', 'True', 'RollingUpdate', `restarting ${step.pod}`);
-          await commit(this.buildStatus({ cluster, old, conditions, pods, views, leader, stsReplicas, rollout, generation, scaling, rollingOut: true, split: split.length > 0, templateHash, progressingSet }));
+          await commit(this.buildStatus({ founders, cluster, old, conditions, pods, views, leader, stsReplicas, rollout, generation, scaling, rollingOut: true, split: split.length > 0, templateHash, progressingSet }));
           await rest.delete(KINDS.Pod, namespace, step.pod);
           await event('Normal', 'RestartingPod', `rolling update: restarting ${step.pod} (${rollout.order.length} of ${rollout.order.length + rollout.podsPending.length})`);
           return { afterMs: this.busy };
@@ -284,7 +287,7 @@ export class LanceClusterReconciler {
       }
     }
 
-    const status = this.buildStatus({ cluster, old, conditions, pods, views, leader, stsReplicas, rollout, generation, scaling, rollingOut, split: split.length > 0, templateHash, progressingSet });
+    const status = this.buildStatus({ founders, cluster, old, conditions, pods, views, leader, stsReplicas, rollout, generation, scaling, rollingOut, split: split.length > 0, templateHash, progressingSet });
     if (old?.phase !== status.phase) await event(status.phase === 'Degraded' || status.phase === 'Failed' ? 'Warning' : 'Normal', `Phase${status.phase}`, `phase ${old?.phase ?? '(none)'} → ${status.phase}`);
     await commit(status);
     const settled = status.phase === 'Running' && !scaling && !rollingOut;
@@ -294,6 +297,7 @@ export class LanceClusterReconciler {
   private buildStatus(a: {
     cluster: LanceCluster; old: LanceClusterStatus | undefined; conditions: LanceClusterStatus['conditions']; pods: PodObservation[]; views: BrokerView[];
     leader: string | undefined; stsReplicas: number; rollout: LanceClusterStatus['rollout']; generation: number; templateHash?: string; progressingSet?: boolean; scaling: boolean; rollingOut: boolean; split: boolean;
+    founders?: number[] | undefined;
   }): LanceClusterStatus {
     const { cluster, pods, views } = a;
     const replicas = cluster.spec.replicas;
@@ -318,6 +322,7 @@ export class LanceClusterReconciler {
       members: members(pods, views),
       ...(a.leader ? { leader: a.leader } : {}),
       ...(leaderView?.term !== undefined ? { controllerTerm: leaderView.term } : {}),
+      ...(a.founders ? { bootstrapVoters: a.founders } : {}),
       ...(a.old?.lastRestorePoint ? { lastRestorePoint: a.old.lastRestorePoint } : {}),
       targetImage: cluster.spec.image,
       ...(allOnTarget && !a.rollingOut ? { currentImage: cluster.spec.image } : a.old?.currentImage ? { currentImage: a.old.currentImage } : {}),
@@ -361,8 +366,10 @@ export class LanceClusterReconciler {
         if (fenced) await admin.fence();
         else await admin.unfence();
       } catch (e) {
+        // The label below still takes the pod out of (or back into) the client Service; an unreachable broker is
+        // retried on the next reconcile (its view then shows whether it is fenced).
         if (isUnsupported(e)) await event('Warning', fenced ? 'FenceUnsupported' : 'UnfenceUnsupported', `${pod}: ${(e as Error).message}; only the Service label is changed`);
-        else throw e;
+        else await event('Warning', fenced ? 'FenceFailed' : 'UnfenceFailed', `${pod}: admin ${fenced ? 'fence' : 'unfence'} failed: ${(e as Error).message}; only the Service label is changed`);
       }
     }
     // The label drops the pod from (or returns it to) the client Service's endpoints.

@@ -17,6 +17,7 @@ describe('ConfigMap', () => {
       standalone: false,
       readOnly: true,
       listeners: { kafka: { host: '0.0.0.0', port: 9092 }, admin: { host: '0.0.0.0', port: 1992 }, raft: { host: '0.0.0.0', port: 1993 } },
+      cluster: { bootstrapVoters: [0, 1, 2] },
       storage: { segmentBytes: 8_388_608, retentionMs: 0, flushMode: 'bytes', flushBytes: 65536 },
       topics: { defaultPartitions: 6 },
       log: { level: 'debug' },
@@ -74,8 +75,10 @@ describe('ConfigMap', () => {
     const base = configHash(configMapData(cluster({ replicas: 3 })));
     expect(base).toMatch(/^[0-9a-f]{64}$/);
     expect(configHash(configMapData(cluster({ replicas: 3 })))).toBe(base);
-    // Scaling 3 -> 5 changes peers only: no rolling restart.
-    expect(configHash(configMapData(cluster({ replicas: 5 })))).toBe(base);
+    // Scaling 3 -> 5 (the controller passes the recorded founders) changes peers only: no rolling restart.
+    expect(configHash(configMapData(cluster({ replicas: 5 }), { replicas: 5, bootstrapVoters: [0, 1, 2] }))).toBe(base);
+    expect(parse(configMapData(cluster({ replicas: 5 }), { replicas: 5, bootstrapVoters: [0, 1, 2] })['lance.yaml']).cluster).toEqual({ bootstrapVoters: [0, 1, 2] });
+    expect(parse(configMapData(cluster({ replicas: 1 }))['lance.yaml']).cluster).toBeUndefined();
     expect(configHash(configMapData(cluster({ replicas: 3 }), { replicas: 5, nodeIds: { 0: 9 } }))).toBe(base);
     expect(configHash(configMapData(cluster({ replicas: 3, config: { retentionMs: 1 } })))).not.toBe(base);
     expect(configHash(configMapData(cluster({ replicas: 3, readOnly: true })))).not.toBe(base);

@@ -19,7 +19,7 @@ export const PEERS_KEY = 'peers.yaml';
 export const HASHED_KEYS = [CONFIG_KEY] as const;
 
 type ConfigTree = { [key: string]: ConfigValue };
-type ConfigValue = string | number | boolean | ConfigTree;
+type ConfigValue = string | number | boolean | number[] | ConfigTree;
 
 /** Cluster id written to node.json: `<namespace>.<name>`, bounded to the broker's 64 characters. */
 export function brokerClusterId(cluster: LanceCluster): string {
@@ -35,19 +35,19 @@ export function clusterIdFor(namespace: string, name: string): string {
   return `${id.slice(0, 55)}-${hash}`;
 }
 
-function setPath(tree: ConfigTree, path: string, value: string | number | boolean): void {
+function setPath(tree: ConfigTree, path: string, value: string | number | boolean | number[]): void {
   const segs = path.split('.');
   let node = tree;
   for (const seg of segs.slice(0, -1)) {
     const next = node[seg];
-    if (typeof next === 'object') node = next;
+    if (typeof next === 'object' && !Array.isArray(next)) node = next;
     else node = node[seg] = {};
   }
   node[segs[segs.length - 1]] = value;
 }
 
 /** The content of lance.yaml as an object (docs/configuration.md key names). */
-export function renderBrokerConfig(cluster: LanceCluster): ConfigTree {
+export function renderBrokerConfig(cluster: LanceCluster, options: PeerOptions = {}): ConfigTree {
   const { spec } = cluster;
   const c = spec.config;
   const tree: ConfigTree = {};
@@ -67,6 +67,8 @@ export function renderBrokerConfig(cluster: LanceCluster): ConfigTree {
   setPath(tree, 'listeners.admin.port', spec.listeners.adminPort);
   setPath(tree, 'listeners.raft.host', '0.0.0.0');
   setPath(tree, 'listeners.raft.port', spec.listeners.raftPort);
+  const founders = spec.replicas > 1 ? bootstrapVoters(cluster, options) : undefined;
+  if (founders) setPath(tree, 'cluster.bootstrapVoters', founders);
   const typed: Array<[string, string | number | boolean | undefined]> = [
     ['storage.segmentBytes', c.segmentBytes],
     ['storage.segmentMs', c.segmentMs],
@@ -125,6 +127,19 @@ export interface PeerOptions {
   replicas?: number;
   /** Node ids that differ from the ordinal (after node replacement), by ordinal; kept by the controller in status. */
   nodeIds?: Readonly<Record<number, number>>;
+  /**
+   * The founding members (status.bootstrapVoters): written as `cluster.bootstrapVoters` so that a broker added later
+   * (a scale-up) joins the running cluster instead of bootstrapping one. Default: the first spec.replicas ordinals.
+   */
+  bootstrapVoters?: readonly number[];
+}
+
+/** The founders of a multi-broker cluster: the recorded ones, else ordinals 0..spec.replicas-1 (node id = ordinal). */
+export function bootstrapVoters(cluster: LanceCluster, options: PeerOptions = {}): number[] | undefined {
+  if (options.bootstrapVoters) return [...options.bootstrapVoters];
+  // From spec.replicas, not the scaling step: the founders must not move while the cluster scales.
+  const n = cluster.spec.replicas;
+  return n > 1 ? Array.from({ length: n }, (_, i) => i) : undefined;
 }
 
 /** The bootstrap peers: one per ordinal, addressed by the headless Service's per-pod DNS name. */
@@ -149,7 +164,7 @@ function yaml(value: unknown): string {
 /** The ConfigMap's data (see the file comment for the keys). */
 export function configMapData(cluster: LanceCluster, options: PeerOptions = {}): Record<string, string> {
   return {
-    [CONFIG_KEY]: yaml(renderBrokerConfig(cluster)),
+    [CONFIG_KEY]: yaml(renderBrokerConfig(cluster, options)),
     [PEERS_KEY]: yaml({ peers: peers(cluster, options) }),
   };
 }

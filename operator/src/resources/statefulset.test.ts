@@ -108,7 +108,7 @@ describe('StatefulSet', () => {
   it('annotates the pod template with the config hash, which changes with the config but not with scaling', () => {
     const hash = pod.metadata?.annotations?.['lance.dev/config-hash'];
     expect(hash).toBe(configHash(configMapData(c)));
-    const scaled = statefulSet(cluster({ replicas: 5, resources: c.spec.resources, storage: { size: '20Gi', storageClassName: 'fast' } }));
+    const scaled = statefulSet(cluster({ replicas: 5, resources: c.spec.resources, storage: { size: '20Gi', storageClassName: 'fast' } }), { replicas: 5, bootstrapVoters: [0, 1, 2] });
     expect(scaled.spec!.template.metadata?.annotations?.['lance.dev/config-hash']).toBe(hash);
     const changed = statefulSet(cluster({ replicas: 3, config: { segmentBytes: 2_097_152 } }));
     expect(changed.spec!.template.metadata?.annotations?.['lance.dev/config-hash']).not.toBe(statefulSet(cluster({ replicas: 3 })).spec!.template.metadata?.annotations?.['lance.dev/config-hash']);
