@@ -175,8 +175,8 @@ export function statefulSet(cluster: LanceCluster, options: StatefulSetOptions =
   const { spec } = cluster;
   const overrides = spec.podTemplate ?? {};
   const replicas = options.replicas ?? spec.replicas;
-  // peers.yaml is not part of the hash, so the peer options do not matter here.
-  const hash = configHash(configMapData(cluster), brokerSettingsEnv(cluster));
+  // peers.yaml is not part of the hash; lance.yaml (with the founders) is.
+  const hash = configHash(configMapData(cluster, options), brokerSettingsEnv(cluster));
   const selector = selectorLabels(name);
   const podLabels = {
     ...(overrides.labels ?? {}),
