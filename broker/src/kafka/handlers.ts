@@ -136,7 +136,9 @@ export class KafkaHandlers {
       throttleTimeMs: 0,
       brokers: b.brokers().map((x) => ({ nodeId: x.nodeId, host: x.host, port: x.port, rack: x.rack })),
       clusterId: b.clusterId,
-      controllerId: b.controllerId(),
+      // kafkajs sends InitProducerId and admin requests to the controller id and fails on -1 ("broker not found");
+      // every node answers those (cluster mode forwards to the controller), so while none is known this node stands in
+      controllerId: b.controllerId() >= 0 ? b.controllerId() : b.nodeId,
       topics,
       clusterAuthorizedOperations: -2147483648,
     };
