@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LatencyHistogram } from './hist.ts';
 import { OpenLoopSchedule, runOpenLoop } from './openloop.ts';
-import { evaluateGoals, mdTable, renderMarkdown, type BenchResults } from './report.ts';
+import { evaluateGoals, mdTable, parseRestoreOutput, renderMarkdown, type BenchResults } from './report.ts';
 
 describe('LatencyHistogram', () => {
   it('percentiles of 1..1000 ms', () => {
@@ -121,5 +121,18 @@ describe('RESP reply scanner', async () => {
   });
   it('encodes a command', () => {
     expect(respCommand(['XADD', 'k', '*', 'v', Buffer.from('ab')]).toString()).toBe('*5\r\n$4\r\nXADD\r\n$1\r\nk\r\n$1\r\n*\r\n$1\r\nv\r\n$2\r\nab\r\n');
+  });
+});
+
+describe('parseRestoreOutput', () => {
+  it('reads bench:restore text', () => {
+    const text = [
+      'restore bench: 256 MiB in 9 objects from s3rver (8 partitions, 64 MiB segments, concurrency 8)',
+      '  plain parallel GetObject → files: 2.10 s (122 MiB/s)   [runs: 2.10, 2.30]',
+      '  lnc restore (restoreDataDir):     2.50 s (102 MiB/s)   [runs: 2.50, 2.60]',
+      '  ratio restore / plain GetObject throughput: 0.84 (goal ≥ 0.7) OK',
+    ].join('\n');
+    expect(parseRestoreOutput(text)).toEqual({ mib: 256, restoreMiBps: 102, plainGetMiBps: 122, ratio: 0.84 });
+    expect(parseRestoreOutput('setup done')).toBeUndefined();
   });
 });

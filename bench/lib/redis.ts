@@ -1,6 +1,7 @@
 /**
  * Redis Streams peer: Debian's redis-server 7 with `appendonly yes` and `appendfsync always` (fsync before the
- * reply, group-committed per event-loop turn) or `everysec`. The client is a lean RESP pipeline written here:
+ * reply, group-committed per event-loop turn) or `everysec`. Automatic AOF rewrites are off (a fork + full rewrite
+ * mid-measurement would measure the rewrite; Lance's log has no such background compaction either). The client is a lean RESP pipeline written here:
  * one unit = `recordsPerUnit` XADD commands in one socket write, awaited together (the same batching the Lance
  * driver gets from a RecordBatch).
  */
@@ -17,7 +18,7 @@ export class RedisSystem {
     const port = await freePort();
     const d = path.join(dir, `redis-${appendfsync}`);
     mkdirSync(d, { recursive: true });
-    const child = spawnChild(`redis-${appendfsync}`, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', d, '--save', '', '--appendonly', 'yes', '--appendfsync', appendfsync, '--daemonize', 'no'], path.join(dir, `redis-${appendfsync}.log`));
+    const child = spawnChild(`redis-${appendfsync}`, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', d, '--save', '', '--appendonly', 'yes', '--appendfsync', appendfsync, '--auto-aof-rewrite-percentage', '0', '--daemonize', 'no'], path.join(dir, `redis-${appendfsync}.log`));
     await waitFor('redis-server port', async () => {
       if (child.exited) throw new Error(`redis-server exited: ${child.tail()}`);
       return tcpOpen('127.0.0.1', port);
@@ -115,13 +116,14 @@ class RespConn {
   }
 }
 
-/** keys `${prefix}:${i}`; XADD ... MAXLEN ~ 100000 keeps memory bounded like a retention limit */
+/** keys `${prefix}:${i}`; XADD ... MAXLEN ~ (64 MB of records) keeps memory bounded like a retention limit */
 export async function redisDriver(sys: RedisSystem, prefix: string, keys: number, recordBytes: number, recordsPerUnit: number, connsPerKey = 2): Promise<Driver> {
   const payload = Buffer.alloc(recordBytes, 0x61);
   const slots: Array<{ conn: RespConn; frame: Buffer }> = [];
   for (let c = 0; c < connsPerKey; c++) {
     for (let k = 0; k < keys; k++) {
-      const one = respCommand(['XADD', `${prefix}:${k}`, 'MAXLEN', '~', '100000', '*', 'v', payload]);
+      // trimmed to ~64 MB per key (like a retention limit): memory stays bounded at every record size
+      const one = respCommand(['XADD', `${prefix}:${k}`, 'MAXLEN', '~', String(Math.max(1000, Math.floor(64e6 / recordBytes))), '*', 'v', payload]);
       slots.push({ conn: await RespConn.connect(sys.port), frame: Buffer.concat(Array.from({ length: recordsPerUnit }, () => one)) });
     }
   }

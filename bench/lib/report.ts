@@ -62,7 +62,7 @@ export interface BenchResults {
   e2e: Array<{ recordBytes: number; ratePerSec: number; latency: LatencySummary; system: string } | { system: string; error: string }>;
   consume?: { recordBytes: number; bytes: number; coldMBps: number; warmMBps: number; coldRecordsPerSec: number; warmRecordsPerSec: number; cacheDrop: string } | { error: string };
   failover?: { samplesMs: number[]; p50Ms: number; p99Ms: number; maxMs: number } | { error: string };
-  restore: { measured: false; reason: string } | { measured: true; output: unknown };
+  restore: { measured: false; reason: string } | { measured: true; mib: number; restoreMiBps: number; plainGetMiBps: number; ratio: number };
   profile?: { system: string; recordBytes: number; totalMs: number; busyPct: number; top: Array<{ fn: string; where: string; selfPct: number }>; files: Array<{ file: string; selfPct: number }> } | { error: string };
 }
 
@@ -180,7 +180,7 @@ export function renderMarkdown(r: BenchResults): string {
   } else other.push(['consumer throughput', r.consume ? `error: ${(r.consume as { error: string }).error}` : 'not measured']);
   if (r.failover && 'p99Ms' in r.failover) other.push([`failover: leader SIGKILL → next acked write (RF=3, acks=all), n=${r.failover.samplesMs.length}`, `p50 ${r.failover.p50Ms.toFixed(0)} ms, p99 ${r.failover.p99Ms.toFixed(0)} ms, max ${r.failover.maxMs.toFixed(0)} ms`]);
   else other.push(['failover', r.failover ? `error: ${(r.failover as { error: string }).error}` : 'not measured']);
-  other.push(['restore throughput from s3rver', r.restore.measured ? `\`${JSON.stringify(r.restore.output).slice(0, 300)}\`` : `not measured (${r.restore.reason})`]);
+  other.push([r.restore.measured ? `restore from s3rver (lnc restore's code path, bench:restore, ${r.restore.mib} MiB)` : 'restore throughput from s3rver', r.restore.measured ? `${fmtN(r.restore.restoreMiBps)} MiB/s = ${r.restore.ratio.toFixed(2)} × plain parallel GetObject (${fmtN(r.restore.plainGetMiBps)} MiB/s, the limit)` : `not measured (${r.restore.reason})`]);
   parts.push(mdTable(['figure', 'value'], other));
   if (r.profile && 'top' in r.profile) {
     parts.push('');
@@ -192,4 +192,14 @@ export function renderMarkdown(r: BenchResults): string {
     parts.push(mdTable(['self %', 'file'], r.profile.files.map((t) => [t.selfPct.toFixed(1), t.file])));
   }
   return parts.join('\n') + '\n';
+}
+
+/** H5's `bench:restore` (lnc restore's code path from s3rver vs plain parallel GetObject), parsed from its text */
+export function parseRestoreOutput(text: string): { mib: number; restoreMiBps: number; plainGetMiBps: number; ratio: number } | undefined {
+  const mib = /restore bench: (\d+) MiB/.exec(text);
+  const plain = /plain parallel GetObject[^(]*\((\d+(?:\.\d+)?) MiB\/s\)/.exec(text);
+  const rest = /lnc restore \(restoreDataDir\):[^(]*\((\d+(?:\.\d+)?) MiB\/s\)/.exec(text);
+  const ratio = /ratio restore \/ plain GetObject throughput: ([\d.]+)/.exec(text);
+  if (!mib || !plain || !rest || !ratio) return undefined;
+  return { mib: Number(mib[1]), restoreMiBps: Number(rest[1]), plainGetMiBps: Number(plain[1]), ratio: Number(ratio[1]) };
 }
