@@ -63,6 +63,9 @@ describe('tiering and restore points in cluster mode', () => {
       return m?.segments.at(-1)?.lastOffset === 299 ? m : undefined;
     }, 90_000);
     await waitUntil('partition 1 fully uploaded', async () => (await loadNewestManifest(store, ref(1))).manifest?.segments.at(-1)?.lastOffset === 199, 90_000);
+    // the controller reads the other leaders' manifests: a restore point that holds every record
+    await waitUntil('a cluster restore point with nothing left to upload', async () => (await listRestorePoints(store))
+      .some((p) => p.point?.mode === 'cluster' && p.point.unuploadedRecords === 0 && p.point.totalBytes > 0 && p.point.topics.some((x) => x.name === 'events')), 90_000);
 
     // the leader of partition 0 dies; the new leader (higher term) continues the remote log
     const leader = (await admin.fetchTopicMetadata({ topics: ['events'] })).topics[0]!.partitions.find((p) => p.partitionId === 0)!.leader;

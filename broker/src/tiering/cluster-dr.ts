@@ -19,6 +19,7 @@ import { DR_FORMAT, DrMetrics, type MetadataSnapshot, type SnapshotPartition } f
 import { TieringMetrics } from './metrics.ts';
 import type { ObjectStore } from './object-store.ts';
 import { startMetadataDr, type RunningDr } from './standalone-dr.ts';
+import { loadNewestManifest } from './restore.ts';
 import { TieredStorage } from './tiered-storage.ts';
 
 /** One partition replica on this node, read live (ClusterBroker.tieringReplicas()). */
@@ -47,16 +48,18 @@ export interface ClusterTiering {
 }
 
 /** The controller's metadata snapshot; null on any other node (or before its applied state is complete). */
-export function collectClusterSnapshot(src: ClusterDrSource, tiering: TieredStorage | undefined, ids: { clusterId: string; nodeId: number }, now = Date.now()): MetadataSnapshot | null {
+export async function collectClusterSnapshot(src: ClusterDrSource, tiering: TieredStorage | undefined, ids: { clusterId: string; nodeId: number }, store?: ObjectStore, now = Date.now()): Promise<MetadataSnapshot | null> {
   if (src.controllerReadyTerm() === null) return null;
   const meta = src.metadataState();
   const replicas = new Map(src.tieringReplicas().map((r) => [`${r.topic}\u0000${r.partition}`, r]));
   const partitions: SnapshotPartition[] = [];
-  const topics = Object.values(meta.topics).map((t) => {
+  const topics: MetadataSnapshot['topics'] = [];
+  for (const t of Object.values(meta.topics)) {
     for (let p = 0; p < t.assignment.length; p++) {
       const r = replicas.get(`${t.name}\u0000${p}`);
       if (!r) continue;
-      const m = tiering?.manifest(t.name, p) ?? null;
+      // partitions led elsewhere: their leader's newest manifest from the bucket
+      const m = tiering?.manifest(t.name, p) ?? (store ? (await loadNewestManifest(store, { clusterId: ids.clusterId, topicId: t.topicId, partition: p }).catch(() => null))?.manifest ?? null : null);
       const last = m?.segments.at(-1);
       partitions.push({
         topic: t.name, partition: p, highWatermark: r.hw(), logStartOffset: r.log().logStartOffset,
@@ -65,8 +68,8 @@ export function collectClusterSnapshot(src: ClusterDrSource, tiering: TieredStor
         remoteBytes: m ? m.segments.reduce((n, s) => n + s.data.size, 0) : 0,
       });
     }
-    return { name: t.name, id: t.id, topicId: t.topicId, partitions: t.assignment.length, config: { ...t.config }, replicationFactor: t.rf, assignment: t.assignment.map((a) => [...a]) };
-  });
+    topics.push({ name: t.name, id: t.id, topicId: t.topicId, partitions: t.assignment.length, config: { ...t.config }, replicationFactor: t.rf, assignment: t.assignment.map((a) => [...a]) });
+  }
   const groups = snapshotOf(meta.groups).groups.map((g) => ({
     groupId: g.groupId, protocolType: g.protocolType, generation: g.generation,
     offsets: g.offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: o.offset, leaderEpoch: o.leaderEpoch, metadata: o.metadata, commitTimestamp: o.commitTimestamp })),
@@ -123,7 +126,7 @@ export function startClusterTiering(opts: {
     ? startMetadataDr({
       storeConfig: opts.storeConfig, registry: opts.registry, logger: opts.logger, clusterId: opts.clusterId, nodeId: opts.nodeId,
       intervalMs: opts.dr.intervalMs, retentionMs: opts.dr.retentionMs, ...(drMetrics ? { metrics: drMetrics } : {}),
-      collect: async () => collectClusterSnapshot(opts.source, tiering, { clusterId: opts.clusterId, nodeId: opts.nodeId }),
+      collect: () => collectClusterSnapshot(opts.source, tiering, { clusterId: opts.clusterId, nodeId: opts.nodeId }, store),
     })
     : undefined;
   return {
