@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdminClient, type ConsumedRecord, type MembersList } from '../../broker/src/admin/client.ts';
 import { KafkaWireClient } from '../../broker/src/kafka/client.ts';
 import type { MetadataResponse } from '../../broker/src/kafka/protocol/messages.ts';
-import { freePort, TestCluster, waitUntil } from './harness.ts';
+import { TestCluster, waitUntil } from './harness.ts';
 
 const LNC = fileURLToPath(new URL('../../bin/lnc.js', import.meta.url));
 const LANCE = fileURLToPath(new URL('../../bin/lance.js', import.meta.url));
@@ -187,13 +187,17 @@ describe('cluster membership (real processes)', () => {
     expect(again.code).toBe(0);
     expect(JSON.parse(again.stdout)).toMatchObject({ changed: false });
 
-    // a fresh node 4 (new id, empty disk): not a founder, so it joins instead of bootstrapping
-    const spec = { nodeId: 4, kafkaPort: await freePort(), adminPort: await freePort(), raftPort: await freePort(), dataDir: path.join(c.dir, 'node-4') };
+    // a fresh node 4 (new id, empty disk) on node 3's address and ports, as the operator does (same pod host): not a
+    // founder, so it joins instead of bootstrapping. Its peers list has only the current members, so the cluster id
+    // is given (it cannot derive the founders' id).
+    const n3 = c.node(3);
+    const spec = { nodeId: 4, kafkaPort: n3.kafkaPort, adminPort: n3.adminPort, raftPort: n3.raftPort, dataDir: path.join(c.dir, 'node-4') };
     await mkdir(spec.dataDir, { recursive: true });
     const entry = (x: { nodeId: number; kafkaPort: number; adminPort: number; raftPort: number }): string =>
       `    - {nodeId: ${x.nodeId}, host: 127.0.0.1, raftPort: ${x.raftPort}, kafkaPort: ${x.kafkaPort}, adminPort: ${x.adminPort}}`;
     const cfg4 = path.join(c.dir, 'lance-4.yaml');
-    await writeFile(cfg4, `listeners:\n  kafka: {host: 127.0.0.1}\n  admin: {host: 127.0.0.1}\n  raft: {host: 127.0.0.1}\ncluster:\n  bootstrapVoters: [1, 2, 3]\n  peers:\n${[...c.nodes, spec].map(entry).join('\n')}\n`);
+    const clusterId = (await c.node(1).admin.cluster()).clusterId;
+    await writeFile(cfg4, `clusterId: ${clusterId}\nlisteners:\n  kafka: {host: 127.0.0.1}\n  admin: {host: 127.0.0.1}\n  raft: {host: 127.0.0.1}\ncluster:\n  bootstrapVoters: [1, 2, 3]\n  peers:\n${[c.node(1), c.node(2), spec].map(entry).join('\n')}\n`);
     startNode4 = () => {
       const out = createWriteStream(path.join(c.dir, 'node-4.log'), { flags: 'a' });
       const p = spawn(process.execPath, [LANCE, '--config', cfg4], { env: { ...process.env, LANCE_NODE_ID: '4', LANCE_DATA_DIR: spec.dataDir, LANCE_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -266,10 +266,8 @@ export class ClusterBroker implements KafkaBackend {
         }
       }
     }
-    if (changed) {
-      this.syncPeers();
-      this.scheduleReconcile();
-    }
+    if (changed) this.scheduleReconcile();
+    if (changed || entries.some((e) => e.type === EntryType.CONFIG)) this.syncPeers();
     this.events.emit('change');
   }
 
@@ -278,6 +276,14 @@ export class ClusterBroker implements KafkaBackend {
     for (const b of activeBrokers(this.meta)) {
       if (b.nodeId === this.nodeId || b.raftPort === 0) continue;
       this.transport.setPeer({ nodeId: b.nodeId, host: b.host, port: b.raftPort });
+    }
+    // A removed broker that no group lists any more is no longer dialled: its address may now belong to its
+    // replacement (the operator reuses a pod's host for the new node id), which would otherwise receive our
+    // connections for the old id and see them replace its real connection from us.
+    const cfg = this.metaStatus()?.config;
+    for (const id of this.meta.removed ?? []) {
+      if (id === this.nodeId || !cfg || cfg.voters.includes(id) || cfg.learners.includes(id) || this.listedInPartitions(id)) continue;
+      this.transport.removePeer(id);
     }
   }
 
