@@ -5,6 +5,7 @@
  * end-to-end latency, consumer throughput (cold/warm), failover ×20 and a CPU profile at peak.
  * Writes bench/results/latest.json + latest.md and the table in bench/README.md (quick mode: results/quick.*).
  *
+ * `--render`: only re-render latest.md + README from latest.json.
  * Env: BENCH_QUICK=1 (2 s per point, 5 failover rounds, README untouched), BENCH_SIZES=100,1024,16384,
  * BENCH_SYSTEMS=<comma list of system keys>, BENCH_SKIP=e2e,consume,failover,profile,restore, BENCH_DIR (tmpdir),
  * BENCH_CONCURRENCY (4,16: requests in flight tried for the peak).
@@ -279,12 +280,20 @@ function updateReadme(): void {
   writeFileSync(file, `${text.slice(0, a + START.length)}\n${renderMarkdown(results)}${text.slice(b)}`);
 }
 
-main()
+/** `--render`: re-renders latest.md and the README table from latest.json (after a change to the report layout) */
+async function renderOnly(): Promise<void> {
+  const r = JSON.parse(readFileSync(path.join(resultsDir, 'latest.json'), 'utf8')) as BenchResults;
+  Object.assign(results, r);
+  writeFileSync(path.join(resultsDir, 'latest.md'), renderMarkdown(results));
+  updateReadme();
+}
+
+(process.argv.includes('--render') ? renderOnly() : main())
   .catch((e: unknown) => {
     console.error(e);
     process.exitCode = 1;
   })
   .finally(() => {
-    save();
+    if (!process.argv.includes('--render')) save();
     rmSync(baseDir, { recursive: true, force: true });
   });

@@ -121,7 +121,8 @@ export function renderMarkdown(r: BenchResults): string {
   const parts: string[] = [];
   const m = r.meta;
   parts.push(`Run ${m.startedAt} → ${m.finishedAt} (${Math.round(m.seconds)} s${m.quick ? ', QUICK mode' : ''}), Node ${m.node}, ${m.cpus} CPUs, load average ${m.loadAvgStart.map((x) => x.toFixed(1)).join(' ')} at start, ${m.loadAvgEnd.map((x) => x.toFixed(1)).join(' ')} at end.`);
-  for (const n of m.notes) parts.push(`- ${n}`);
+  // notes may carry error text: one line each, bounded
+  for (const n of m.notes) parts.push(`- ${n.replace(/\s+/g, ' ').slice(0, 800)}`);
   parts.push('');
   parts.push('### Physical limits (measured at the start of the run)');
   parts.push(mdTable(['limit', 'value'], [
