@@ -173,6 +173,10 @@ describe('MetadataUploader (file backend)', () => {
     } catch (e) {
       expect(isLanceError(e, 'CORRUPT')).toBe(true);
     }
+    // a restarted, EMPTY node of the same cluster does not bury the backup under empty restore points
+    const empty = new MetadataUploader({ store, clusterId: 'c1', nodeId: 5, logger: silentLogger, intervalMs: 60_000, retentionMs: 0, collect: async () => ({ ...snap(), node: 5, topics: [], partitions: [], takenAtMs: 5000, takenAt: new Date(5000).toISOString() }) });
+    expect(await empty.uploadNow()).toBeNull();
+    expect((await listRestorePoints(store)).length).toBe(2);
     // a node that does not own the metadata uploads nothing
     const idle = new MetadataUploader({ store, clusterId: 'c1', nodeId: 4, logger: silentLogger, intervalMs: 60_000, retentionMs: 0, collect: async () => null });
     expect(await idle.uploadNow()).toBeNull();

@@ -303,6 +303,8 @@ export class MetadataUploader {
   /** this cluster's restore point keys, oldest first (listed once, then maintained) */
   private known: string[] | null = null;
   private lastTakenAtMs = 0;
+  private guardChecked = false;
+  private protecting: string | null = null;
 
   constructor(private readonly opts: MetadataUploaderOptions) {
     this.log = opts.logger.child({ component: 'metadata-dr' });
@@ -345,6 +347,7 @@ export class MetadataUploader {
   private async upload(): Promise<RestorePoint | null> {
     const snap = await this.opts.collect();
     if (!snap) return null;
+    if (await this.protectsBackup(snap)) return null;
     // strictly increasing times per node: two uploads within one millisecond must not share a key
     if (snap.takenAtMs <= this.lastTakenAtMs) {
       snap.takenAtMs = this.lastTakenAtMs + 1;
@@ -364,6 +367,32 @@ export class MetadataUploader {
     this.log.debug({ key: rpKey, topics: rp.topics.length, groups: rp.groups, totalBytes: rp.totalBytes, unuploadedRecords: rp.unuploadedRecords }, 'restore point written');
     await this.prune(rpKey).catch((e: unknown) => this.log.warn({ err: e }, 'restore point retention failed'));
     return rp;
+  }
+
+  /**
+   * A node with NO topics whose cluster already has a restore point WITH topics in the bucket (a whole cluster lost
+   * and restarted empty, cold start off) must not bury that backup under empty restore points: it writes none
+   * (and says so once) until it has topics of its own. Checked once; the answer holds while the state is empty.
+   */
+  private async protectsBackup(snap: MetadataSnapshot): Promise<boolean> {
+    if (snap.topics.length > 0) {
+      this.protecting = null;
+      this.guardChecked = true;
+      return false;
+    }
+    if (!this.guardChecked) {
+      this.guardChecked = true;
+      const keys = await listRestorePointKeys(this.opts.store, this.opts.clusterId);
+      const newest = keys.at(-1);
+      if (newest) {
+        const rp = await this.opts.store.get(newest).then((b) => decodeRestorePoint(newest, b), () => null);
+        if (rp && rp.topics.length > 0) {
+          this.protecting = newest;
+          this.log.warn({ restorePoint: newest, topics: rp.topics.map((t) => t.name), takenAt: rp.takenAt }, 'the object store holds a restore point of this cluster with topics, but this node has none: not writing empty restore points over it (restore it with lnc restore, or create a topic to resume backups)');
+        }
+      }
+    }
+    return this.protecting !== null;
   }
 
   private async prune(written: string): Promise<void> {
