@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
 command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
+# test/cluster/partition.test.ts cuts brokers apart with nftables when root (else it falls back to TCP proxies)
+if [ "$(id -u)" = 0 ]; then command -v nft >/dev/null 2>&1 || need_apt+=(nftables); fi
 # test/kube faults.isolatePod (network partition of one pod on the shared loopback)
 command -v iptables >/dev/null 2>&1 || need_apt+=(iptables)
 if [ ${#need_apt[@]} -gt 0 ]; then
