@@ -138,7 +138,7 @@ export function withLags(views: BrokerView[]): BrokerView[] {
 export interface StaleMembers {
   /** The metadata leader a majority of the brokers agrees on (undefined: no such agreement right now). */
   leader: BrokerView | undefined;
-  /** Brokers cut off from that majority: a lower metadata term, or the same term without knowing its leader. */
+  /** Brokers cut off from that majority: a lower metadata term than the agreed leader's. */
   stale: { pod: string; term: number | undefined; leaderId: number | null | undefined }[];
 }
 
@@ -156,7 +156,8 @@ export function detectStale(views: BrokerView[]): StaleMembers {
   const agree = views.filter((v) => v.term === top.term && v.leaderId === top.nodeId).length;
   if (agree < Math.floor(voters / 2) + 1) return { leader: undefined, stale: [] };
   const stale = views
-    .filter((v) => v.pod !== top.pod && v.term !== undefined && (v.term < top.term! || (v.term === top.term && v.leaderId !== top.nodeId)))
+    // Strictly behind only: a follower at the leader's term that has not learned its id yet is healthy.
+    .filter((v) => v.pod !== top.pod && v.term !== undefined && v.term < top.term!)
     .map((v) => ({ pod: v.pod, term: v.term, leaderId: v.leaderId }));
   return { leader: top, stale };
 }
@@ -328,8 +329,13 @@ export function detectSplitBrain(views: BrokerView[]): SplitBrain[] {
  * current fence labels. `autoFenced` are pods the operator fenced automatically earlier (kept in status members)
  * and that stay fenced until the split brain is healed and they are caught up.
  */
-export function fencingPlan(args: { pods: PodObservation[]; manual: string[]; splitBrainLosers: string[]; views: BrokerView[]; maxLag?: number }): { fence: string[]; unfence: string[]; desired: Set<string> } {
-  const want = new Set([...args.manual, ...args.splitBrainLosers]);
+export function fencingPlan(args: { pods: PodObservation[]; manual: string[]; splitBrainLosers: string[]; views: BrokerView[]; maxLag?: number; voters?: number }): { fence: string[]; unfence: string[]; desired: Set<string>; refused: string[] } {
+  // Automatic fencing never takes away the majority: fenced brokers neither vote nor campaign, so fencing members of
+  // the majority would stop the cluster electing. (Manual fencing is the user's call.)
+  const voters = args.voters ?? args.pods.length;
+  const unfencedAfter = args.pods.filter((p) => !args.manual.includes(p.name) && !args.splitBrainLosers.includes(p.name)).length;
+  const refused = unfencedAfter < Math.floor(voters / 2) + 1 ? args.splitBrainLosers.filter((p) => !args.manual.includes(p)) : [];
+  const want = new Set([...args.manual, ...args.splitBrainLosers.filter((p) => !refused.includes(p))]);
   const maxLag = args.maxLag ?? 0;
   const fence: string[] = [];
   const unfence: string[] = [];
@@ -343,7 +349,7 @@ export function fencingPlan(args: { pods: PodObservation[]; manual: string[]; sp
       unfence.push(p.name);
     }
   }
-  return { fence, unfence, desired: want };
+  return { fence, unfence, desired: want, refused };
 }
 
 // ---- node replacement ----

@@ -221,7 +221,9 @@ export class LanceClusterReconciler {
     } else {
       cond('SplitBrain', 'False', 'SingleLeader', 'every broker follows the leader a majority agrees on');
     }
-    const fencing = fencingPlan({ pods, manual: manual.ok ? manual.pods : [], splitBrainLosers: losers, views, maxLag: this.maxLag });
+    const metaVoters = detectStale(views).leader?.groups?.find((g) => g.group === 'metadata')?.voters.length;
+    const fencing = fencingPlan({ pods, manual: manual.ok ? manual.pods : [], splitBrainLosers: losers, views, maxLag: this.maxLag, ...(metaVoters ? { voters: metaVoters } : {}) });
+    if (fencing.refused.length > 0) await event('Warning', 'FenceRefused', `not fencing ${fencing.refused.join(', ')}: the unfenced brokers would be fewer than a majority of the metadata group`);
     for (const p of fencing.fence) await this.setFenced(cluster, pods, p, true, event);
     for (const p of fencing.unfence) await this.setFenced(cluster, pods, p, false, event);
     const fencedNow = pods.filter((p) => (p.fencedLabel || fencing.fence.includes(p.name)) && !fencing.unfence.includes(p.name)).map((p) => p.name);
