@@ -159,10 +159,10 @@ export class Faults {
   }
 
   /**
-   * A real network partition of one pod on the shared loopback (root only; iptables + cgroup v2): TCP on `ports`
-   * is dropped both ways — packets to the pod's IP on those ports, and every packet the pod's processes send from or
-   * to those ports (matched by moving the pod's processes into their own cgroup; on loopback the source address of
-   * an outgoing connection is 127.0.0.1, so the IP alone cannot identify the pod's own dials). Other ports (e.g.
+   * A real network partition of one pod on the shared loopback (root only; iptables + cgroup v2): TCP from or to
+   * `ports` is dropped both ways for packets to or from the pod's IP, and for every socket the pod's processes create
+   * from now on (they are moved into their own cgroup: on loopback a connection dialled without binding the pod's
+   * IP leaves from 127.0.0.1, so the address alone cannot identify it). Other ports (e.g.
    * the admin/probe port) keep working, like a node cut off from its peers and clients but not from the control
    * plane. Established connections stall (packets vanish), as on a real cut. A container restart while isolated
    * is NOT covered (the new process starts outside the cgroup). `healPod` removes the rules.
@@ -193,11 +193,12 @@ export class Faults {
       this.chain = chain;
     }
     const list = ports.join(',');
-    const rules = [
-      ['-d', `${rt.ip}/32`, '-p', 'tcp', '-m', 'multiport', '--dports', list, '-j', 'DROP'],
-      ['-m', 'cgroup', '--path', rel, '-p', 'tcp', '-m', 'multiport', '--sports', list, '-j', 'DROP'],
-      ['-m', 'cgroup', '--path', rel, '-p', 'tcp', '-m', 'multiport', '--dports', list, '-j', 'DROP'],
-    ];
+    // By address (connections the pod accepted, and the ones it dialled from its own IP) and by cgroup (sockets it
+    // creates from now on whatever their source address; a socket keeps the cgroup it was created in, so the
+    // address rules are what cut connections that already exist).
+    const rules: string[][] = [];
+    for (const dir of ['-d', '-s']) for (const ports of ['--dports', '--sports']) rules.push([dir, `${rt.ip}/32`, '-p', 'tcp', '-m', 'multiport', ports, list, '-j', 'DROP']);
+    for (const ports of ['--dports', '--sports']) rules.push(['-m', 'cgroup', '--path', rel, '-p', 'tcp', '-m', 'multiport', ports, list, '-j', 'DROP']);
     for (const r of rules) iptables(['-A', this.chain, ...r]);
     this.isolations.push({ ns, pod, rules });
   }
