@@ -128,6 +128,24 @@ describe('cluster membership (real processes)', () => {
       return false;
     }, 30_000);
     await waitUntil('every node reports the new leader', agree, 30_000);
+
+    // the admin API names what is wrong, with a code
+    const base = `http://127.0.0.1:${c.node(2).adminPort}`;
+    const call = async (method: string, p: string, body?: unknown): Promise<{ status: number; json: { code: string; message: string } }> => {
+      const r = await fetch(`${base}${p}`, { method, ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }) });
+      return { status: r.status, json: (await r.json()) as { code: string; message: string } };
+    };
+    const badId = await call('PUT', '/v1/members/abc', { host: 'h', kafkaPort: 1, adminPort: 2, raftPort: 3 });
+    expect([badId.status, badId.json.code]).toEqual([400, 'INVALID_ARGUMENT']);
+    expect(badId.json.message).toMatch(/nodeId/);
+    const badPort = await call('PUT', '/v1/members/9', { host: 'h', kafkaPort: 0, adminPort: 2, raftPort: 3 });
+    expect([badPort.status, badPort.json.code]).toEqual([400, 'INVALID_ARGUMENT']);
+    expect(badPort.json.message).toMatch(/kafkaPort/);
+    const clash = await call('PUT', '/v1/members/9', { host: '127.0.0.1', kafkaPort: c.node(1).kafkaPort, adminPort: 2, raftPort: 3 });
+    expect([clash.status, clash.json.code]).toEqual([400, 'INVALID_ARGUMENT']);
+    expect(clash.json.message).toMatch(/kafkaPort: .* is already used by node 1/);
+    const unknown = await call('DELETE', '/v1/members/42');
+    expect([unknown.status, unknown.json.code]).toEqual([404, 'NOT_FOUND']);
   }, 180_000);
 
   it('node replacement: members remove 3, a fresh node 4 joins via members add, becomes a voter everywhere and holds every record; acks=all producer loses nothing', async () => {

@@ -11,7 +11,7 @@ import { defineCommand } from '../command.ts';
 import { renderTable } from '../table.ts';
 import { adminClient, serverOption } from './common.ts';
 
-const port = (name: string) => z.coerce.number().int().min(1).max(65535).describe(`${name} port of the new broker`);
+const port = (name: string, def: number) => z.coerce.number().int().min(1).max(65535).default(def).describe(`${name} port of the new broker (default ${def})`);
 const waitOptions = {
   noWait: z.boolean().default(false).describe('return once the controller accepted the change; do not wait for it to converge'),
   timeoutMs: z.coerce.number().int().positive().default(300_000).describe('how long to wait for the change to converge (ms)'),
@@ -68,12 +68,12 @@ export const membersListCommand = defineCommand({
 export const membersAddCommand = defineCommand({
   name: 'members add',
   summary: 'add a broker (started with cluster.join or a node id outside cluster.bootstrapVoters): learner → catch-up → voter; idempotent',
-  usage: '<node id> --server <host:1992> --host <host> --kafka-port <p> --admin-port <p> --raft-port <p> [--no-wait] [--timeout-ms 300000]',
+  usage: '<node id> --server <host:1992> --host <host> [--kafka-port 9092] [--admin-port 1992] [--raft-port 1993] [--no-wait] [--timeout-ms 300000]',
   details: 'The new broker must already run (it waits to be added). Under-replicated partitions gain it as a replica.\n'
     + 'Waits until it is a voter of the metadata group and of every partition assigned to it (state "active").',
   options: z.object({
     _: z.array(z.string()), server: serverOption, host: z.string().min(1).describe('host the other brokers and clients reach it at'),
-    kafkaPort: port('Kafka'), adminPort: port('admin'), raftPort: port('raft'), ...waitOptions,
+    kafkaPort: port('Kafka', 9092), adminPort: port('admin', 1992), raftPort: port('raft', 1993), ...waitOptions,
   }),
   async run(args, io) {
     const id = nodeIdArg(args._, 'add');
