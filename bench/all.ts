@@ -262,6 +262,14 @@ async function main(): Promise<void> {
       log(`  ERROR ${String(e)}`);
     }
     rmSync(path.join(baseDir, 'profile'), { recursive: true, force: true });
+    log('CPU profile: 1 node, acks=1, 1 KiB at peak');
+    try {
+      results.profileStandalone = { system: 'lance-1-acks1', recordBytes: 1024, ...(await profileCluster(path.join(baseDir, 'profile1'), 1024, POINT_MS, 1)) };
+    } catch (e) {
+      results.profileStandalone = { error: String(e) };
+      log(`  ERROR ${String(e)}`);
+    }
+    rmSync(path.join(baseDir, 'profile1'), { recursive: true, force: true });
   }
   save();
   if (!QUICK) updateReadme();

@@ -268,16 +268,16 @@ export function summariseProfiles(files: string[], fromUs = 0, toUs = Infinity, 
 
 const hrUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
-/** 3-node cluster with --cpu-prof on every broker, peak acks=all load for `durationMs`, graceful stop, summary */
-export async function profileCluster(dir: string, recordBytes: number, durationMs: number): Promise<ProfileSummary> {
+/** `nodes` brokers (1: standalone acks=1, 3: RF=3 acks=all) with --cpu-prof, peak load for `durationMs`, graceful stop, summary */
+export async function profileCluster(dir: string, recordBytes: number, durationMs: number, nodes = 3): Promise<ProfileSummary> {
   const profDir = path.join(dir, 'prof');
-  const sys = await LanceSystem.start(dir, 3, ['--cpu-prof', `--cpu-prof-dir=${profDir}`]);
+  const sys = await LanceSystem.start(dir, nodes, ['--cpu-prof', `--cpu-prof-dir=${profDir}`]);
   let from = 0;
   let to = 0;
   try {
-    await sys.createTopic('prof', 3, 3);
+    await sys.createTopic('prof', 3, nodes);
     const ls = await sys.spreadLeaders('prof');
-    const d = await lanceDriver('prof', ls, recordBytes, Math.max(1, Math.round(65536 / recordBytes)), -1, 2, () => sys.leaders('prof', 30_000));
+    const d = await lanceDriver('prof', ls, recordBytes, Math.max(1, Math.round(65536 / recordBytes)), nodes > 1 ? -1 : 1, 2, () => sys.leaders('prof', 30_000));
     from = hrUs();
     await runClosedLoop({ concurrency: 16, warmupMs: 0, durationMs, send: () => d.send() });
     to = hrUs();

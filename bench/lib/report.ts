@@ -63,8 +63,11 @@ export interface BenchResults {
   consume?: { recordBytes: number; bytes: number; coldMBps: number; warmMBps: number; coldRecordsPerSec: number; warmRecordsPerSec: number; cacheDrop: string } | { error: string };
   failover?: { samplesMs: number[]; p50Ms: number; p99Ms: number; maxMs: number } | { error: string };
   restore: { measured: false; reason: string } | { measured: true; mib: number; restoreMiBps: number; plainGetMiBps: number; ratio: number };
-  profile?: { system: string; recordBytes: number; totalMs: number; busyPct: number; top: Array<{ fn: string; where: string; selfPct: number }>; files: Array<{ file: string; selfPct: number }> } | { error: string };
+  profile?: ProfileResult;
+  profileStandalone?: ProfileResult;
 }
+
+export type ProfileResult = { system: string; recordBytes: number; totalMs: number; busyPct: number; top: Array<{ fn: string; where: string; selfPct: number }>; files: Array<{ file: string; selfPct: number }> } | { error: string };
 
 export interface Goal {
   goal: string;
@@ -183,14 +186,15 @@ export function renderMarkdown(r: BenchResults): string {
   else other.push(['failover', r.failover ? `error: ${(r.failover as { error: string }).error}` : 'not measured']);
   other.push([r.restore.measured ? `restore from s3rver (lnc restore's code path, bench:restore, ${r.restore.mib} MiB)` : 'restore throughput from s3rver', r.restore.measured ? `${fmtN(r.restore.restoreMiBps)} MiB/s = ${r.restore.ratio.toFixed(2)} × plain parallel GetObject (${fmtN(r.restore.plainGetMiBps)} MiB/s, the limit)` : `not measured (${r.restore.reason})`]);
   parts.push(mdTable(['figure', 'value'], other));
-  if (r.profile && 'top' in r.profile) {
+  for (const pr of [r.profile, r.profileStandalone]) {
+    if (!pr || !('top' in pr)) continue;
     parts.push('');
-    parts.push(`### CPU profile of the brokers (${r.profile.system}, ${r.profile.recordBytes} B records at peak, all 3 nodes, load window only)`);
-    parts.push(`${r.profile.totalMs} samples; brokers busy in ${r.profile.busyPct.toFixed(0)} % of them. Self time as % of busy samples:`);
+    parts.push(`### CPU profile of the broker${pr.system.startsWith('lance-3') ? 's' : ''} (${pr.system}, ${pr.recordBytes} B records at peak, load window only)`);
+    parts.push(`${pr.totalMs} samples; busy in ${pr.busyPct.toFixed(0)} % of them. Self time as % of busy samples:`);
     parts.push('');
-    parts.push(mdTable(['self %', 'function', 'where'], r.profile.top.map((t) => [t.selfPct.toFixed(1), t.fn, t.where])));
+    parts.push(mdTable(['self %', 'function', 'where'], pr.top.map((t) => [t.selfPct.toFixed(1), t.fn, t.where])));
     parts.push('');
-    parts.push(mdTable(['self %', 'file'], r.profile.files.map((t) => [t.selfPct.toFixed(1), t.file])));
+    parts.push(mdTable(['self %', 'file'], pr.files.map((t) => [t.selfPct.toFixed(1), t.file])));
   }
   return parts.join('\n') + '\n';
 }
