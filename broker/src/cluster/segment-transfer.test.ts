@@ -408,11 +408,11 @@ describe('PartitionRaftLog segment transfer', () => {
     let calls = 0;
     const sourcesSeen: number[] = [];
     const fetch = async (src: number, req: ChunkRequest): Promise<Buffer> => {
-      calls++;
+      const n = ++calls; // before any await: chunks are fetched concurrently
       sourcesSeen.push(src);
       const b = Buffer.from(await leader!.log.readSegmentChunk(req));
-      if (calls === 2) b[b.length - 1] ^= 0xff; // flipped bit: CRC check must catch it
-      if (calls === 5) throw new Error('connection reset');
+      if (n === 2) b[b.length - 1] ^= 0xff; // flipped bit: CRC check must catch it
+      if (n === 7) throw new Error('connection reset');
       return b;
     };
     leader = await openNode(leaderDir, 1, fetch);

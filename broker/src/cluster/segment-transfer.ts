@@ -28,6 +28,8 @@ import { scanSegmentFile } from '../storage/verify.ts';
 export const SEGMENT_CHUNK_METHOD = 'segment.chunk';
 /** default chunk size of a pull (one BIN_RESP frame) */
 export const DEFAULT_CHUNK_BYTES = 4 << 20;
+/** chunk pulls in flight per segment */
+export const DEFAULT_INFLIGHT_CHUNKS = 4;
 
 const int = z.number().int().nonnegative();
 
@@ -218,6 +220,8 @@ export interface FetchSegmentOptions {
   sources: () => NodeId[];
   fetch: FetchChunk;
   chunkBytes: number;
+  /** chunk requests in flight per segment (default DEFAULT_INFLIGHT_CHUNKS) */
+  inflight?: number;
   /** true: give up (superseded or closing) → the fetch throws ABORTED-style CONFLICT */
   aborted: () => boolean;
   onBytes?: (n: number) => void;
@@ -227,7 +231,8 @@ export interface FetchSegmentOptions {
 }
 
 /**
- * Pulls one segment into `<stagingDir>/<stagedName>`: chunks → `.part` → fsync → verify → rename → fsync(dir).
+ * Pulls one segment into `<stagingDir>/<stagedName>`: chunks (a few in flight) → `.part` → fsync → verify → rename →
+ * fsync(dir).
  * An existing verified staged file is reused (a restart resumes at segment granularity). Retries forever over the
  * given sources (a failed chunk restarts that segment) until it succeeds or `aborted()`.
  */
@@ -248,13 +253,26 @@ export async function fetchSegment(o: FetchSegmentOptions): Promise<string> {
       if (source === undefined) throw new LanceError('NOT_FOUND', `${o.group}: no node to fetch segment ${o.ref.baseOffset} from`, { group: o.group });
       const fh = await fsp.open(part, 'w');
       try {
-        for (const c of chunkRanges(o.ref.size, o.chunkBytes)) {
-          if (o.aborted()) throw new LanceError('CONFLICT', `segment transfer of ${o.group} segment ${o.ref.baseOffset} aborted`, { group: o.group });
-          const data = await o.fetch(source, { group: o.group, ref: o.ref, pos: c.pos, len: c.len });
-          if (data.length !== c.len) throw new LanceError('IO', `${o.group}: node ${source} sent ${data.length} bytes for chunk at byte ${c.pos} of segment ${o.ref.baseOffset}, expected ${c.len}`, { group: o.group, position: c.pos });
-          await fh.write(data, 0, data.length, c.pos);
-          o.onBytes?.(data.length);
-        }
+        // a few chunks in flight (positional writes: arrival order does not matter); the first error stops all
+        const ranges = chunkRanges(o.ref.size, o.chunkBytes);
+        let next = 0;
+        let failed: unknown = null;
+        const worker = async (): Promise<void> => {
+          while (next < ranges.length && failed === null) {
+            const c = ranges[next++]!;
+            try {
+              if (o.aborted()) throw new LanceError('CONFLICT', `segment transfer of ${o.group} segment ${o.ref.baseOffset} aborted`, { group: o.group });
+              const data = await o.fetch(source, { group: o.group, ref: o.ref, pos: c.pos, len: c.len });
+              if (data.length !== c.len) throw new LanceError('IO', `${o.group}: node ${source} sent ${data.length} bytes for chunk at byte ${c.pos} of segment ${o.ref.baseOffset}, expected ${c.len}`, { group: o.group, position: c.pos });
+              await fh.write(data, 0, data.length, c.pos);
+              o.onBytes?.(data.length);
+            } catch (e) {
+              failed ??= e;
+            }
+          }
+        };
+        await Promise.all(Array.from({ length: Math.max(1, Math.min(o.inflight ?? DEFAULT_INFLIGHT_CHUNKS, ranges.length)) }, worker));
+        if (failed !== null) throw failed;
         await fh.sync();
       } finally {
         await fh.close();
