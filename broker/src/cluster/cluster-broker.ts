@@ -157,6 +157,7 @@ export class ClusterBroker implements KafkaBackend {
   /** last membership step issued per group and when: the same step is not re-issued within a second */
   private readonly lastStep = new Map<string, { key: string; at: number }>();
   private lastReconcileNudge = 0;
+  private warnedRemoved = false;
   private segMetrics: SegmentTransferMetrics | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
   private retentionRunning = false;
@@ -268,6 +269,12 @@ export class ClusterBroker implements KafkaBackend {
     }
     if (changed) this.scheduleReconcile();
     if (changed || entries.some((e) => e.type === EntryType.CONFIG)) this.syncPeers();
+    if (changed && !this.warnedRemoved && isRemoved(this.meta, this.nodeId)) {
+      // ids are never reused: this process serves nothing once its groups have dropped it; stop it (or start the
+      // replacement with a new id and `lnc members add` it)
+      this.warnedRemoved = true;
+      this.logger.error({ nodeId: this.nodeId }, 'this node id was removed from the cluster (lnc members remove); it will hold no replica');
+    }
     this.events.emit('change');
   }
 

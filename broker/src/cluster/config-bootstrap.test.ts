@@ -1,0 +1,24 @@
+import { describe, expect, it } from 'vitest';
+import { isLanceError } from '../common/errors.ts';
+import { bootstrapPlan, ClusterSectionSchema, type ClusterPeer } from './config.ts';
+
+const peer = (nodeId: number): ClusterPeer => ({ nodeId, host: `h${nodeId}`, raftPort: 1993, kafkaPort: 9092, adminPort: 1992 });
+
+describe('cluster bootstrap plan', () => {
+  it('founders bootstrap; a node outside bootstrapVoters or told to join does not', () => {
+    const peers = [peer(1), peer(2), peer(3), peer(4)];
+    expect(bootstrapPlan({}, peers.slice(0, 3), 2)).toEqual({ founders: [1, 2, 3], bootstrap: true });
+    expect(bootstrapPlan({ bootstrapVoters: [3, 1, 2] }, peers, 4)).toEqual({ founders: [1, 2, 3], bootstrap: false });
+    expect(bootstrapPlan({ bootstrapVoters: [1, 2, 3] }, peers, 1)).toEqual({ founders: [1, 2, 3], bootstrap: true });
+    expect(bootstrapPlan({ join: true }, peers, 1)).toEqual({ founders: [1, 2, 3, 4], bootstrap: false });
+  });
+
+  it('refuses a duplicate founder id and validates the section with the field named', () => {
+    let err: unknown;
+    try { bootstrapPlan({ bootstrapVoters: [1, 1] }, [peer(1)], 1); } catch (e) { err = e; }
+    expect(isLanceError(err, 'INVALID_CONFIG') && err.message).toMatch(/cluster\.bootstrapVoters: a node id appears twice/);
+    const r = ClusterSectionSchema.safeParse({ peers: [], bootstrapVoters: [], join: 'yes' });
+    expect(r.success).toBe(false);
+    expect(r.error!.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual(['bootstrapVoters: expected at least one node id', 'join: expected true or false']);
+  });
+});
