@@ -828,7 +828,7 @@ export class ClusterBroker implements KafkaBackend {
         const applied = this.host.node(rt.group)?.status().appliedIndex ?? 0;
         if (!t || this.closed) continue;
         const policy = logOptions(this.config, parseKafkaTopicConfigs(t.config)).retention;
-        const gone = await rt.log.enforceRetention(policy, applied).catch((e: unknown) => {
+        const gone = await rt.log.enforceRetention(policy, applied, this.retentionGuard?.(rt.topic, rt.partition)).catch((e: unknown) => {
           this.logger.warn({ err: e, group: rt.group }, 'retention pass failed');
           return [];
         });
@@ -1145,6 +1145,13 @@ export class ClusterBroker implements KafkaBackend {
     const t = this.meta.topics[topic];
     if (!t) return null;
     return this.parts.get(partitionGroup(t, partition))?.hw ?? null;
+  }
+
+  private retentionGuard: ((topic: string, partition: number) => Parameters<PartitionRaftLog['enforceRetention']>[2]) | undefined;
+
+  /** tiering hook: which sealed segments retention may delete on this replica (a leader keeps un-uploaded ones) */
+  setRetentionGuard(fn: (topic: string, partition: number) => Parameters<PartitionRaftLog['enforceRetention']>[2]): void {
+    this.retentionGuard = fn;
   }
 
   /** tiering hook (tiering/cluster-dr.ts): this node's partition replicas, read live; only leaders upload */

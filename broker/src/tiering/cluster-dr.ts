@@ -13,6 +13,7 @@ import type { Logger } from '../common/log.ts';
 import type { MetadataState } from '../cluster/metadata.ts';
 import { snapshotOf } from '../groups/commands.ts';
 import type { PartitionLog } from '../storage/partition-log.ts';
+import type { SegmentInfo } from '../storage/types.ts';
 import { createObjectStore, type ObjectStoreConfig } from './config.ts';
 import { manifestKey } from './manifest.ts';
 import { DR_FORMAT, DrMetrics, type MetadataSnapshot, type SnapshotPartition } from './metadata-dr.ts';
@@ -37,6 +38,8 @@ export interface ReplicaView {
 
 export interface ClusterDrSource {
   tieringReplicas(): ReplicaView[];
+  /** cluster retention asks this before deleting a replica's segment (undefined = no constraint) */
+  setRetentionGuard?(fn: (topic: string, partition: number) => ((s: SegmentInfo) => boolean) | undefined): void;
   metadataState(): Readonly<MetadataState>;
   controllerReadyTerm(): number | null;
 }
@@ -117,6 +120,11 @@ export function startClusterTiering(opts: {
     }
   };
   sync();
+  // a leader's retention deletes only segments whose verified upload is in its manifest (followers: topic retention)
+  opts.source.setRetentionGuard?.((topic, partition) => {
+    const r = opts.source.tieringReplicas().find((x) => x.topic === topic && x.partition === partition);
+    return r?.leading() ? tiering.canDelete(topic, partition) : undefined;
+  });
   const timer = setInterval(sync, 1000);
   timer.unref();
   tiering.start();
