@@ -666,7 +666,8 @@ export class PartitionRaftLog implements RaftLog {
       });
       t.metrics?.transfers.inc({ direction: 'in' });
     }
-    if (aborted()) return;
+    if (this.closing) throw new LanceError('IO', `${this.opts.group}: log closed during a segment install (resumed at the next start)`, { group: this.opts.group });
+    if (aborted()) return; // superseded: the newer install op follows in the queue
     // commit point: from here on open() completes the swap
     await atomicWriteJson(path.join(dir, INSTALL_FILE), { descriptor: d, keep: plan.keep.map((r) => r.baseOffset) });
     await this.pl.close();
