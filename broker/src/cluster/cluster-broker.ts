@@ -281,7 +281,9 @@ export class ClusterBroker implements KafkaBackend {
   /** The transport dials members it learned from the metadata (brokers added after bootstrap, changed addresses). */
   private syncPeers(): void {
     for (const b of activeBrokers(this.meta)) {
-      if (b.nodeId === this.nodeId || b.raftPort === 0) continue;
+      // This node's own peers list wins for the ids it names: it is the current local truth (the operator rewrites
+      // peers.yaml; a test may route each pair through its own proxy). The registry supplies members added later.
+      if (b.nodeId === this.nodeId || b.raftPort === 0 || this.opts.peers.some((p) => p.nodeId === b.nodeId)) continue;
       this.transport.setPeer({ nodeId: b.nodeId, host: b.host, port: b.raftPort });
     }
     // A removed broker that no group lists any more is no longer dialled: its address may now belong to its
