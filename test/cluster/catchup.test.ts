@@ -3,7 +3,7 @@
  * leader's sealed segment files (not entry by entry), ends with byte-identical segments and records; the same after
  * retention deleted the leader's early segments (the refilled node starts at the leader's log start).
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { ConfigResourceTypes, Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -50,14 +50,14 @@ describe('segment transfer catch-up (real processes)', () => {
     }
   });
 
-  async function produce(batches: number): Promise<void> {
+  async function produce(batches: number, valueBytes = 400): Promise<void> {
     const producer = kafka.producer({ allowAutoTopicCreation: false });
     await producer.connect();
     try {
       for (let b = 0; b < batches; b++) {
         await producer.send({
           topic: TOPIC, acks: -1,
-          messages: Array.from({ length: 40 }, () => ({ key: `k${produced}`, value: `value-${produced++}-${'x'.repeat(400)}` })),
+          messages: Array.from({ length: 40 }, () => ({ key: `k${produced}`, value: `value-${produced++}-${'x'.repeat(valueBytes)}` })),
         });
       }
     } finally {
@@ -172,6 +172,28 @@ describe('segment transfer catch-up (real processes)', () => {
     const lines = (await readFile(x.logFile, 'utf8')).split('\n').filter((l) => l.includes('segment install: fetching'));
     const last = JSON.parse(lines[lines.length - 1]!) as { keep: number; fetch: number };
     expect(last.keep).toBeGreaterThan(0);
+    await expectIdentical(victim, await leaderOf());
+  }, 300_000);
+
+  it('a follower killed in the middle of a segment install restarts it and ends identical', async () => {
+    const leader = await leaderOf();
+    const victim = [1, 2, 3].find((n) => n !== leader)!;
+    const x = c.node(victim);
+    await c.kill(victim);
+    await produce(50, 3000); // ~120 KiB entries: one segment each, a long install
+    await c.wipe(victim);
+    const logLines = async (): Promise<string[]> => (await readFile(x.logFile, 'utf8').catch(() => '')).split('\n');
+    const skip = (await logLines()).length;
+    await c.startNode(victim);
+    await waitUntil(`node ${victim} starts an install`, async () => (await logLines()).slice(skip).some((l) => l.includes('segment install: fetching')), 60_000);
+    await c.kill(victim);
+    const during = (await logLines()).slice(skip);
+    // killed mid-transfer: the install never completed and its files were only in the staging dir
+    expect(during.some((l) => l.includes('segment install complete'))).toBe(false);
+    expect((await stat(path.join(x.dataDir, partitionDir, 'incoming'))).isDirectory()).toBe(true);
+    await c.startNode(victim);
+    const want = await waitUntil('leader log end', async () => (await groupOn(c.node(await leaderOf())))?.lastIndex);
+    await waitUntil(`node ${victim} caught up to ${want}`, async () => ((await groupOn(x))?.lastIndex ?? 0) >= want, 120_000);
     await expectIdentical(victim, await leaderOf());
   }, 300_000);
 
