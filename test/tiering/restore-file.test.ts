@@ -3,7 +3,7 @@
  * offsets), committed offsets are clamped into the restored logs, point in time cuts at batch granularity, an
  * interrupted restore is redone, and the restored dir opens as a standalone data dir.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -77,6 +77,7 @@ describe('restoreDataDir (file backend)', () => {
     // an interrupted earlier restore: the marker and a stray file are wiped, the restore is redone
     await writeFile(path.join(dir, RESTORE_MARKER), '{}');
     await writeFile(path.join(dir, '.restore-junk'), 'x');
+    await mkdir(path.join(dir, 'topic_9', '0'), { recursive: true });
     // restore points are chosen at or before T: the only one was taken at t=5000
     const early = await restoreDataDir({ store, dataDir: dir, nodeId: 7, atMs: 4999 }).catch((e: unknown) => e);
     expect(String(early)).toMatch(/no restore point taken at or before/);
@@ -90,6 +91,7 @@ describe('restoreDataDir (file backend)', () => {
     expect(JSON.parse(await readFile(path.join(dir, 'node.json'), 'utf8'))).toMatchObject({ clusterId: 'dst', nodeId: 7 });
     expect(JSON.parse(await readFile(path.join(dir, 'producer-ids.json'), 'utf8'))).toEqual({ next: 4000 });
     expect((await catalog.listTopics(dir)).map((t) => t.name)).toEqual(['a']);
+    expect(await catalog.listTopicIds(dir)).toEqual([1]); // the interrupted restore's topic_9 is gone
     await expect(readFile(path.join(dir, RESTORE_MARKER))).rejects.toThrow();
 
     // a point in time inside the data: T = 10040 — records 0..40 are ≤ T, but record 40 shares its batch with

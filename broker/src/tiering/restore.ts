@@ -322,7 +322,8 @@ export async function restoreDataDir(opts: RestoreOptions): Promise<RestoreRepor
   const { store, dataDir } = opts;
   const log = opts.logger?.child({ component: 'restore' });
   const entries = await readDirOrEmpty(dataDir);
-  if (!isFreshDataDir(entries)) {
+  // a dir holding an interrupted restore (its marker) is wiped and restored again
+  if (!entries.includes(RESTORE_MARKER) && !isFreshDataDir(entries)) {
     const what = entries.filter((e) => !IGNORABLE.has(e)).slice(0, 5).join(', ');
     throw new LanceError('CONFLICT', `--data-dir ${dataDir}: not empty (${what}); restore writes a fresh data dir — move this one away first`, { path: dataDir });
   }

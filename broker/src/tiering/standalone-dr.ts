@@ -122,7 +122,7 @@ export async function coldStartRestore(opts: {
 }): Promise<RestoreReport | null> {
   const marker = path.join(opts.dataDir, RESTORE_MARKER);
   const interrupted = await fsp.stat(marker).then(() => true, () => false);
-  if (!opts.storeConfig || !opts.enabled || !(await dataDirIsFresh(opts.dataDir))) {
+  if (!opts.storeConfig || !opts.enabled || !(interrupted || (await dataDirIsFresh(opts.dataDir)))) {
     if (interrupted) {
       throw new LanceError('CONFLICT', `${marker}: a restore into this data dir did not finish; run lnc restore again (or configure the object store for cold-start recovery)`, { path: marker });
     }
