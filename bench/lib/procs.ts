@@ -3,7 +3,7 @@
  * run ends (also on SIGINT/SIGTERM of the bench itself), plus free ports and condition waits.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, readFileSync } from 'node:fs';
+import { accessSync, constants, createWriteStream, readFileSync } from 'node:fs';
 import * as net from 'node:net';
 
 /**
@@ -74,17 +74,26 @@ export function spawnChild(name: string, cmd: string, args: string[], logFile: s
   const proc = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], cwd });
   proc.stdout!.pipe(out);
   proc.stderr!.pipe(out);
+  // a missing binary (ENOENT) is an 'error' event, not an exception: turn it into an exit with its message logged
+  proc.once('error', (e) => {
+    out.write(`spawn ${cmd} failed: ${String(e)}\n`);
+    child.exited = true;
+    live.delete(child);
+  });
   const child: Child = {
     name,
     proc,
-    pid: proc.pid!,
+    pid: proc.pid ?? -1,
     logFile,
     exited: false,
-    exit: new Promise((res) => proc.once('exit', (code) => {
-      child.exited = true;
-      live.delete(child);
-      res(code);
-    })),
+    exit: new Promise((res) => {
+      proc.once('exit', (code) => {
+        child.exited = true;
+        live.delete(child);
+        res(code);
+      });
+      proc.once('error', () => res(null));
+    }),
     tail: (n = 2000) => {
       try {
         const t = readFileSync(logFile, 'utf8');
@@ -100,7 +109,7 @@ export function spawnChild(name: string, cmd: string, args: string[], logFile: s
 
 /** sends `signal` to the child's pid and waits for its exit */
 export async function stopChild(c: Child, signal: NodeJS.Signals = 'SIGTERM', killAfterMs = 20_000): Promise<void> {
-  if (c.exited) return;
+  if (c.exited || c.pid < 0) return;
   c.proc.kill(signal);
   const t = setTimeout(() => c.proc.kill('SIGKILL'), killAfterMs);
   await c.exit;
@@ -115,5 +124,17 @@ export function tcpOpen(host: string, port: number): Promise<boolean> {
       resolve(true);
     });
     s.once('error', () => resolve(false));
+  });
+}
+
+/** true if `cmd` is on PATH */
+export function onPath(cmd: string): boolean {
+  return (process.env.PATH ?? '').split(':').some((d) => {
+    try {
+      accessSync(`${d}/${cmd}`, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
   });
 }
