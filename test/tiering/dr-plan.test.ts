@@ -17,7 +17,7 @@ import {
   DR_FORMAT, MetadataUploader, chooseRestorePoint, decodeSnapshot, listRestorePoints, parseRestorePointKey, planRestorePointRetention,
   restorePointDir, type ListedRestorePoint, type MetadataSnapshot,
 } from '../../broker/src/tiering/metadata-dr.ts';
-import { chooseSourceCluster, clampOffset, isFreshDataDir, planPartitionDownload, topicConfigOf } from '../../broker/src/tiering/restore.ts';
+import { chooseSourceCluster, clampOffset, findRestorePoint, isFreshDataDir, planPartitionDownload, topicConfigOf } from '../../broker/src/tiering/restore.ts';
 import { drSettings } from '../../broker/src/tiering/standalone-dr.ts';
 
 const dirs: string[] = [];
@@ -177,10 +177,18 @@ describe('MetadataUploader (file backend)', () => {
     const empty = new MetadataUploader({ store, clusterId: 'c1', nodeId: 5, logger: silentLogger, intervalMs: 60_000, retentionMs: 0, collect: async () => ({ ...snap(), node: 5, topics: [], partitions: [], takenAtMs: 5000, takenAt: new Date(5000).toISOString() }) });
     expect(await empty.uploadNow()).toBeNull();
     expect((await listRestorePoints(store)).length).toBe(2);
+    expect((await listRestorePoints(store, { newest: 1 })).map((p) => p.takenAtMs)).toEqual([1001]);
+    // a damaged newer restore point is listed with its error and skipped by a restore
+    await store.put(`${restorePointDir('c1', 2000, 3)}restore-point.json`, Buffer.from('{"format":1}'));
+    const all = await listRestorePoints(store);
+    expect(all.at(-1)!.error).toMatch(/^CORRUPT: restore point .*: /);
+    expect((await findRestorePoint(store, { clusterId: 'c1' })).takenAtMs).toBe(1001);
+    expect((await findRestorePoint(store, { clusterId: 'c1', atMs: 1000 })).takenAtMs).toBe(1000);
+    await expect(findRestorePoint(store, { clusterId: 'c1', atMs: 999 })).rejects.toThrow(/no restore point taken at or before 1970-01-01T00:00:00.999Z in file:.* \(cluster c1: 3 restore point\(s\), oldest/);
     // a node that does not own the metadata uploads nothing
     const idle = new MetadataUploader({ store, clusterId: 'c1', nodeId: 4, logger: silentLogger, intervalMs: 60_000, retentionMs: 0, collect: async () => null });
     expect(await idle.uploadNow()).toBeNull();
-    expect((await listRestorePoints(store)).length).toBe(2);
+    expect((await listRestorePoints(store)).length).toBe(3);
     await store.close();
   });
 });

@@ -203,13 +203,16 @@ export async function listRestorePointKeys(store: ObjectStore, clusterId: string
  * Every restore point under the store (all clusters, or one), oldest first. With `load`, each body is read and
  * validated (a damaged one is listed with its error, never used).
  */
-export async function listRestorePoints(store: ObjectStore, opts: { clusterId?: string; load?: boolean } = {}): Promise<ListedRestorePoint[]> {
+export async function listRestorePoints(store: ObjectStore, opts: { clusterId?: string; load?: boolean; newest?: number } = {}): Promise<ListedRestorePoint[]> {
   const clusters = opts.clusterId !== undefined ? [opts.clusterId] : await listClusterIds(store);
   const out: ListedRestorePoint[] = [];
   for (const cid of clusters) {
-    for (const key of await listRestorePointKeys(store, cid)) {
+    const keys = await listRestorePointKeys(store, cid);
+    // with `newest`, only the newest N per cluster are read (a week of 10 s restore points is 60 000 objects)
+    for (const [i, key] of keys.entries()) {
       const k = parseRestorePointKey(key)!;
       const item: ListedRestorePoint = { key, clusterId: cid, takenAtMs: k.takenAtMs, node: k.node, point: null };
+      if (opts.newest !== undefined && i < keys.length - opts.newest) continue;
       if (opts.load !== false) {
         try {
           item.point = decodeRestorePoint(key, await store.get(key));

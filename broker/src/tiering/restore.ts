@@ -31,7 +31,7 @@ import {
   type Manifest, type PartitionRef, type RemoteSegment,
 } from './manifest.ts';
 import {
-  chooseRestorePoint, decodeSnapshot, listRestorePointKeys, listRestorePoints, type ListedRestorePoint, type MetadataSnapshot,
+  chooseRestorePoint, decodeRestorePoint, decodeSnapshot, listRestorePointKeys, listRestorePoints, type ListedRestorePoint, type MetadataSnapshot,
   type RestorePoint, type SnapshotTopic,
 } from './metadata-dr.ts';
 import { CRC32C_METADATA_KEY, type ObjectStore } from './object-store.ts';
@@ -141,8 +141,21 @@ export async function findRestorePoint(store: ObjectStore, opts: { sourceCluster
     clusters = [...new Set(all.map((p) => p.clusterId))].sort();
   }
   const source = chooseSourceCluster(clusters, { ...(opts.sourceClusterId !== undefined ? { source: opts.sourceClusterId } : {}), ...(opts.clusterId !== undefined ? { target: opts.clusterId } : {}) }, store.url);
-  const points = await listRestorePoints(store, { clusterId: source });
-  const chosen = chooseRestorePoint(points, opts.atMs);
+  // keys carry the time: read only the candidates, newest first, until one is readable (not every restore point)
+  const points = await listRestorePoints(store, { clusterId: source, load: false });
+  let chosen: ListedRestorePoint | null = null;
+  for (const cand of [...points].reverse()) {
+    if (opts.atMs !== undefined && cand.takenAtMs > opts.atMs) continue;
+    try {
+      cand.point = decodeRestorePoint(cand.key, await store.get(cand.key));
+    } catch (e) {
+      if (!isLanceError(e) || (e.code !== 'CORRUPT' && e.code !== 'NOT_FOUND')) throw e;
+      cand.error = `${e.code}: ${e.message}`;
+      continue;
+    }
+    chosen = chooseRestorePoint([cand], opts.atMs);
+    if (chosen) break;
+  }
   if (!chosen) {
     const when = opts.atMs !== undefined ? ` taken at or before ${new Date(opts.atMs).toISOString()}` : '';
     const bad = points.filter((p) => p.error).length;

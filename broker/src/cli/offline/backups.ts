@@ -9,16 +9,17 @@ import { storeFromUrl } from './restore.ts';
 export const backupsListCommand = defineCommand({
   name: 'backups list',
   summary: 'list the restore points in an object store (time, size, topics)',
-  usage: '--from <s3://bucket/prefix | file:///dir> [--cluster-id <id>] [--json]',
+  usage: '--from <s3://bucket/prefix | file:///dir> [--cluster-id <id>] [--limit N] [--json]',
   details: 'A restore point is complete once its restore-point.json exists (written after its metadata snapshot). Unreadable ones are listed with their error and never used by lnc restore (exit 1).',
   options: z.object({
     from: z.string().min(1).describe('object store URL: s3://bucket/prefix or file:///dir'),
     clusterId: z.string().min(1).optional().describe('only this cluster\'s restore points'),
+    limit: z.coerce.number().int().min(1).default(50).describe('the newest N restore points per cluster (default 50)'),
   }),
   async run(args, io) {
     const store = storeFromUrl(args.from);
     try {
-      const points = await listRestorePoints(store, args.clusterId !== undefined ? { clusterId: args.clusterId } : {});
+      const points = await listRestorePoints(store, { newest: args.limit, ...(args.clusterId !== undefined ? { clusterId: args.clusterId } : {}) });
       const rows = points.map((p) => ({
         time: new Date(p.takenAtMs).toISOString(), clusterId: p.clusterId, node: p.node, key: p.key,
         bytes: p.point?.totalBytes ?? null, topics: p.point?.topics.map((t) => t.name) ?? [], groups: p.point?.groups ?? null,
