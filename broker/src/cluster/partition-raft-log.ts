@@ -668,6 +668,13 @@ export class PartitionRaftLog implements RaftLog {
     }
     if (this.closing) throw new LanceError('IO', `${this.opts.group}: log closed during a segment install (resumed at the next start)`, { group: this.opts.group });
     if (aborted()) return; // superseded: the newer install op follows in the queue
+    // Local entries the install replaces that are not known committed (above the local commit index and the kept
+    // prefix) may be divergent: hold them, and quarantine those that differ from the installed log (below).
+    const keptEnd = plan.keep.length > 0 ? plan.keep[plan.keep.length - 1]!.lastIndex : 0;
+    const replacedFrom = Math.max(this.hardState.commit, keptEnd, this.pl.firstIndex - 1) + 1;
+    const replaced = replacedFrom <= this.pl.lastIndex
+      ? (await this.pl.readByIndex(replacedFrom, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)).map((e) => ({ ...e, payload: Buffer.from(e.payload) }))
+      : [];
     // commit point: from here on open() completes the swap
     await atomicWriteJson(path.join(dir, INSTALL_FILE), { descriptor: d, keep: plan.keep.map((r) => r.baseOffset) });
     await this.pl.close();
@@ -689,6 +696,17 @@ export class PartitionRaftLog implements RaftLog {
         if (e.type === EntryType.CONFIG) configs.push({ index: e.index, config: decodeConfig(e.payload, `${dir} entry ${e.index}`) });
       }
       from = batch[batch.length - 1]!.index + 1;
+    }
+    // divergent = from the first replaced entry whose term differs from the installed log's (or that lies outside
+    // it): by log matching every later one differs too. Written to quarantine/ like a truncation.
+    const installedTerm = (i: number): number | undefined => (i === d.logStart.index ? d.logStart.term : i > d.logStart.index && i <= d.index ? termOf(runs, i, d.index) : undefined);
+    const firstBad = replaced.findIndex((e) => installedTerm(e.index) !== e.term);
+    if (firstBad >= 0) {
+      const removed = replaced.slice(firstBad);
+      const after = removed[0]!.index - 1;
+      const q = await writeQuarantine(this.opts.dataDir, this.opts.group, after, removed, installedTerm(after) ?? 0);
+      this.opts.logger.warn({ group: this.opts.group, truncatedAfter: after, entries: removed.length, file: q.file }, 'segment install replaced divergent entries: quarantined');
+      this.opts.onQuarantine?.(q);
     }
     if (gen !== this.installGen) return; // superseded while scanning: the next install resets the view again
     for (const r of this.runs) if (runs[runs.length - 1]?.term !== r.term) runs.push(r);

@@ -9,7 +9,7 @@ import { atomicWriteJson } from '../common/fsutil.ts';
 import type { RaftEntry } from '../raft/types.ts';
 import { encodeRecordBatch } from '../server/records.ts';
 import { EntryType } from '../storage/types.ts';
-import { INSTALL_FILE, PartitionRaftLog, SNAPSHOT_FILE, STAGING_DIR, type TransferOptions } from './partition-raft-log.ts';
+import { INSTALL_FILE, PartitionRaftLog, readQuarantine, SNAPSHOT_FILE, STAGING_DIR, type TransferOptions } from './partition-raft-log.ts';
 import {
   chooseSnapshotFloor, chunkRanges, decodeDescriptor, encodeDescriptor, fetchSegment, parseChunkRequest, planInstall, SegmentTransferMetrics,
   stagedName, type ChunkRequest, type SegmentRef, type SnapshotDescriptor,
@@ -238,6 +238,35 @@ describe('PartitionRaftLog segment transfer', () => {
     const again = await openNode(followerDir, 2, fetch);
     expect(again.log.lastIndex()).toBe(200);
     expect(again.log.rawTerm(2)).toBe(1);
+  }, 60_000);
+
+  it('entries the install replaces that differ from the installed log go to quarantine/', async () => {
+    const leaderDir = await tmp();
+    const followerDir = await tmp();
+    let leader: Node | null = null;
+    const fetch = async (_src: number, req: ChunkRequest): Promise<Buffer> => leader!.log.readSegmentChunk(req);
+    leader = await openNode(leaderDir, 1, fetch);
+    await fill(leader, 1, 200);
+    const snap = leader.log.snapshot()!;
+    expect(snap.meta.index).toBeGreaterThan(70);
+    // the follower: 1..40 committed (as the leader's), 41..70 written in another term and never committed
+    const follower = await openNode(followerDir, 2, fetch);
+    await fill(follower, 1, 40);
+    const div: RaftEntry[] = [];
+    for (let i = 41; i <= 70; i++) div.push(data(i, 2));
+    follower.log.append(div);
+    await follower.log.persist({ seq: ++seq, hardState: { term: 2, vote: null, commit: 40 }, sync: true, snapshot: null });
+    follower.log.installSnapshot(snap.meta, snap.data);
+    await follower.log.persist({ seq: ++seq, hardState: { term: 2, vote: null, commit: snap.meta.index }, sync: true, snapshot: snap });
+    const qdir = path.join(followerDir, 'quarantine');
+    const files = await readdir(qdir);
+    expect(files).toHaveLength(1);
+    const q = readQuarantine(await readFile(path.join(qdir, files[0]!)), files[0]!);
+    expect(q.header).toMatchObject({ group: 'topic_1/0', truncatedAfter: 40, entries: 30, firstIndex: 41, lastIndex: 70, terms: [2] });
+    expect(q.entries.map((e) => e.index)).toEqual(div.map((e) => e.index));
+    // the installed log is the leader's
+    expect(follower.log.pl.lastIndex).toBe(snap.meta.index);
+    expect(await follower.log.pl.termAt(50)).toBe(1);
   }, 60_000);
 
   it('retention deletes only at or below the floor, records the log start, and a new follower starts there', async () => {
