@@ -12,7 +12,7 @@ import type { ProduceResponse } from '../../broker/src/kafka/protocol/messages.t
 import { buildRecordBatch } from '../../broker/src/kafka/records.ts';
 import { TestCluster, waitUntil } from '../cluster/harness.ts';
 import { kcat } from '../kafka/helpers/kcat.ts';
-import { controllerOf, duplicates, partitionLeaderOf, topicReady } from './helpers/cluster.ts';
+import { controllerOf, duplicates, partitionLeaderOf, replicasAgree, startNodes, topicReady } from './helpers/cluster.ts';
 
 let cluster: TestCluster | undefined;
 const clients: KafkaWireClient[] = [];
@@ -55,10 +55,16 @@ async function produceToLeader(c: TestCluster, topic: string, records: Buffer): 
   }, 90_000);
 }
 
-async function readAll(bootstrap: string, topic: string): Promise<string[]> {
-  const r = await kcat(['-C', '-b', bootstrap, '-t', topic, '-o', 'beginning', '-e', '-q', '-f', '%s\n'], undefined, 120_000);
-  expect(r.code, r.stderr).toBe(0);
-  return r.stdout.split('\n').filter((l) => l !== '');
+/** every value of the topic, read with kcat once every running replica agrees on the high watermarks */
+async function readAll(c: TestCluster, topic: string, partitions: number): Promise<string[]> {
+  await replicasAgree(c, topic, partitions);
+  let last = '';
+  const out = await waitUntil(`kcat reads ${topic}`, async () => {
+    const r = await kcat(['-C', '-b', c.bootstrap().join(','), '-t', topic, '-o', 'beginning', '-e', '-q', '-f', '%s\n'], undefined, 120_000);
+    last = r.stderr;
+    return r.code === 0 ? r.stdout : undefined; // a node still applying its metadata may not know the topic yet
+  }, 120_000).catch((e: unknown) => { throw new Error(`${String(e)}; kcat: ${last}`); });
+  return out.split('\n').filter((l) => l !== '');
 }
 
 describe('idempotent producer on a 3-node cluster', () => {
@@ -101,13 +107,13 @@ describe('idempotent producer on a 3-node cluster', () => {
     // full restart: every node rebuilds the state while Raft re-applies its log
     for (const w of clients.splice(0)) w.close();
     await c.stop();
-    await Promise.all([1, 2, 3].map((n) => c.startNode(n)));
+    await startNodes(c, [1, 2, 3]);
     expect(await produceToLeader(c, 'seq', batch(pid, 1, 0, ['e1']))).toEqual({ errorCode: 0, baseOffset: 6 }); // still a duplicate
     expect(await produceToLeader(c, 'seq', batch(pid, 1, 1, ['e2']))).toEqual({ errorCode: 0, baseOffset: 7 });
     const after = await init(other);
     expect([Number(a.producerId), Number(b.producerId)]).not.toContain(Number(after.producerId)); // ids are never reused
 
-    expect(await readAll(c.bootstrap().join(','), 'seq')).toEqual(['r0', 'r1', 'r2', 'r3', 'r4', 'r5', 'e1', 'e2']);
+    expect(await readAll(c, 'seq', 1)).toEqual(['r0', 'r1', 'r2', 'r3', 'r4', 'r5', 'e1', 'e2']);
   }, 600_000);
 
   it('producer state older than the Raft snapshot floor (sealed segments, not re-applied after a restart) is read back from the log', async () => {
@@ -133,12 +139,12 @@ describe('idempotent producer on a 3-node cluster', () => {
       await waitUntil('segments sealed on every node', async () => (await c.views()).every((v) => (v.topics.find((t) => t.name === 'floor')?.partitions[0]?.segments ?? 0) >= 5), 60_000);
       for (const w of clients.splice(0)) w.close();
       await c.stop();
-      await Promise.all([1, 2, 3].map((n) => c.startNode(n)));
+      await startNodes(c, [1, 2, 3]);
       // A retries its last batch: the new leader knows it from the log scan, not from re-applied entries
       expect(await produceToLeader(c, 'floor', batch(pa, 0, 4, big('a4')))).toEqual({ errorCode: 0, baseOffset: aOffsets[4] });
       expect((await produceToLeader(c, 'floor', batch(pa, 0, 7, big('gap')))).errorCode).toBe(45);
       expect(await produceToLeader(c, 'floor', batch(pb, 0, 39, big('b39')))).toMatchObject({ errorCode: 0 });
-      const vals = (await readAll(c.bootstrap().join(','), 'floor')).map((v) => v.split(':')[0]!);
+      const vals = (await readAll(c, 'floor', 1)).map((v) => v.split(':')[0]!);
       expect(duplicates(vals)).toEqual([]);
       expect(vals).toHaveLength(45);
     } finally {
@@ -172,7 +178,7 @@ describe('idempotent producer on a 3-node cluster', () => {
     await c.startNode(leader);
     await sender;
     await producer.disconnect();
-    const vals = await readAll(c.bootstrap().join(','), 'kill');
+    const vals = await readAll(c, 'kill', 2);
     expect(duplicates(vals)).toEqual([]);
     expect(new Set(vals)).toEqual(new Set(Array.from({ length: 300 }, (_, i) => `u${i}`)));
   }, 600_000);
@@ -206,7 +212,7 @@ describe('idempotent producer on a 3-node cluster', () => {
     const code = await exited;
     expect(code, stderr).toBe(0);
     await c.startNode(leader);
-    const vals = await readAll(c.bootstrap().join(','), 'kidem');
+    const vals = await readAll(c, 'kidem', 1);
     expect(duplicates(vals)).toEqual([]);
     expect(new Set(vals).size).toBe(2000);
   }, 600_000);

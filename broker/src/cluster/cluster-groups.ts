@@ -20,7 +20,7 @@
  */
 import { z } from 'zod';
 import type { Registry } from 'prom-client';
-import { LanceError } from '../common/errors.ts';
+import { isLanceError, LanceError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import {
   GroupDetailSchema, GroupListSchema, ResetOffsetsRequestSchema, ResetOffsetsResponseSchema, type GroupDetail, type GroupSummary, type ResetOffsetsRequest, type ResetOffsetsResponse,
@@ -276,10 +276,29 @@ export class ClusterGroups implements KafkaGroupApi {
   adminApi(): { list(): Promise<GroupSummary[]>; describe(group: string): Promise<GroupDetail>; resetOffsets(group: string, req: ResetOffsetsRequest): Promise<ResetOffsetsResponse> } {
     return {
       // answers crossed the wire (forwarded to the controller): checked against the admin API's schemas
-      list: async () => GroupListSchema.parse(await this.host.callController('groups.list', {})),
-      describe: async (group) => GroupDetailSchema.parse(await this.host.callController('groups.describe', { group })),
-      resetOffsets: async (group, req) => ResetOffsetsResponseSchema.parse(await this.host.callController('groups.resetOffsets', { group, req })),
+      list: async () => GroupListSchema.parse(await this.forward('groups.list', {})),
+      describe: async (group) => GroupDetailSchema.parse(await this.forward('groups.describe', { group })),
+      resetOffsets: async (group, req) => ResetOffsetsResponseSchema.parse(await this.forward('groups.resetOffsets', { group, req })),
     };
+  }
+
+  /**
+   * A controller request, retried while the controller moves (NOT_LEADER from a node that just lost it, TIMEOUT or no
+   * connection while a new one is elected) for up to 20 s. The three requests are idempotent: reading, or setting
+   * offsets to targets computed again on each try.
+   */
+  private async forward(method: string, body: unknown): Promise<unknown> {
+    const deadline = Date.now() + 20_000;
+    for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
+      try {
+        return await this.host.callController(method, body);
+      } catch (e) {
+        const transient = isLanceError(e, 'NOT_LEADER') || isLanceError(e, 'TIMEOUT') || isLanceError(e, 'IO');
+        if (!transient || Date.now() + delay > deadline || this.closed) throw e;
+        this.logger.debug({ err: e, method }, 'controller request failed; retrying');
+        await new Promise((r) => setTimeout(r, delay)); // backoff while a controller is elected
+      }
+    }
   }
 
   async close(): Promise<void> {

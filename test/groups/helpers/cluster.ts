@@ -2,6 +2,23 @@
 import type { Admin } from 'kafkajs';
 import { waitUntil, type TestCluster } from '../../cluster/harness.ts';
 
+/** starts nodes one after the other (on a loaded machine parallel starts can exceed the harness's start timeout) */
+export async function startNodes(c: TestCluster, ids: number[]): Promise<void> {
+  for (const id of ids) await c.startNode(id);
+}
+
+/** every running node knows the topic and has the same high watermark for each partition (replicas caught up) */
+export async function replicasAgree(c: TestCluster, topic: string, partitions: number): Promise<void> {
+  await waitUntil(`replicas of ${topic} in agreement`, async () => {
+    const vs = await c.views();
+    for (let p = 0; p < partitions; p++) {
+      const hws = vs.map((v) => v.topics.find((t) => t.name === topic)?.partitions.find((x) => x.partition === p)?.highWatermark);
+      if (hws.some((h) => h === undefined) || new Set(hws).size !== 1) return false;
+    }
+    return true;
+  }, 120_000);
+}
+
 /** the controller (metadata group leader) every running node agrees on */
 export async function controllerOf(c: TestCluster): Promise<number> {
   return (await waitUntil('an agreed controller', () => c.agreedLeader('__meta'), 90_000)).leader;

@@ -4,7 +4,7 @@ import { Kafka, logLevel } from 'kafkajs';
 
 const [bootstrap, groupId, topic] = process.argv.slice(2);
 const kafka = new Kafka({ brokers: bootstrap.split(','), clientId: `child-${process.pid}`, logLevel: logLevel.NOTHING });
-const consumer = kafka.consumer({ groupId, sessionTimeout: 6000, rebalanceTimeout: 10000, heartbeatInterval: 500, maxWaitTimeInMs: 200 });
+const consumer = kafka.consumer({ groupId, sessionTimeout: 10000, rebalanceTimeout: 30000, heartbeatInterval: 1000, maxWaitTimeInMs: 200 });
 consumer.on(consumer.events.GROUP_JOIN, (e) => process.stdout.write(`JOINED ${e.payload.memberId}\n`));
 consumer.on(consumer.events.CRASH, (e) => process.stdout.write(`CRASH ${e.payload.error?.message}\n`));
 await consumer.connect();
