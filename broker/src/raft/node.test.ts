@@ -157,6 +157,28 @@ describe('RaftNode: elections', () => {
     expect(net.get(b).raft.currentLeader).toBe(a);
   });
 
+  it('tie-break does not deadlock: a pre-candidate refused by a peer (still in the lease) grants that peer\'s later pre-vote', () => {
+    const net = cluster([1, 2, 3]);
+    net.runUntil(() => net.leaders().length === 1);
+    const l = net.leader();
+    const term = net.get(l).raft.currentTerm;
+    net.run(60);
+    net.get(l).up = false;
+    const [a, b] = [1, 2, 3].filter((id) => id !== l) as [number, number];
+    // a learns of the crash first and pre-votes at once; b has not noticed yet and refuses (lease)
+    net.get(a).raft.peerDisconnected(l);
+    net.tick(a, 30);
+    expect(net.get(a).raft.currentRole).toBe('precandidate');
+    net.deliverAll();
+    expect(net.get(a).raft.currentRole).toBe('precandidate');
+    // then b notices and campaigns: a (lower id, equal log) must grant it, since b already refused a this round
+    net.get(b).raft.peerDisconnected(l);
+    net.tick(b, 60);
+    net.deliverAll();
+    expect(net.get(b).raft.currentRole).toBe('leader');
+    expect(net.get(b).raft.currentTerm).toBe(term + 1);
+  });
+
   it('peerDisconnected with a live leader (only one connection broke): no disruption, same leader and term', () => {
     const net = cluster([1, 2, 3]);
     net.runUntil(() => net.leaders().length === 1);

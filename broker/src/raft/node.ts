@@ -109,6 +109,8 @@ export class RaftNode {
   private heartbeatDue = 0;
   private lastLeaderContact = -Infinity;
   private votes = new Map<NodeId, boolean>();
+  /** voters that refused this node's current pre-vote round (any term): the tie-break in onPreVote yields to them */
+  private preRefused = new Set<NodeId>();
 
   /** config history: the last one is in force; entries above commit may be reverted by truncation */
   private configs: Array<{ index: number; config: ClusterConfig }> = [];
@@ -242,6 +244,7 @@ export class RaftNode {
       case 'PreVote': return this.onPreVote(m);
       case 'PreVoteResp':
         if (m.term > this.term && !m.granted) { this.becomeFollower(m.term, null); return; }
+        if (this.role === 'precandidate' && !m.granted) this.preRefused.add(m.from);
         if (this.role === 'precandidate' && m.term === this.term + 1) this.tally(m.from, m.granted, 'pre');
         return;
       case 'Vote': return this.onVote(m);
@@ -460,6 +463,7 @@ export class RaftNode {
   private campaign(kind: 'pre' | 'real' | 'transfer'): void {
     this.leader = null;
     this.votes = new Map([[this.id, true]]);
+    this.preRefused.clear();
     this.resetElectionTimer();
     const others = this.config.voters.filter((v) => v !== this.id);
     const lastIndex = this.log.lastIndex();
@@ -504,7 +508,10 @@ export class RaftNode {
     // grant each other's pre-vote and split the real vote. Between equally up-to-date pre-candidates the lower id
     // wins the tie: it refuses the higher one, which grants it and then votes for it. Pre-votes change no state,
     // so this only affects who campaigns first, never safety.
-    const tie = this.role === 'precandidate' && this.id < m.from && m.lastTerm === this.lastTerm() && m.lastIndex === this.log.lastIndex();
+    // Only while the higher one may still grant us: once it refused us this round (e.g. it was still within the old
+    // leader's lease), refusing it back would leave both waiting a whole election timeout.
+    const tie = this.role === 'precandidate' && this.id < m.from && !this.preRefused.has(m.from) &&
+      m.lastTerm === this.lastTerm() && m.lastIndex === this.log.lastIndex();
     const grant = !this.fenced && !tie && m.term > this.term && !this.inLease() && this.upToDate(m.lastIndex, m.lastTerm);
     // granted: echo the proposed term so the pre-candidate can match it; rejected: our term, which may teach it
     this.send({ type: 'PreVoteResp', from: this.id, to: m.from, term: grant ? m.term : this.term, granted: grant });
