@@ -209,7 +209,14 @@ export class TestCluster {
     x.starts++;
     proc.stdout!.pipe(out);
     proc.stderr!.pipe(out);
-    await waitUntil(`node ${id} admin`, async () => (await x.admin.live()).status === 'ok', 60_000);
+    await waitUntil(`node ${id} admin`, async () => {
+      if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`node ${id} exited (${proc.exitCode ?? proc.signalCode}) while starting`);
+      return (await x.admin.live()).status === 'ok';
+    }, 60_000).catch(async (e: unknown) => {
+      // say why: the node's own last log lines (a crash at startup, a port clash...)
+      const tail = (await readFile(x.logFile, 'utf8').catch(() => '')).split('\n').slice(-15).join('\n');
+      throw new Error(`${String(e)}\n--- ${x.logFile} (tail) ---\n${tail}`);
+    });
   }
 
   /** SIGKILL and wait for the exit */
