@@ -24,6 +24,8 @@ export const ClusterPeerSchema = z.object({
   raftPort: port.default(1993),
   kafkaPort: port.default(9092),
   adminPort: port.default(1992),
+  /** the pod this entry belongs to (operator's peers.yaml): with `cluster.podName` it selects this node's id */
+  pod: z.string().min(1).optional(),
 });
 export type ClusterPeer = z.infer<typeof ClusterPeerSchema>;
 
@@ -36,6 +38,11 @@ export const ClusterSectionSchema = z.strictObject({
    */
   bootstrapVoters: z.array(z.number({ error: 'expected a node id' }).int({ error: 'expected a node id' }).nonnegative({ error: 'expected a node id' }))
     .min(1, { error: 'expected at least one node id' }).optional(),
+  /**
+   * This node's pod name (LANCE_POD_NAME): when a peer entry carries the same `pod`, its `nodeId` is this node's id
+   * (over `nodeId`/LANCE_NODE_ID), so the operator can give a replacement pod a NEW id by editing peers.yaml.
+   */
+  podName: z.string().min(1, { error: 'expected a pod name' }).optional(),
   /** this node joins an existing cluster: it never bootstraps a group and waits to be added as a learner */
   join: z.boolean({ error: 'expected true or false' }).optional(),
 });
@@ -65,6 +72,12 @@ export function bootstrapPlan(section: Pick<ClusterSection, 'bootstrapVoters' | 
   const founders = [...(section.bootstrapVoters ?? peers.map((p) => p.nodeId))].sort((a, b) => a - b);
   if (new Set(founders).size !== founders.length) throw new LanceError('INVALID_CONFIG', `cluster.bootstrapVoters: a node id appears twice (${founders.join(', ')})`, { key: 'cluster.bootstrapVoters' });
   return { founders, bootstrap: section.join !== true && founders.includes(nodeId) };
+}
+
+/** This node's id: the peer entry naming `podName` wins over the configured `nodeId`. */
+export function resolveNodeId(section: Pick<ClusterSection, 'podName'>, peers: readonly ClusterPeer[], configured: number): number {
+  if (section.podName === undefined) return configured;
+  return peers.find((p) => p.pod === section.podName)?.nodeId ?? configured;
 }
 
 /** Parses the operator's peers.yaml (`peers: [...]`). */

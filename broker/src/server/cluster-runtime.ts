@@ -14,7 +14,7 @@ import { startAdminServer, type AdminServerHandle, type AdminService } from '../
 import { startKafkaServer, type KafkaServer } from '../kafka/server.ts';
 import { ClusterBroker } from '../cluster/cluster-broker.ts';
 import { ClusterGroups } from '../cluster/cluster-groups.ts';
-import { bootstrapPlan, parsePeersFile, validatePeers, type ClusterPeer } from '../cluster/config.ts';
+import { bootstrapPlan, parsePeersFile, resolveNodeId, validatePeers, type ClusterPeer } from '../cluster/config.ts';
 import type { LanceConfig } from './config.ts';
 import { acquireDataDirLock } from './data-dir-lock.ts';
 import { BrokerMetrics } from './metrics.ts';
@@ -76,6 +76,9 @@ function adminService(b: ClusterBroker, groups?: ClusterGroups): AdminService {
 }
 
 export async function startClusterBroker(config: LanceConfig, peers: ClusterPeer[], logger: Logger, version: string): Promise<RunningClusterBroker> {
+  // the operator's peers.yaml may map this pod to a node id of its own (a replacement gets a new id)
+  const podNodeId = resolveNodeId(config.cluster, peers, config.nodeId);
+  if (podNodeId !== config.nodeId) config = { ...config, nodeId: podNodeId };
   const me = peers.find((p) => p.nodeId === config.nodeId);
   if (!me) {
     throw new LanceError('INVALID_CONFIG', `nodeId: ${config.nodeId} is not one of cluster.peers (${peers.map((p) => p.nodeId).join(', ')}); set LANCE_NODE_ID`, { key: 'nodeId' });
