@@ -41,7 +41,14 @@ describe('tiering and restore points in cluster mode', () => {
     const kafka = new Kafka({ clientId: 'ctier', brokers: c.bootstrap(), logLevel: logLevel.NOTHING, retry: { retries: 30, initialRetryTime: 100, maxRetryTime: 1000 } });
     const admin = kafka.admin();
     await admin.connect();
-    await admin.createTopics({ topics: [{ topic: 'events', numPartitions: 2, replicationFactor: 3 }], waitForLeaders: true });
+    await waitUntil('a controller agreed by all nodes', () => c!.agreedLeader('__meta'), 90_000);
+    // RF 3 needs every broker registered with the controller: retry until the topic exists with leaders
+    await waitUntil('topic created with a leader per partition', async () => {
+      await admin.createTopics({ topics: [{ topic: 'events', numPartitions: 2, replicationFactor: 3 }], waitForLeaders: true }).catch(() => false);
+      const md = await admin.fetchTopicMetadata({ topics: ['events'] }).catch(() => null);
+      const ps = md?.topics[0]?.partitions ?? [];
+      return ps.length === 2 && ps.every((p) => p.leader >= 1);
+    }, 90_000);
     const producer = kafka.producer({ allowAutoTopicCreation: false });
     await producer.connect();
     const p0a = vals('p0a', 300);
