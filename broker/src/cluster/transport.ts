@@ -13,7 +13,8 @@
  *   BIN_RESP 6 u32 id | u8 ok | u32 JSON length | JSON header (ok) or error {code, message} | raw bytes (ok only)
  * A frame longer than maxFrameBytes, an unknown kind or an undecodable body closes that connection (garbage).
  * Everything queued for a peer during one turn of the event loop goes out in ONE write (setImmediate flush).
- * The dialer reconnects with exponential backoff (50 ms → 1 s). Raft messages to a peer without a connection are
+ * The dialer reconnects with exponential backoff (50 ms → 200 ms; kept short because only the lower id dials: a
+ * restarted higher-id peer is unreachable for Raft until the lower one redials it). Raft messages to a peer without a connection are
  * dropped (the core retries); RPCs fail with IO.
  * When the CURRENT connection to a peer closes (a crashed peer: its kernel closes the socket at once) onPeerDown
  * fires, so Raft can start an election without waiting a whole election timeout (RaftNode.peerDisconnected).
@@ -22,7 +23,7 @@
  * connectTimeoutMs (1500) is abandoned. Without this a silent network partition (dropped packets, nothing reset)
  * leaves both ends on a connection whose TCP retransmissions back off exponentially: after healing, traffic would
  * resume only at the next retransmission — tens of seconds after a long partition. With it the dialer redials
- * (backoff ≤ 1 s) and the link is back within about a second of healing.
+ * (backoff ≤ 200 ms) and the link is back within about a second of healing.
  * Outgoing connections are bound to `localAddress` (default: the listener's host when that is a literal IP other
  * than the wildcard), so every packet between two brokers carries both brokers' own addresses — the partition
  * test filters on them, and a firewall rule per broker pair works the same way in production.
@@ -349,7 +350,7 @@ export class Transport {
     s.once('close', () => {
       if (p.socket === s) this.detach(p);
       if (this.closed || this.peers.get(p.addr.nodeId) !== p) return;
-      if (!up) p.backoff = Math.min(1000, p.backoff * 2);
+      if (!up) p.backoff = Math.min(200, p.backoff * 2);
       p.timer = setTimeout(() => { p.timer = null; this.dial(p); }, up ? 50 : p.backoff);
     });
     this.readFrames(s, () => p.addr.nodeId);
