@@ -109,7 +109,10 @@ describe('leader failover with real processes', () => {
       const killedWall = Date.now();
       const killedAt = performance.now();
       await c.kill(leader);
-      const first = await waitUntil('first acknowledged write after the kill', async () => acked.find((a) => a.at > killedAt), 60_000);
+      // an ack that resolves between the SIGKILL and the process's exit was answered by the old leader before it
+      // died: not a failover. Count from the kill, but only acks after the exit.
+      const exitedAt = performance.now();
+      const first = await waitUntil('first acknowledged write after the kill', async () => acked.find((a) => a.at > exitedAt), 60_000);
       failovers.push(first.at - killedAt);
       kills.push({ k, victim: leader, term, killedAt, killedWall, ackedWall: first.wall });
       await c.startNode(leader);
