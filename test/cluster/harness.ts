@@ -11,19 +11,12 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AdminClient } from '../../broker/src/admin/client.ts';
 import type { ClusterView } from '../../broker/src/admin/schemas.ts';
+import { freePort } from '../ports.ts';
 
 const LANCE = fileURLToPath(new URL('../../bin/lance.js', import.meta.url));
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address() as net.AddressInfo;
-      s.close(() => resolve(a.port));
-    });
-  });
-}
+/** Ports below the ephemeral range: a killed node restarts on its own ports (see test/ports.ts). */
+export { freePort };
 
 export interface LogLine { node: number; t: number; msg: string; [k: string]: unknown }
 

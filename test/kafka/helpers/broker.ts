@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,17 +32,9 @@ export interface StartOptions {
   extraArgs?: string[];
 }
 
-/** A free TCP port on 127.0.0.1 (bind 0, read, close). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
+/** Ports below the ephemeral range: a stopped broker restarts on its own ports (see test/ports.ts). */
+import { freePort } from '../../ports.ts';
+export { freePort };
 
 export function tempDataDir(prefix = 'lance-kafka-'): string {
   return mkdtempSync(path.join(tmpdir(), prefix));
