@@ -73,6 +73,13 @@ interface PartitionRuntime {
   role: Role;
   term: number;
   leader: number | null;
+  /**
+   * The last leader this replica knew and its term: the Metadata answer while it knows none (an isolated old leader
+   * that stepped down, a follower during an election). Kafka brokers answer their last known leader too; "no leader"
+   * (LEADER_NOT_AVAILABLE) makes kafkajs retry Metadata on this same broker for its whole retry budget (seen as
+   * 20-39 s without acks behind a partitioned leader) instead of asking another broker.
+   */
+  lastLeader: { id: number; term: number } | null;
   commitWaiters: Waiter[];
   durableWaiters: Waiter[];
   /** idempotent producers' sequences, from the replicated batches (kafka/producer-state.ts) */
@@ -727,7 +734,7 @@ export class ClusterBroker implements KafkaBackend {
       if (this.closed) { await log.close(); return; }
       const rt: PartitionRuntime = {
         group: gid, topic: w.t.name, topicNumericId: w.t.id, partition: w.p, log, hw: log.floorNextOffset, commitIndex: 0,
-        role: 'follower', term: 0, leader: null, commitWaiters: [], durableWaiters: [], producers: new ReplicatedProducerState(),
+        role: 'follower', term: 0, leader: null, lastLeader: null, commitWaiters: [], durableWaiters: [], producers: new ReplicatedProducerState(),
       };
       this.parts.set(gid, rt);
       // batches below the snapshot floor are not re-applied: the producer state reads them from the log
@@ -795,6 +802,7 @@ export class ClusterBroker implements KafkaBackend {
     rt.role = ev.role;
     rt.term = ev.term;
     rt.leader = ev.leader;
+    if (ev.leader !== null) rt.lastLeader = { id: ev.leader, term: ev.term };
     if (wasLeader && ev.role !== 'leader') {
       for (const w of [...rt.commitWaiters.splice(0), ...rt.durableWaiters.splice(0)]) w.reject(notLeader(`${rt.topic}-${rt.partition}`, ev.leader));
     }
@@ -880,8 +888,16 @@ export class ClusterBroker implements KafkaBackend {
     let epoch = 0;
     let isr = replicas;
     if (rt && !this.host.isFenced()) {
-      leaderId = rt.leader ?? -1;
-      epoch = rt.term;
+      if (rt.leader !== null) {
+        leaderId = rt.leader;
+        epoch = rt.term;
+      } else if (rt.lastLeader) {
+        // the epoch it led in, never newer than the truth: a client that has seen the new leader keeps it
+        leaderId = rt.lastLeader.id;
+        epoch = rt.lastLeader.term;
+      } else {
+        epoch = rt.term;
+      }
       if (rt.role === 'leader') {
         const st = this.host.node(rt.group)?.status();
         if (st) {
