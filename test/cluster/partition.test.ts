@@ -19,6 +19,8 @@ import { Kafka, logLevel, type Producer } from 'kafkajs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ClusterGroup } from '../../broker/src/admin/schemas.ts';
 import { readQuarantine } from '../../broker/src/cluster/partition-raft-log.ts';
+import { KafkaWireClient } from '../../broker/src/kafka/client.ts';
+import { ApiKey, type MetadataResponse } from '../../broker/src/kafka/protocol/messages.ts';
 import { decodeRecordBatches } from '../../broker/src/kafka/records.ts';
 import { EntryType } from '../../broker/src/storage/types.ts';
 import { waitUntil, type LogLine, type TestCluster } from './harness.ts';
@@ -197,6 +199,17 @@ describe('network partition with real processes', () => {
     const steppedDownMs = Date.now() - cutAt;
     expect(await orphan).not.toBe('acknowledged');
     await expect(c.node(old).admin.produce('pt', { records: [{ value: 'orphan-2', partition: 0 }] })).rejects.toThrow(/not the leader|NOT_LEADER/i);
+    // its Kafka Metadata answer after stepping down: its last known leader (itself), no partition error — an error
+    // makes kafkajs's metadata call throw and retry on this same broker (see startLoad); one attempt, no retries
+    // (asked on a connection of its own: kafkajs's admin metadata call would pick a random broker)
+    const wire = await KafkaWireClient.connect(c.node(old).host, c.node(old).kafkaPort);
+    try {
+      const md = await wire.request<MetadataResponse>(ApiKey.Metadata, 9, { topics: [{ name: 'pt' }], allowAutoTopicCreation: false, includeClusterAuthorizedOperations: false, includeTopicAuthorizedOperations: false });
+      const p0 = md.topics[0]!.partitions.find((p) => p.partitionIndex === 0)!;
+      expect({ error: p0.errorCode, leader: p0.leaderId, epoch: p0.leaderEpoch }).toEqual({ error: 0, leader: old, epoch: oldTerm });
+    } finally {
+      wire.close();
+    }
 
     const next = await waitUntil('majority elects a new leader', () => agreedAmong(c, majority, group), 30_000);
     expect(next.term).toBeGreaterThan(oldTerm);
