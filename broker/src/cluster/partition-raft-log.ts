@@ -584,7 +584,16 @@ export class PartitionRaftLog implements RaftLog {
 
   /** resolves once no segment install is queued or running (the log then holds what the view describes) */
   async installed(): Promise<void> {
-    while (this.installing) await this.chain.catch(() => undefined);
+    while (this.installing) {
+      const chain = this.chain;
+      await chain.catch(() => undefined);
+      // the queue drained and nothing new was queued, yet the install is still pending: it failed (storage error,
+      // log closed). Looping on the settled chain would spin in microtasks forever and starve the event loop.
+      if (this.installing && chain === this.chain && this.ops.length === 0) {
+        const why = this.failed instanceof Error ? this.failed.message : 'the log was closed';
+        throw new LanceError('IO', `raft log ${this.opts.group}: segment install to index ${this.installing.index} did not complete (${why})`, { group: this.opts.group });
+      }
+    }
   }
 
   /**

@@ -431,6 +431,31 @@ describe('PartitionRaftLog segment transfer', () => {
     expect(twice.length).toBeLessThanOrEqual(1);
   }, 60_000);
 
+  it('a read waiting for an install that fails (log closed mid-transfer) rejects instead of spinning', async () => {
+    const leaderDir = await tmp();
+    const followerDir = await tmp();
+    let leader: Node | null = null;
+    let asked = 0;
+    // every chunk fails like a closed transport: the install can only end by the log closing
+    const fetch = async (): Promise<Buffer> => {
+      asked++;
+      throw new LanceError('IO', 'transport closed');
+    };
+    leader = await openNode(leaderDir, 1, async (_s, req) => leader!.log.readSegmentChunk(req));
+    await fill(leader, 1, 150);
+    const snap = leader.log.snapshot()!;
+    const follower = await openNode(followerDir, 2, fetch);
+    follower.log.installSnapshot(snap.meta, snap.data);
+    const view = follower.log.afterInstall();
+    const read = view.read(view.logStartOffset, 1 << 20);
+    read.catch(() => undefined);
+    await waitFor(() => asked > 0);
+    // closing aborts the install (its storage op fails); before the fix installed() looped on the settled chain
+    // forever in microtasks, starving the event loop (a SIGTERMed broker never exited)
+    await follower.log.close();
+    await expect(read).rejects.toMatchObject({ code: 'IO' });
+  }, 60_000);
+
   it('a corrupted or failed chunk is retried (from the next source) and never staged unverified', async () => {
     const leaderDir = await tmp();
     let leader: Node | null = null;
