@@ -13,7 +13,7 @@ import { TestCluster, waitUntil, type ClusterNode } from './harness.ts';
 const SEGMENT_BYTES = 64 * 1024;
 const TOPIC = 'wipe-rejoin';
 const PARTITIONS = 3;
-const ROUNDS = Number(process.env.WIPE_REJOIN_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.WIPE_REJOIN_ROUNDS ?? 3);
 const ENV = { LANCE_SEGMENT_BYTES: String(SEGMENT_BYTES) };
 const saved: Record<string, string | undefined> = {};
 
@@ -153,6 +153,18 @@ describe('wipe + rejoin with the same id during rolling restarts (real processes
     }
   }
 
+  /** SIGTERM and wait for the exit, bounded: a broker that does not stop gracefully is a failure, not a hang */
+  async function stopGracefully(id: number): Promise<void> {
+    const x = c.node(id);
+    const p = x.proc!;
+    p.kill('SIGTERM');
+    await waitUntil(`node ${id} exits after SIGTERM`, async () => p.exitCode !== null || p.signalCode !== null, 60_000).catch(async (e: unknown) => {
+      await c.kill(id);
+      throw e;
+    });
+    x.proc = null;
+  }
+
   async function allLeadersAgreed(): Promise<void> {
     for (const g of ['__meta', ...groups]) await leaderOf(g);
   }
@@ -179,26 +191,34 @@ describe('wipe + rejoin with the same id during rolling restarts (real processes
     await waitUntil('initial data', async () => acked.every((s) => s.size >= 800), 120_000);
 
     for (let round = 1; round <= ROUNDS; round++) {
-      // wipe a follower of partition (round % 3) and restart it under the same id
-      const lp = await leaderOf(groups[round % PARTITIONS]!);
-      const victim = c.nodes.find((x) => x.nodeId !== lp)!.nodeId;
-      await c.kill(victim);
+      // the same node is wiped every round and rejoins under its id (like demo-2 in the operator e2e): odd rounds
+      // SIGKILL it wherever it leads ("disk lost"), even rounds move its leaderships away and stop it gracefully
+      // first ("replace")
+      const victim = 2;
+      if (round % 2 === 0) {
+        await allLeadersAgreed();
+        await drainLeadership(victim);
+        await stopGracefully(victim);
+      } else {
+        await c.kill(victim);
+      }
       await c.wipe(victim);
       const grown = acked.map((s) => s.size + 150);
       await waitUntil('more data while the victim is down', async () => acked.every((s, i) => s.size >= grown[i]!), 120_000);
       await c.startNode(victim);
-      // rolling restart while it catches up: every node in turn, leadership moved away first, graceful stop
-      for (const x of c.nodes) {
-        if (x.nodeId === victim) continue;
-        await allLeadersAgreed();
-        await drainLeadership(x.nodeId);
-        await c.kill(x.nodeId, 'SIGTERM');
-        await c.startNode(x.nodeId);
+      // while it catches up: SIGKILL the leader of one partition (if not the victim) and restart it
+      const lk = await leaderOf(groups[round % PARTITIONS]!);
+      if (lk !== victim) {
+        await c.kill(lk);
+        await c.startNode(lk);
       }
-      await allLeadersAgreed();
-      await drainLeadership(victim);
-      await c.kill(victim, 'SIGTERM');
-      await c.startNode(victim);
+      // rolling restart: every node in turn, leadership moved away first, graceful stop; the victim last
+      for (const id of [...c.nodes.map((x) => x.nodeId).filter((id) => id !== victim), victim]) {
+        await allLeadersAgreed();
+        await drainLeadership(id);
+        await stopGracefully(id);
+        await c.startNode(id);
+      }
       await allLeadersAgreed();
       const more = acked.map((s) => s.size + 100);
       await waitUntil('producing after the round', async () => acked.every((s, i) => s.size >= more[i]!), 120_000);
