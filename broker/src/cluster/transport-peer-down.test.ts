@@ -51,6 +51,23 @@ describe('transport: peer down and source address', () => {
     expect(down1).toEqual([]);
   }, 30_000);
 
+  it('a binary request to a peer whose connection closes fails at once, not at its timeout', async () => {
+    let asked = 0;
+    // the acceptor never answers (like a killed node that received the request)
+    const t2 = new Transport({ nodeId: 2, clusterId: 'c', host: '127.0.0.1', port: 0, peers: [{ nodeId: 1, host: '127.0.0.1', port: 1 }], logger: silent, onMessage: () => undefined, onRpc: async () => null, onBinRpc: () => { asked++; return new Promise(() => undefined); } });
+    await t2.start();
+    const t1 = new Transport({ nodeId: 1, clusterId: 'c', host: '127.0.0.1', port: 0, peers: [{ nodeId: 2, host: '127.0.0.1', port: t2.port }], logger: silent, onMessage: () => undefined, onRpc: async () => null });
+    open.push(t1);
+    await t1.start();
+    await until('connected', () => t1.connected(2));
+    // a timeout far beyond this test's own: only the connection loss can end the request
+    const req = t1.binRpc(2, 'segment.chunk', {}, 3_600_000);
+    req.catch(() => undefined);
+    await until('request received', () => asked > 0);
+    await t2.close();
+    await expect(req).rejects.toMatchObject({ code: 'IO' });
+  }, 30_000);
+
   it('the dialer reports the acceptor going away', async () => {
     const down1: number[] = [];
     const t2 = new Transport({ nodeId: 2, clusterId: 'c', host: '127.0.0.1', port: 0, peers: [{ nodeId: 1, host: '127.0.0.1', port: 1 }], logger: silent, onMessage: () => undefined, onRpc: async () => null });

@@ -251,7 +251,7 @@ export class Transport {
   private closed = false;
   private rpcSeq = 0;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }>();
-  private readonly binPending = new Map<number, { resolve: (v: { header: unknown; data: Buffer }) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }>();
+  private readonly binPending = new Map<number, { to: NodeId; resolve: (v: { header: unknown; data: Buffer }) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }>();
   private readonly accepted = new Set<net.Socket>();
   private keepaliveTimer: NodeJS.Timeout | null = null;
   port = 0;
@@ -369,6 +369,14 @@ export class Transport {
     if (this.closed) return;
     this.opts.logger.info({ peer: p.addr.nodeId }, 'raft transport: peer disconnected');
     this.opts.onPeerDown?.(p.addr.nodeId);
+    // binary requests to that peer fail now instead of at their (long) timeout: a segment install then retries
+    // from another source or the restarted peer at once (its answer, if any, would be for a dead request anyway)
+    for (const [id, w] of this.binPending) {
+      if (w.to !== p.addr.nodeId) continue;
+      this.binPending.delete(id);
+      clearTimeout(w.timer);
+      w.reject(new LanceError('IO', `connection to node ${w.to} closed while waiting for its answer`, { nodeId: w.to }));
+    }
   }
 
   private onAccept(s: net.Socket): void {
@@ -524,7 +532,7 @@ export class Transport {
         this.binPending.delete(id);
         reject(new LanceError('TIMEOUT', `node ${to} did not answer ${method} within ${timeoutMs} ms`, { nodeId: to }));
       }, timeoutMs);
-      this.binPending.set(id, { resolve, reject, timer });
+      this.binPending.set(id, { to, resolve, reject, timer });
     });
   }
 
