@@ -29,6 +29,8 @@ describe('wipe + rejoin with the same id during rolling restarts (real processes
   let producing = false;
   let loop: Promise<void> = Promise.resolve();
   let sendErrors = 0;
+  /** records present twice (client re-sends), summed over partitions and rounds */
+  let duplicates = 0;
 
   beforeAll(async () => {
     for (const [k, v] of Object.entries(ENV)) {
@@ -128,7 +130,10 @@ describe('wipe + rejoin with the same id during rolling restarts (real processes
         const have = new Set(got.recs.map((r) => r.value));
         const missing = [...acked[p]!].filter((v) => !have.has(v));
         expect(missing.slice(0, 5).map((v) => v.slice(0, 20)), `${where}: acknowledged records missing (${missing.length})`).toEqual([]);
-        expect(have.size, `${where}: duplicates`).toBe(got.recs.length);
+        // duplicates are allowed: a plain (non-idempotent) producer re-sends a batch whose answer it lost (e.g. the
+        // old leader answered NOT_LEADER after a transfer while the entry still committed under the new leader);
+        // every copy is checked to be identical to the leader's below
+        if (x === leader) duplicates += got.recs.length - have.size;
         if (x !== leader) {
           const diff = got.recs.findIndex((r, i) => r.value !== want.recs[i]?.value);
           expect(diff, `${where}: first offset differing from leader ${leader.nodeId}`).toBe(-1);
@@ -228,6 +233,6 @@ describe('wipe + rejoin with the same id during rolling restarts (real processes
     }
     await stopProducer();
     // eslint-disable-next-line no-console
-    console.log(`wipe-rejoin: ${ROUNDS} rounds, acknowledged ${acked.map((s) => s.size).join('/')} records per partition, ${sendErrors} failed sends`);
+    console.log(`wipe-rejoin: ${ROUNDS} rounds, acknowledged ${acked.map((s) => s.size).join('/')} records per partition, ${sendErrors} failed sends, ${duplicates} re-sent duplicates on the leaders`);
   }, 900_000);
 });
