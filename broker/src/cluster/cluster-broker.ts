@@ -515,7 +515,7 @@ export class ClusterBroker implements KafkaBackend {
     if (st) {
       const voters = st.config.voters.filter((v) => v !== id);
       if (voters.length === 0) throw new LanceError('CONFLICT', `nodeId: node ${id} is the metadata group's last voter`, { field: 'nodeId', reason: 'last-voter' });
-      const live = voters.filter((v) => v === this.nodeId || (st.progress.find((f) => f.id === v)?.lastHeardMsAgo ?? Infinity) < ALIVE_MS);
+      const live = voters.filter((v) => v === this.nodeId || (this.transport.connected(v) && (st.progress.find((f) => f.id === v)?.lastHeardMsAgo ?? Infinity) < ALIVE_MS));
       if (live.length < quorum(voters)) {
         throw new LanceError('CONFLICT', `nodeId: removing node ${id} would leave the metadata group without a live majority: voters after removal ${voters.join(', ')}, reachable ${live.join(', ') || 'none'} (need ${quorum(voters)}); bring members back first`, { field: 'nodeId', reason: 'quorum', voters, live });
       }
@@ -524,7 +524,9 @@ export class ClusterBroker implements KafkaBackend {
     // replicas of RF 3): no leader can change that group any more, its data lives (only) there. Refuse rather than
     // promise a move that cannot happen.
     const metaProgress = st?.progress ?? [];
-    const alive = (n: number): boolean => n === this.nodeId || (metaProgress.find((f) => f.id === n)?.lastHeardMsAgo ?? Infinity) < ALIVE_MS;
+    // alive = connected now AND heard lately: a crashed peer's connection closes at once, while its last-heard age
+    // needs ALIVE_MS to pass (a removal right after a crash was planned as if the node were still there)
+    const alive = (n: number): boolean => n === this.nodeId || (this.transport.connected(n) && (metaProgress.find((f) => f.id === n)?.lastHeardMsAgo ?? Infinity) < ALIVE_MS);
     if (!alive(id)) {
       const stuck: string[] = [];
       for (const t of Object.values(this.meta.topics)) {
