@@ -190,7 +190,7 @@ export class ClusterBroker implements KafkaBackend {
     this.host = new RaftHost({
       nodeId: opts.nodeId, logger: this.logger.child({ component: 'raft' }),
       send: (group, m) => this.transport.send(group, m),
-      raft: { maxBytesPerAppend: 4 << 20, maxEntriesPerAppend: 1024 },
+      raft: { maxBytesPerAppend: 4 << 20, maxEntriesPerAppend: 1024, ...opts.config.cluster?.raft },
     });
   }
 

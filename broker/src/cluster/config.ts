@@ -45,6 +45,20 @@ export const ClusterSectionSchema = z.strictObject({
   podName: z.string().min(1, { error: 'expected a pod name' }).optional(),
   /** this node joins an existing cluster: it never bootstraps a group and waits to be added as a learner */
   join: z.boolean({ error: 'expected true or false' }).optional(),
+  /**
+   * Raft timing for every group on this node (defaults 150/300/50 ms: failover within the seed's 150–300 ms). A
+   * shared or CPU-starved host can trade failover speed for fewer spurious elections by raising them; every node of
+   * a cluster should use the same values.
+   */
+  raft: z.strictObject({
+    electionTimeoutMinMs: z.number({ error: 'expected milliseconds' }).int({ error: 'expected whole milliseconds' }).positive({ error: 'expected > 0 ms' }).default(150),
+    electionTimeoutMaxMs: z.number({ error: 'expected milliseconds' }).int({ error: 'expected whole milliseconds' }).positive({ error: 'expected > 0 ms' }).default(300),
+    heartbeatMs: z.number({ error: 'expected milliseconds' }).int({ error: 'expected whole milliseconds' }).positive({ error: 'expected > 0 ms' }).default(50),
+  }).superRefine((r, ctx) => {
+    // the Raft core needs heartbeat < min < max: a follower must hear several heartbeats within one timeout
+    if (!(r.heartbeatMs < r.electionTimeoutMinMs)) ctx.addIssue({ code: 'custom', path: ['heartbeatMs'], message: `must be below electionTimeoutMinMs (${r.electionTimeoutMinMs})` });
+    if (!(r.electionTimeoutMinMs < r.electionTimeoutMaxMs)) ctx.addIssue({ code: 'custom', path: ['electionTimeoutMaxMs'], message: `must be above electionTimeoutMinMs (${r.electionTimeoutMinMs})` });
+  }).optional(),
 });
 export type ClusterSection = z.infer<typeof ClusterSectionSchema>;
 

@@ -65,6 +65,18 @@ describe('config', () => {
     expect(y.message).toContain('bad.yaml');
   });
 
+  it('cluster.raft timings: defaults 150/300/50, env overrides, and an inconsistent order names the key', () => {
+    expect(validateConfig({ cluster: { raft: {} } }).cluster.raft).toEqual({ electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatMs: 50 });
+    expect(validateConfig({}).cluster.raft).toBeUndefined(); // the Raft core's own defaults apply (the same values)
+    const env = { LANCE_RAFT_ELECTION_TIMEOUT_MIN_MS: '500', LANCE_RAFT_ELECTION_TIMEOUT_MAX_MS: '1000', LANCE_RAFT_HEARTBEAT_MS: '100' };
+    expect(resolveConfig({ fileRaw: {}, env, overrides: {} }).cluster.raft).toEqual({ electionTimeoutMinMs: 500, electionTimeoutMaxMs: 1000, heartbeatMs: 100 });
+    const hb = errOf(() => validateConfig({ cluster: { raft: { heartbeatMs: 200 } } }));
+    expect(hb.code).toBe('INVALID_CONFIG');
+    expect(hb.message).toBe('cluster.raft.heartbeatMs: must be below electionTimeoutMinMs (150)');
+    const mx = errOf(() => validateConfig({ cluster: { raft: { electionTimeoutMinMs: 400 } } }));
+    expect(mx.message).toBe('cluster.raft.electionTimeoutMaxMs: must be above electionTimeoutMinMs (400)');
+  });
+
   it('env overrides the file, flags override env', () => {
     const env = { LANCE_KAFKA_PORT: '1234', LANCE_READ_ONLY: 'true', LANCE_DATA_DIR: '/env' };
     expect(envOverrides(env)).toEqual({ listeners: { kafka: { port: 1234 } }, readOnly: true, dataDir: '/env' });
