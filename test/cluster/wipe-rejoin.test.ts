@@ -232,7 +232,6 @@ describe('wipe + rejoin with the same id during rolling restarts (real processes
       startProducer();
     }
     await stopProducer();
-    // eslint-disable-next-line no-console
-    console.log(`wipe-rejoin: ${ROUNDS} rounds, acknowledged ${acked.map((s) => s.size).join('/')} records per partition, ${sendErrors} failed sends, ${duplicates} re-sent duplicates on the leaders`);
+    process.stdout.write(`wipe-rejoin: ${ROUNDS} rounds, acknowledged ${acked.map((s) => s.size).join('/')} records per partition, ${sendErrors} failed sends, ${duplicates} re-sent duplicates on the leaders\n`);
   }, 900_000);
 });
