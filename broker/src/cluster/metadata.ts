@@ -53,6 +53,9 @@ export const MetaCommandSchema = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('groups'), cmds: z.array(groupCommandSchema) }),
   // producer ids [from, next) are reserved; applies only if `from` is the current high-water mark (no overlap)
   z.strictObject({ op: z.literal('producerIdBlock'), from: z.number().int().nonnegative(), next: z.number().int().positive() }),
+  // cold start from the object store (broker/src/tiering/cluster-restore.ts): the whole state of a restore point, as
+  // snapshotMetadata text; written as entry 2 of a fresh metadata log, identical on every restored node
+  z.strictObject({ op: z.literal('restore'), from: z.string().min(1), state: z.string().min(2) }),
 ]);
 export type MetaCommand = z.infer<typeof MetaCommandSchema>;
 
@@ -200,6 +203,23 @@ export function applyCommand(s: MetadataState, index: number, c: MetaCommand): {
     case 'producerIdBlock': {
       if (c.from !== s.nextProducerId || c.next <= c.from) return { ok: false, error: `producer id block [${c.from}, ${c.next}) does not start at the high-water mark ${s.nextProducerId}` };
       s.nextProducerId = c.next;
+      return { ok: true };
+    }
+    case 'restore': {
+      let r: MetadataState;
+      try {
+        r = restoreMetadata(c.state);
+      } catch (e) {
+        return { ok: false, error: `restore from ${c.from}: ${(e as Error).message}` };
+      }
+      // in place: callers hold `s`
+      s.nextTopicId = r.nextTopicId;
+      s.topics = r.topics;
+      s.brokers = r.brokers;
+      s.removed = r.removed ?? [];
+      s.groups = r.groups;
+      s.nextProducerId = r.nextProducerId;
+      s.applied = index;
       return { ok: true };
     }
   }
