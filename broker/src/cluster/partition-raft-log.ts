@@ -39,6 +39,7 @@ import { decodeConfig } from '../raft/config.ts';
 import type { ClusterConfig, NodeId } from '../raft/types.ts';
 import { encodeEntry, ENTRY_CRC_BYTES, ENTRY_HEAD_BYTES } from '../storage/export-format.ts';
 import { PartitionLog, planRetention, segmentFileName } from '../storage/partition-log.ts';
+import { SegmentScanner } from '../storage/segment-format.ts';
 import { EntryType, type LogOptions, type NewEntry, type RetentionPolicy, type SegmentInfo, type StoredEntry } from '../storage/types.ts';
 import {
   chooseSnapshotFloor, copyConfig, DEFAULT_CHUNK_BYTES, decodeDescriptor, encodeDescriptor, fetchSegment, LogStartSchema, planInstall,
@@ -113,13 +114,9 @@ export interface QuarantineInfo {
  * Quarantine file framing: "LNCQUAR1" | u32 BE header length | JSON header {group, truncatedAfter, prevTerm, entries,
  * firstIndex, lastIndex, firstOffset, nextOffset, terms, at} | the entries, each in the export format's entry
  * encoding (storage/export-format.ts encodeEntry: type, term, index, firstOffset, offsetCount, maxTimestamp,
- * payload, crc32c). Written temp → fsync → rename → fsync dir.
+ * payload, crc32c).
  */
-export async function writeQuarantine(dataDir: string, group: string, truncatedAfter: number, removed: readonly StoredEntry[], prevTerm = 0): Promise<QuarantineInfo> {
-  const dir = path.join(dataDir, 'quarantine');
-  await mkdirDurable(dir);
-  const safe = group.replace(/[^A-Za-z0-9._-]/g, '_');
-  const file = path.join(dir, `${safe}-after-${truncatedAfter}-${Date.now()}.q`);
+export function encodeQuarantine(group: string, truncatedAfter: number, removed: readonly StoredEntry[], prevTerm = 0): Buffer {
   const header = Buffer.from(JSON.stringify({
     group, truncatedAfter, prevTerm, entries: removed.length,
     firstIndex: removed[0]?.index ?? 0, lastIndex: removed[removed.length - 1]?.index ?? 0,
@@ -129,17 +126,73 @@ export async function writeQuarantine(dataDir: string, group: string, truncatedA
   }), 'utf8');
   const len = Buffer.alloc(4);
   len.writeUInt32BE(header.length, 0);
+  return Buffer.concat([QUARANTINE_MAGIC, len, header, ...removed.map(encodeEntry)]);
+}
+
+function quarantineBaseName(group: string, truncatedAfter: number): string {
+  return `${group.replace(/[^A-Za-z0-9._-]/g, '_')}-after-${truncatedAfter}-${Date.now()}.q`;
+}
+
+/** Writes `data` to `file` durably: temp → fsync → rename → fsync(dir). */
+async function writeDurable(file: string, data: Buffer): Promise<void> {
   const tmp = `${file}.tmp`;
   const fh = await fsp.open(tmp, 'w');
   try {
-    await fh.writeFile(Buffer.concat([QUARANTINE_MAGIC, len, header, ...removed.map(encodeEntry)]));
+    await fh.writeFile(data);
     await fh.sync();
   } finally {
     await fh.close();
   }
   await fsp.rename(tmp, file);
-  await fsyncDir(dir);
+  await fsyncDir(path.dirname(file));
+}
+
+/** Writes a quarantine file straight into `<dataDir>/quarantine/` (durable; see encodeQuarantine for the framing). */
+export async function writeQuarantine(dataDir: string, group: string, truncatedAfter: number, removed: readonly StoredEntry[], prevTerm = 0): Promise<QuarantineInfo> {
+  const dir = path.join(dataDir, 'quarantine');
+  await mkdirDurable(dir);
+  const file = path.join(dir, quarantineBaseName(group, truncatedAfter));
+  await writeDurable(file, encodeQuarantine(group, truncatedAfter, removed, prevTerm));
   return { group, truncatedAfter, entries: removed.length, file };
+}
+
+/**
+ * Crash-safe quarantine for an operation that removes entries from the log (a truncation, a segment install):
+ * 1. `stageQuarantine` writes the entries durably to `<partition dir>/quarantine-pending-<name>` BEFORE the
+ *    operation changes the log;
+ * 2. the operation runs (its own commit point: install.json, or the truncation itself);
+ * 3. `finalizeQuarantine` renames the file into `<dataDir>/quarantine/<name>` (fsync of both directories).
+ * After a crash, open() decides per pending file with `pendingQuarantineAction`: if the log still holds the
+ * entries (the operation never took effect) the pending file is dropped, otherwise it is finalized. Either way
+ * every removed entry is in the log or in quarantine/ — never in neither.
+ */
+export const QUARANTINE_PENDING_PREFIX = 'quarantine-pending-';
+
+export async function stageQuarantine(partitionDir: string, group: string, truncatedAfter: number, removed: readonly StoredEntry[], prevTerm = 0): Promise<string> {
+  const file = path.join(partitionDir, QUARANTINE_PENDING_PREFIX + quarantineBaseName(group, truncatedAfter));
+  await writeDurable(file, encodeQuarantine(group, truncatedAfter, removed, prevTerm));
+  return file;
+}
+
+/** Moves a staged quarantine file into `<dataDir>/quarantine/` (idempotent once the rename happened). */
+export async function finalizeQuarantine(pending: string, dataDir: string): Promise<string> {
+  const dir = path.join(dataDir, 'quarantine');
+  await mkdirDurable(dir);
+  const target = path.join(dir, path.basename(pending).slice(QUARANTINE_PENDING_PREFIX.length));
+  await fsp.rename(pending, target);
+  await fsyncDir(dir);
+  await fsyncDir(path.dirname(pending));
+  return target;
+}
+
+/**
+ * Pure recovery decision for a staged quarantine file found at open: `drop` when the log still holds its last
+ * entry with the same term (Raft log matching: then it holds all of them — the removal never took effect),
+ * else `finalize` (the removal happened, completely or in part: the file is the only copy of those entries).
+ */
+export function pendingQuarantineAction(q: { lastIndex: number; lastTerm: number }, log: { firstIndex: number; lastIndex: number }, termThere: number | undefined): 'drop' | 'finalize' {
+  if (q.lastIndex < log.firstIndex || q.lastIndex > log.lastIndex) return 'finalize';
+  return termThere === q.lastTerm ? 'drop' : 'finalize';
 }
 
 export interface QuarantineHeader {
@@ -201,7 +254,12 @@ export interface PartitionRaftLogOptions {
   onQuarantine?: (q: QuarantineInfo) => void;
   /** partition groups: catch-up by segment transfer and retention (absent for the metadata group) */
   transfer?: TransferOptions;
+  /** tests only: called at each durable step of a truncation or install; a throw there simulates a crash */
+  faultHook?: (step: RemovalStep) => void;
 }
+
+/** durable steps of the operations that remove entries (see stageQuarantine) */
+export type RemovalStep = 'install:quarantine-staged' | 'install:committed' | 'install:swapped' | 'install:quarantine-final' | 'truncate:quarantine-staged' | 'truncate:truncated';
 
 export interface TransferOptions {
   nodeId: NodeId;
@@ -227,7 +285,7 @@ type Op =
  * start written to snapshot.json, then install.json and the staging dir removed. An empty descriptor (the log
  * starts right after the snapshot point) leaves no segment: the caller resets the opened log to that position.
  */
-export async function completeInstall(dir: string, d: SnapshotDescriptor): Promise<void> {
+export async function completeInstall(dir: string, d: SnapshotDescriptor, hook?: (step: RemovalStep) => void): Promise<void> {
   const staging = path.join(dir, STAGING_DIR);
   const want = new Set(d.segments.map((r) => r.baseOffset));
   for (const r of d.segments) {
@@ -243,11 +301,65 @@ export async function completeInstall(dir: string, d: SnapshotDescriptor): Promi
     if (m && !want.has(Number(m[1]))) await fsp.rm(path.join(dir, n), { force: true });
   }
   await fsyncDir(dir);
+  hook?.('install:swapped');
   if (d.logStart.index > 0) await atomicWriteJson(path.join(dir, SNAPSHOT_FILE), d.logStart);
   else await fsp.rm(path.join(dir, SNAPSHOT_FILE), { force: true });
   await fsp.rm(path.join(dir, INSTALL_FILE), { force: true });
   await fsyncDir(dir);
   await fsp.rm(staging, { recursive: true, force: true });
+}
+
+/**
+ * Terms of the log a pending install will produce, for indexes [lo, hi] (undefined outside the installed range):
+ * boundaries from the descriptor, entries inside from the verified staged segments (kept segments are the local
+ * log's own: the caller does not ask for those, they are at or below the kept prefix).
+ */
+async function stagedTerms(staging: string, d: SnapshotDescriptor, lo: number, hi: number): Promise<(i: number) => number | undefined> {
+  const terms = new Map<number, number>();
+  terms.set(d.logStart.index, d.logStart.term);
+  for (const r of d.segments) {
+    terms.set(r.baseIndex - 1, r.prevTerm);
+    terms.set(r.lastIndex, r.lastTerm);
+    if (r.lastIndex < lo - 1 || r.baseIndex > hi) continue;
+    const file = path.join(staging, stagedName(r));
+    if (!(await fsp.stat(file).then(() => true, () => false))) continue;
+    const sc = await SegmentScanner.open(file);
+    try {
+      for (let m = await sc.next(); m; m = await sc.next()) if (m.index >= lo - 1 && m.index <= hi) terms.set(m.index, m.term);
+      if (sc.error) throw new LanceError('CORRUPT', `${file}: staged segment unreadable at byte ${sc.error.position}: ${sc.error.reason}`, { path: file, position: sc.error.position });
+    } finally {
+      await sc.close();
+    }
+  }
+  return (i) => (i < d.logStart.index || i > d.index ? undefined : terms.get(i));
+}
+
+/**
+ * open(): staged quarantine files of a truncation or install interrupted by a crash (after any interrupted
+ * install was completed): dropped when the log still holds their entries, else moved into quarantine/.
+ */
+async function recoverPendingQuarantine(opts: PartitionRaftLogOptions, pl: PartitionLog): Promise<void> {
+  const names = (await fsp.readdir(opts.dir)).filter((n) => n.startsWith(QUARANTINE_PENDING_PREFIX));
+  for (const n of names) {
+    const file = path.join(opts.dir, n);
+    if (n.endsWith('.tmp')) {
+      await fsp.rm(file, { force: true }); // never renamed: the operation had not started
+      continue;
+    }
+    const { header, entries } = readQuarantine(await fsp.readFile(file), file);
+    const last = entries[entries.length - 1];
+    const termThere = last && last.index >= pl.firstIndex && last.index <= pl.lastIndex ? await pl.termAt(last.index) : undefined;
+    const action = last ? pendingQuarantineAction({ lastIndex: last.index, lastTerm: last.term }, { firstIndex: pl.firstIndex, lastIndex: pl.lastIndex }, termThere) : 'drop';
+    if (action === 'drop') {
+      await fsp.rm(file, { force: true });
+      await fsyncDir(opts.dir);
+      opts.logger.info({ group: opts.group, file }, 'dropped the staged quarantine of an interrupted truncation/install: the log still holds its entries');
+    } else {
+      const q = await finalizeQuarantine(file, opts.dataDir);
+      opts.logger.warn({ group: opts.group, truncatedAfter: header.truncatedAfter, entries: entries.length, file: q }, 'completed the quarantine of an interrupted truncation/install');
+      opts.onQuarantine?.({ group: opts.group, truncatedAfter: header.truncatedAfter, entries: entries.length, file: q });
+    }
+  }
 }
 
 async function readJsonFile(file: string): Promise<unknown> {
@@ -276,6 +388,8 @@ export class PartitionRaftLog implements RaftLog {
   private floorAt = -Infinity;
   /** the install in progress (its descriptor is this node's snapshot until it completes) */
   private installing: SnapshotDescriptor | null = null;
+  /** the new log start of a retention pass while its segments are being deleted (see snapshot()) */
+  private retentionStart: LogStart | null = null;
   private installGen = 0;
   private closing = false;
   private last = 0;
@@ -336,6 +450,7 @@ export class PartitionRaftLog implements RaftLog {
       await pl.close().catch(() => undefined);
       throw new LanceError('CORRUPT', `${opts.dir}: the log starts at raft index ${pl.firstIndex} (offset ${pl.logStartOffset}) but ${SNAPSHOT_FILE} says ${base.index + 1} (offset ${base.nextOffset}); run \`lnc verify-data\``, { path: opts.dir });
     }
+    await recoverPendingQuarantine(opts, pl);
     let hs: HardState = { term: 0, vote: null, commit: 0 };
     try {
       const raw = JSON.parse(await fsp.readFile(path.join(opts.dir, HARD_STATE_FILE), 'utf8')) as Partial<HardState>;
@@ -574,10 +689,16 @@ export class PartitionRaftLog implements RaftLog {
     if (this.installing) return { meta: { index: this.installing.index, term: this.installing.term, config: this.base.config }, data: encodeDescriptor(this.installing) };
     const term = this.rawTerm(this.floor);
     if (term === undefined) return null;
-    const segments = this.floor === this.base.index ? [] : this.segmentRefs(this.floor);
+    // A retention pass deletes the segments (PartitionLog) before it moves `base`: in that window the stored log
+    // already starts at the pass's new log start. The descriptor must describe the segments as they are.
+    const start = this.retentionStart && this.pl.firstIndex - 1 === this.retentionStart.index ? this.retentionStart : this.base;
+    if (this.floor < start.index) return null;
+    const segments = this.floor === start.index ? [] : this.segmentRefs(this.floor).filter((r) => r.baseIndex > start.index);
+    if (segments.length > 0 && segments[0]!.baseIndex !== start.index + 1) return null;
     const d: SnapshotDescriptor = {
-      v: 1, group: this.opts.group, source: t.nodeId, index: this.floor, term, nextOffset: this.floorNext,
-      logStart: { ...this.base, config: copyConfig(this.base.config) }, segments,
+      v: 1, group: this.opts.group, source: t.nodeId, index: this.floor, term: this.floor === start.index ? start.term : term,
+      nextOffset: this.floor === start.index ? start.nextOffset : this.floorNext,
+      logStart: { ...start, config: copyConfig(start.config) }, segments,
     };
     return { meta: { index: this.floor, term, config: copyConfig(this.configAt(this.floor)) }, data: encodeDescriptor(decodeDescriptor(encodeDescriptor(d), `raft log ${this.opts.group}`)) };
   }
@@ -678,20 +799,49 @@ export class PartitionRaftLog implements RaftLog {
     if (this.closing) throw new LanceError('IO', `${this.opts.group}: log closed during a segment install (resumed at the next start)`, { group: this.opts.group });
     if (aborted()) return; // superseded: the newer install op follows in the queue
     // Local entries the install replaces that are not known committed (above the local commit index and the kept
-    // prefix) may be divergent: hold them, and quarantine those that differ from the installed log (below).
+    // prefix) may be divergent: those that differ from the installed log are quarantined. Divergent = from the
+    // first replaced entry whose term differs from the installed log's (or that lies outside it): by log matching
+    // every later one differs too. The installed terms come from the verified staged segments, so the quarantine
+    // file is written (staged, durable) BEFORE the commit point: a crash anywhere leaves every entry in the log
+    // or in quarantine (stageQuarantine).
     const keptEnd = plan.keep.length > 0 ? plan.keep[plan.keep.length - 1]!.lastIndex : 0;
     const replacedFrom = Math.max(this.hardState.commit, keptEnd, this.pl.firstIndex - 1) + 1;
     const replaced = replacedFrom <= this.pl.lastIndex
       ? (await this.pl.readByIndex(replacedFrom, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)).map((e) => ({ ...e, payload: Buffer.from(e.payload) }))
       : [];
+    let pendingQ: { file: string; after: number; entries: number } | null = null;
+    if (replaced.length > 0) {
+      const installedTerm = await stagedTerms(staging, d, replaced[0]!.index, replaced[replaced.length - 1]!.index);
+      const firstBad = replaced.findIndex((e) => installedTerm(e.index) !== e.term);
+      if (firstBad >= 0) {
+        const removed = replaced.slice(firstBad);
+        const after = removed[0]!.index - 1;
+        // term of the last entry kept: installed (staged) or, in the kept prefix / committed part, the local one
+        const prevTerm = installedTerm(after) ?? (await this.pl.termAt(after).catch(() => 0));
+        pendingQ = { file: await stageQuarantine(dir, this.opts.group, after, removed, prevTerm), after, entries: removed.length };
+        this.opts.faultHook?.('install:quarantine-staged');
+      }
+    }
+    if (aborted()) {
+      // superseded: the newer install recomputes what it replaces (the log is untouched)
+      if (pendingQ) await fsp.rm(pendingQ.file, { force: true });
+      return;
+    }
     // commit point: from here on open() completes the swap
     await atomicWriteJson(path.join(dir, INSTALL_FILE), { descriptor: d, keep: plan.keep.map((r) => r.baseOffset) });
+    this.opts.faultHook?.('install:committed');
     await this.pl.close();
-    await completeInstall(dir, d);
+    await completeInstall(dir, d, this.opts.faultHook);
     this.pl = await PartitionLog.open(dir, { ...this.opts.logOptions, retention: { retentionBytes: 0, retentionMs: 0 } }, this.opts.logger);
     if (d.segments.length === 0) await this.pl.reset({ baseOffset: d.nextOffset, baseIndex: d.index + 1, prevTerm: d.term });
     if (this.pl.lastIndex !== d.index || this.pl.nextOffset !== d.nextOffset || (await this.pl.termAt(d.index)) !== d.term) {
       throw new LanceError('CORRUPT', `${dir}: after the segment install the log ends at index ${this.pl.lastIndex} offset ${this.pl.nextOffset}, expected ${d.index}/${d.nextOffset}`, { path: dir });
+    }
+    if (pendingQ) {
+      const file = await finalizeQuarantine(pendingQ.file, this.opts.dataDir);
+      this.opts.faultHook?.('install:quarantine-final');
+      this.opts.logger.warn({ group: this.opts.group, truncatedAfter: pendingQ.after, entries: pendingQ.entries, file }, 'segment install replaced divergent entries: quarantined');
+      this.opts.onQuarantine?.({ group: this.opts.group, truncatedAfter: pendingQ.after, entries: pendingQ.entries, file });
     }
     // term runs and membership of the installed range (the view knows only what came after the snapshot point)
     const runs: TermRun[] = [];
@@ -705,17 +855,6 @@ export class PartitionRaftLog implements RaftLog {
         if (e.type === EntryType.CONFIG) configs.push({ index: e.index, config: decodeConfig(e.payload, `${dir} entry ${e.index}`) });
       }
       from = batch[batch.length - 1]!.index + 1;
-    }
-    // divergent = from the first replaced entry whose term differs from the installed log's (or that lies outside
-    // it): by log matching every later one differs too. Written to quarantine/ like a truncation.
-    const installedTerm = (i: number): number | undefined => (i === d.logStart.index ? d.logStart.term : i > d.logStart.index && i <= d.index ? termOf(runs, i, d.index) : undefined);
-    const firstBad = replaced.findIndex((e) => installedTerm(e.index) !== e.term);
-    if (firstBad >= 0) {
-      const removed = replaced.slice(firstBad);
-      const after = removed[0]!.index - 1;
-      const q = await writeQuarantine(this.opts.dataDir, this.opts.group, after, removed, installedTerm(after) ?? 0);
-      this.opts.logger.warn({ group: this.opts.group, truncatedAfter: after, entries: removed.length, file: q.file }, 'segment install replaced divergent entries: quarantined');
-      this.opts.onQuarantine?.(q);
     }
     if (gen !== this.installGen) return; // superseded while scanning: the next install resets the view again
     for (const r of this.runs) if (runs[runs.length - 1]?.term !== r.term) runs.push(r);
@@ -767,7 +906,13 @@ export class PartitionRaftLog implements RaftLog {
     if (term === undefined) return [];
     const start: LogStart = { index: lastGone.lastIndex, term, nextOffset: segs[n]!.baseOffset, config: copyConfig(this.configAt(lastGone.lastIndex)) };
     await atomicWriteJson(path.join(this.opts.dir, SNAPSHOT_FILE), start);
-    const gone = await this.pl.truncateBeforeOffset(start.nextOffset);
+    this.retentionStart = start;
+    let gone: SegmentInfo[];
+    try {
+      gone = await this.pl.truncateBeforeOffset(start.nextOffset);
+    } finally {
+      this.retentionStart = null;
+    }
     this.base = start;
     this.configs = this.configs.filter((c) => c.index > start.index);
     this.refreshFloor();
@@ -799,11 +944,20 @@ export class PartitionRaftLog implements RaftLog {
         } else if (op.kind === 'retention') {
           await op.run();
         } else {
-          const removed = await this.pl.truncateAfterIndex(op.after);
-          if (removed.length > 0) {
-            const q = await writeQuarantine(this.opts.dataDir, this.opts.group, op.after, removed, op.prevTerm);
-            this.opts.logger.warn({ group: this.opts.group, truncatedAfter: op.after, entries: removed.length, file: q.file }, 'divergent entries truncated and quarantined');
-            this.opts.onQuarantine?.(q);
+          // quarantine first (staged, durable), then truncate, then move the file into quarantine/: a crash at
+          // any point leaves each removed entry in the log or in quarantine (stageQuarantine)
+          await this.pl.flush();
+          const removed = op.after < this.pl.lastIndex
+            ? (await this.pl.readByIndex(op.after + 1, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)).map((e) => ({ ...e, payload: Buffer.from(e.payload) }))
+            : [];
+          const pending = removed.length > 0 ? await stageQuarantine(this.opts.dir, this.opts.group, op.after, removed, op.prevTerm) : null;
+          if (pending) this.opts.faultHook?.('truncate:quarantine-staged');
+          await this.pl.truncateAfterIndex(op.after);
+          if (pending) {
+            this.opts.faultHook?.('truncate:truncated');
+            const file = await finalizeQuarantine(pending, this.opts.dataDir);
+            this.opts.logger.warn({ group: this.opts.group, truncatedAfter: op.after, entries: removed.length, file }, 'divergent entries truncated and quarantined');
+            this.opts.onQuarantine?.({ group: this.opts.group, truncatedAfter: op.after, entries: removed.length, file });
           }
         }
       } catch (e) {
