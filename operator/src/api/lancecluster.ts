@@ -310,6 +310,22 @@ export const lanceClusterStatus = z
     leader: z.string().max(253).optional().describe('Pod of the metadata-group leader (the controller).'),
     controllerTerm: z.int().nonnegative().optional().describe('Raft term of the metadata group.'),
     bootstrapVoters: z.array(z.int().nonnegative()).max(99).optional().describe('Node ids that founded the Raft cluster (the brokers\' cluster.bootstrapVoters); recorded once, never changed: later brokers join.'),
+    nodeIds: z.record(z.string(), z.int().nonnegative()).optional()
+      .describe('Node id of the broker at each ordinal ("0": 0, "1": 3, ...): the brokers read it from peers.yaml by pod name. A replaced or scaled-up ordinal gets a new id; ids are never reused.'),
+    nextNodeId: z.int().nonnegative().optional()
+      .describe('Lowest node id never handed out; written (resourceVersion-guarded) before a pod using a new id is created.'),
+    replacement: z
+      .object({
+        pod: z.string().min(1).max(253),
+        ordinal: z.int().nonnegative(),
+        podUid: z.string().max(64).describe('UID of the pod being replaced (its successor has another).'),
+        oldNodeId: z.int().nonnegative(),
+        newNodeId: z.int().nonnegative(),
+        reason: z.enum(['annotation', 'pvc-lost']),
+        phase: z.enum(['removing', 'joining']).describe('removing: the old id leaves every group; joining: the new pod is added as a learner, catches up, is promoted.'),
+      })
+      .optional()
+      .describe('Node replacement in progress; kept in status so an operator restart resumes it.'),
     lastRestorePoint: restorePoint.optional().describe('Newest complete restore point in the object store.'),
     restorePointAgeSeconds: z.int().nonnegative().optional().describe('Age of lastRestorePoint when status was written.'),
     currentImage: z.string().max(512).optional().describe('Image every pod runs once a rollout is complete.'),

@@ -34,13 +34,15 @@ export function parseFencedAnnotation(value: string | undefined): { ok: true; po
 // ---- observations ----
 
 export interface PodLike {
-  metadata?: { name?: string; labels?: Record<string, string>; annotations?: Record<string, string>; deletionTimestamp?: unknown; creationTimestamp?: unknown };
+  metadata?: { name?: string; uid?: string; labels?: Record<string, string>; annotations?: Record<string, string>; deletionTimestamp?: unknown; creationTimestamp?: unknown };
   spec?: { nodeName?: string; containers?: { name?: string; image?: string }[]; volumes?: { name?: string; persistentVolumeClaim?: { claimName?: string } }[] };
   status?: { phase?: string; podIP?: string; conditions?: { type?: string; status?: string }[] };
 }
 
 export interface PodObservation {
   name: string;
+  /** metadata.uid: tells a replaced pod from its successor of the same name */
+  uid?: string | undefined;
   ordinal: number;
   ready: boolean;
   image: string | undefined;
@@ -59,6 +61,7 @@ export function observePod(pod: PodLike, container: string): PodObservation {
   const idx = pod.metadata?.labels?.[LABEL_POD_INDEX] ?? /-(\d+)$/.exec(name)?.[1];
   return {
     name,
+    uid: pod.metadata?.uid,
     ordinal: idx === undefined ? -1 : Number(idx),
     ready: pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
     image: pod.spec?.containers?.find((c) => c.name === container)?.image,
@@ -260,6 +263,8 @@ export type ScaleStep =
 export function scaleStep(args: {
   current: number; desired: number; readyPods: number; maxReplicationFactor: number | undefined; membershipSupported: boolean;
   membership?: MemberState[] | undefined; nodeIdOf?: (ordinal: number) => number;
+  /** The id already allocated (and added) for ordinal `current` whose pod does not exist yet: a grow interrupted before the StatefulSet grew is repeated, not waited on. */
+  pendingNodeId?: number | undefined;
 }): ScaleStep {
   const { current, desired, readyPods, maxReplicationFactor } = args;
   const nodeIdOf = args.nodeIdOf ?? ((o: number) => o);
@@ -281,7 +286,7 @@ export function scaleStep(args: {
     return { type: 'remove', nodeId: leaving };
   }
   if (readyPods < current) return { type: 'wait', reason: `waiting for all ${current} pods Ready before the next membership change` };
-  const busy = m.filter((x) => x.state === 'joining' || x.state === 'removing');
+  const busy = m.filter((x) => (x.state === 'joining' || x.state === 'removing') && x.nodeId !== args.pendingNodeId);
   if (busy.length > 0) return { type: 'wait', reason: `waiting for membership changes in flight: ${busy.map((x) => `node ${x.nodeId} ${x.state}`).join(', ')}` };
   return { type: 'grow', to: current + 1, nodeId: nodeIdOf(current) };
 }
@@ -291,6 +296,100 @@ export function maxReplicationFactor(views: BrokerView[]): number | undefined {
   let max: number | undefined;
   for (const v of views) for (const g of v.groups ?? []) if (g.group !== 'metadata') max = Math.max(max ?? 0, g.voters.length);
   return max;
+}
+
+// ---- node ids ----
+
+/** status.nodeIds: ordinal (as a string key) → node id. */
+export type NodeIdMap = Readonly<Record<string, number>>;
+
+/** The node id of the broker at `ordinal`: recorded in status.nodeIds, else the ordinal (a first-generation broker). */
+export function nodeIdOf(nodeIds: NodeIdMap | undefined, ordinal: number): number {
+  return nodeIds?.[String(ordinal)] ?? ordinal;
+}
+
+/**
+ * The ordinal → node id table to record for ordinals 0..replicas-1 (defaults filled in), plus `extra` ordinals that
+ * already have an id allocated (a scale-up step whose pod does not exist yet). Entries of ordinals beyond are
+ * dropped: a scaled-down ordinal's id is retired, the next broker there gets a new one.
+ */
+export function nodeIdTable(nodeIds: NodeIdMap | undefined, replicas: number, extra: readonly number[] = []): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (let o = 0; o < replicas; o++) out[String(o)] = nodeIdOf(nodeIds, o);
+  for (const o of extra) if (nodeIds?.[String(o)] !== undefined) out[String(o)] = nodeIds[String(o)]!;
+  return out;
+}
+
+/**
+ * A node id never handed out before: above status.nextNodeId, above every id recorded per ordinal, every founder,
+ * every ordinal in use (a broker without a recorded id runs as its ordinal) and every id the brokers' registry knows
+ * (removed ones included: the broker refuses a removed id). Returns the id and the next nextNodeId. The caller
+ * records both in status (resourceVersion-guarded) before a pod with that id can exist, so neither an operator
+ * restart nor a second operator replica with a stale view can hand it out again.
+ */
+export function allocateNodeId(args: { nextNodeId?: number | undefined; nodeIds?: NodeIdMap | undefined; founders?: readonly number[] | undefined; ordinalsInUse: number; known: readonly number[] }): { nodeId: number; nextNodeId: number } {
+  const candidates = [
+    args.nextNodeId ?? 0,
+    args.ordinalsInUse,
+    ...Object.values(args.nodeIds ?? {}).map((id) => id + 1),
+    ...(args.founders ?? []).map((id) => id + 1),
+    ...args.known.map((id) => id + 1),
+  ];
+  const nodeId = Math.max(...candidates);
+  return { nodeId, nextNodeId: nodeId + 1 };
+}
+
+/** A node replacement in progress (status.replacement). */
+export interface ReplacementState {
+  pod: string;
+  ordinal: number;
+  podUid: string;
+  oldNodeId: number;
+  newNodeId: number;
+  reason: 'annotation' | 'pvc-lost';
+  phase: 'removing' | 'joining';
+}
+
+export type ReplacementAction =
+  | { type: 'wait'; reason: string }
+  /** the old broker still leads the metadata group: hand leadership over before it is removed */
+  | { type: 'transfer-leader'; pod: string }
+  /** `members remove` of the old id (idempotent; the broker moves its replicas and drops it from every group) */
+  | { type: 'remove'; nodeId: number }
+  /** the old id left every group: record ordinal → new id, render peers.yaml, delete the PVC and (if `deletePod`) the old pod */
+  | { type: 'recreate'; deletePod: boolean }
+  /** the successor pod exists: `members add` the new id (learner → caught up → promoted by the broker) */
+  | { type: 'add'; nodeId: number }
+  /** the new id is an active voter: the replacement is over */
+  | { type: 'done' };
+
+/**
+ * The next step of a replacement: old id out (transfer → remove → wait until removed) → ordinal mapped to the new
+ * id, old pod and PVC deleted → successor added and promoted. Resumable from status alone: the old pod is told
+ * from its successor by uid. `membership` is the controller's registry (undefined: unknown right now).
+ */
+export function replacementStep(args: { state: ReplacementState; pods: PodObservation[]; membership: MemberState[] | undefined; leader: string | undefined; views: BrokerView[] }): ReplacementAction {
+  const { state, pods, membership, views } = args;
+  if (!membership) return { type: 'wait', reason: 'waiting for the controller (metadata leader) to report the membership' };
+  const pod = pods.find((p) => p.ordinal === state.ordinal);
+  const oldPod = pod?.uid === state.podUid ? pod : undefined;
+  if (state.phase === 'removing') {
+    const old = membership.find((m) => m.nodeId === state.oldNodeId)?.state;
+    if (old === undefined || old === 'removed') return { type: 'recreate', deletePod: oldPod !== undefined && !oldPod.deleting };
+    if (old === 'removing') return { type: 'wait', reason: `waiting for node ${state.oldNodeId} (${state.pod}) to leave every group` };
+    if (oldPod && args.leader === oldPod.name && pods.length > 1) return { type: 'transfer-leader', pod: oldPod.name };
+    return { type: 'remove', nodeId: state.oldNodeId };
+  }
+  // joining
+  if (oldPod && !oldPod.deleting) return { type: 'recreate', deletePod: true };
+  if (!pod || pod.deleting || oldPod) return { type: 'wait', reason: `waiting for the StatefulSet to recreate ${state.pod}` };
+  const view = views.find((v) => v.pod === pod.name);
+  if (view && view.nodeId !== state.newNodeId) return { type: 'wait', reason: `${pod.name} runs as node ${view.nodeId}, expected node ${state.newNodeId} (peers.yaml not updated yet?)` };
+  const now = membership.find((m) => m.nodeId === state.newNodeId)?.state;
+  if (now === undefined) return { type: 'add', nodeId: state.newNodeId };
+  if (now === 'active') return { type: 'done' };
+  if (now === 'joining') return { type: 'wait', reason: `node ${state.newNodeId} (${pod.name}) is catching up as a learner` };
+  return { type: 'wait', reason: `node ${state.newNodeId} (${pod.name}) is ${now}: removed by someone else; remove the replacement from status or annotate the pod again` };
 }
 
 // ---- split brain and fencing ----
@@ -380,14 +479,16 @@ export function phaseOf(args: { specValid: boolean; podsExist: number; readyPods
   return args.podsExist === 0 ? 'Pending' : 'Creating';
 }
 
-export function members(pods: PodObservation[], views: BrokerView[]): Member[] {
+export function members(pods: PodObservation[], views: BrokerView[], nodeIds?: NodeIdMap): Member[] {
   return [...pods].sort((a, b) => a.ordinal - b.ordinal).map((p) => {
     const v = views.find((x) => x.pod === p.name);
     const role: Member['role'] = !v ? 'Unknown' : v.role === 'Standalone' ? 'Leader' : v.role;
+    // What the broker says; else the id recorded for its ordinal.
+    const nodeId = v?.nodeId ?? nodeIds?.[String(p.ordinal)];
     return {
       ordinal: p.ordinal,
       pod: p.name,
-      ...(v ? { nodeId: v.nodeId } : {}),
+      ...(nodeId !== undefined ? { nodeId } : {}),
       role,
       ...(v?.term !== undefined ? { term: v.term } : {}),
       ...(v?.lag !== undefined ? { lag: v.lag } : {}),

@@ -7,7 +7,7 @@
 import type { Logger } from '../../../broker/src/common/log.ts';
 import { silentLogger } from '../../../broker/src/common/log.ts';
 import { safeParseLanceCluster, type LanceCluster, type LanceClusterStatus, readyText } from '../api/lancecluster.ts';
-import { bootstrapVoters } from '../resources/configmap.ts';
+import { bootstrapVoters, configMap } from '../resources/configmap.ts';
 import { desiredResources } from '../resources/desired.ts';
 import { ANNOTATION_CONFIG_HASH, LABEL_FENCED, names, selectorLabels, selectorString, statusSelector } from '../resources/names.ts';
 import { BROKER_CONTAINER } from '../resources/statefulset.ts';
@@ -19,7 +19,15 @@ import { isUnsupported, type BrokerAdmin, type BrokerAdminFactory } from './brok
 import {
   detectSplitBrain, detectStale, fencingPlan, withLags, isPaused, leaderOf, members, nextRolloutStep, observePod, parseFencedAnnotation, phaseOf, planRollout,
   replaceStep, scaleStep, statusChanged, volumeLost, withCondition, maxReplicationFactor, type MemberState, ANNOTATION_FENCED, type BrokerView, type PodLike, type PodObservation,
+  allocateNodeId, nodeIdOf, nodeIdTable, replacementStep, type NodeIdMap, type ReplacementState,
 } from './decisions.ts';
+
+/** Node ids as recorded in status: ordinal → id, the next free id, a replacement in progress. */
+interface NodeIds {
+  nodeIds: Record<string, number> | undefined;
+  nextNodeId: number | undefined;
+  replacement: ReplacementState | undefined;
+}
 import type { OperatorMetrics } from './metrics.ts';
 
 interface ClusterObject extends KubeObject { spec?: unknown; status?: LanceClusterStatus }
@@ -144,20 +152,41 @@ export class LanceClusterReconciler {
     const leader = leaderOf(views)?.pod;
     const anyAdmin = this.adminFor(cluster, pods.find((p) => p.podIP) ?? pods[0]);
 
+    // Node ids (status.nodeIds/nextNodeId): a replaced or added broker gets an id never used before. Every new id
+    // is written to status (resourceVersion-guarded) before the pod that uses it can exist.
+    let ids: NodeIds = { nodeIds: old?.nodeIds, nextNodeId: old?.nextNodeId, replacement: old?.replacement };
+    const persistIds = async (next: NodeIds): Promise<void> => {
+      const { nodeIds: _n, nextNodeId: _x, replacement: _r, ...rest0 } = raw.status ?? {};
+      raw = await writeStatus(rest, KINDS.LanceCluster, raw, { ...rest0, ...(next.nodeIds ? { nodeIds: next.nodeIds } : {}), ...(next.nextNodeId !== undefined ? { nextNodeId: next.nextNodeId } : {}), ...(next.replacement ? { replacement: next.replacement } : {}) });
+      ids = next;
+    };
+    // The founders are recorded once (status.bootstrapVoters): brokers added later join instead of bootstrapping.
+    const founders = old?.bootstrapVoters ?? bootstrapVoters(cluster);
+
     // Guard 3: scaling, one member at a time through the admin API (the StatefulSet's replicas is the current step).
     const current = sts?.spec?.replicas ?? spec.replicas;
     let stsReplicas = current;
     let scaling = false;
+    // Membership calls go to the metadata leader (any broker forwards them; the leader answers first-hand).
     const leaderAdmin = this.adminFor(cluster, pods.find((p) => p.name === leader));
     const membershipSupported = (leaderAdmin ?? anyAdmin)?.supports.membership ?? false;
     let membership: MemberState[] | undefined;
-    if (current !== spec.replicas && leaderAdmin && membershipSupported && current > 1) {
+    if ((current !== spec.replicas || ids.replacement || pods.some((p) => p.replaceRequested)) && leaderAdmin && membershipSupported && current > 1) {
       membership = await leaderAdmin.listMembers().catch((e: unknown) => { log.info({ err: e }, 'members list failed'); return undefined; });
     }
+    const known = membership?.map((m) => m.nodeId);
+    // An id already allocated for the next ordinal (a grow step interrupted before the StatefulSet grew).
+    const pendingId = current < spec.replicas ? ids.nodeIds?.[String(current)] : undefined;
+    const growId = pendingId ?? (known ? allocateNodeId({ nextNodeId: ids.nextNodeId, nodeIds: ids.nodeIds, founders, ordinalsInUse: current, known }).nodeId : undefined);
     const maxRf = maxReplicationFactor(views) ?? (anyAdmin?.supports.replicationFactor ? await anyAdmin.maxReplicationFactor().catch(() => undefined) : undefined);
     const scale = current === 1 && spec.replicas !== 1
       ? { type: 'refuse' as const, reason: `scaling ${current} → ${spec.replicas}: a single broker runs standalone and cannot be grown into a Raft cluster in place (restore into a new cluster)` }
-      : scaleStep({ current, desired: spec.replicas, readyPods: pods.filter((p) => p.ready).length, maxReplicationFactor: maxRf, membershipSupported, membership });
+      : ids.replacement && current !== spec.replicas
+        ? { type: 'wait' as const, reason: `waiting for the replacement of ${ids.replacement.pod} to finish` }
+        : scaleStep({
+          current, desired: spec.replicas, readyPods: pods.filter((p) => p.ready).length, maxReplicationFactor: maxRf, membershipSupported, membership,
+          nodeIdOf: (o) => (o === current && growId !== undefined ? growId : nodeIdOf(ids.nodeIds, o)), pendingNodeId: pendingId,
+        });
     if (scale.type === 'refuse') {
       cond('Progressing', 'False', 'ScaleRefused', scale.reason);
       await event('Warning', 'ScaleRefused', scale.reason);
@@ -166,11 +195,27 @@ export class LanceClusterReconciler {
       cond('Progressing', 'True', 'Scaling', scale.reason);
     } else if (scale.type === 'grow') {
       scaling = true;
-      const l = spec.listeners;
-      await leaderAdmin!.addMember(scale.nodeId, { host: names.podHost(name, namespace, current), kafkaPort: l.kafkaPort, adminPort: l.adminPort, raftPort: l.raftPort });
-      await event('Normal', 'MemberAdded', `scaling ${current} → ${spec.replicas}: node ${scale.nodeId} (${names.pod(name, current)}) added; it joins as a learner and is promoted once caught up`);
-      stsReplicas = scale.to;
-      cond('Progressing', 'True', 'Scaling', `scaling ${current} → ${spec.replicas} (step to ${stsReplicas})`);
+      const claimName = names.pvc(name, current);
+      const staleClaim = claims.get(claimName);
+      if (staleClaim) {
+        // Left by an earlier scale-down: it holds a retired node's data (node.json names the old id), and the new
+        // broker at this ordinal gets a new id. The StatefulSet creates a fresh claim once this one is gone.
+        if (!staleClaim.deletionTimestamp) {
+          await rest.delete(KINDS.PersistentVolumeClaim, namespace, claimName).catch((e: unknown) => { if (!isNotFound(e)) throw e; });
+          await event('Normal', 'StaleClaimDeleted', `scaling ${current} → ${spec.replicas}: deleted ${claimName}, left by a retired broker, before ${names.pod(name, current)} starts with a new node id`);
+        }
+        cond('Progressing', 'True', 'Scaling', `scaling ${current} → ${spec.replicas}: waiting for ${claimName} (a retired broker's) to be deleted`);
+      } else {
+        if (pendingId === undefined) {
+          // Recorded before the member is added and before the StatefulSet grows: no pod ever runs an unrecorded id.
+          await persistIds({ ...ids, nodeIds: { ...nodeIdTable(ids.nodeIds, current), [String(current)]: scale.nodeId }, nextNodeId: Math.max(ids.nextNodeId ?? 0, scale.nodeId + 1) });
+        }
+        const l = spec.listeners;
+        await leaderAdmin!.addMember(scale.nodeId, { host: names.podHost(name, namespace, current), kafkaPort: l.kafkaPort, adminPort: l.adminPort, raftPort: l.raftPort });
+        await event('Normal', 'MemberAdded', `scaling ${current} → ${spec.replicas}: node ${scale.nodeId} (${names.pod(name, current)}) added; it joins as a learner and is promoted once caught up`);
+        stsReplicas = scale.to;
+        cond('Progressing', 'True', 'Scaling', `scaling ${current} → ${spec.replicas} (step to ${stsReplicas})`);
+      }
     } else if (scale.type === 'remove') {
       scaling = true;
       await leaderAdmin!.removeMember(scale.nodeId);
@@ -187,9 +232,14 @@ export class LanceClusterReconciler {
     // Rendered for the member count actually in effect: a refused or unfinished scale must not change the brokers'
     // config (lance.yaml's standalone flag and peers follow the replicas the builders see).
     const effective: LanceCluster = { ...cluster, spec: { ...spec, replicas: stsReplicas } };
-    // The founders are recorded once (status.bootstrapVoters): brokers added later join instead of bootstrapping.
-    const founders = old?.bootstrapVoters ?? bootstrapVoters(effective, { replicas: stsReplicas });
-    for (const r of desiredResources(effective, { replicas: stsReplicas, ...(founders ? { bootstrapVoters: founders } : {}), ...(this.o.bindAddress ? { bindAddress: this.o.bindAddress } : {}) })) {
+    // Ordinals beyond the StatefulSet lose their ids (retired), except one allocated for the next grow step.
+    ids = {
+      ...ids,
+      nodeIds: nodeIdTable(ids.nodeIds, stsReplicas, stsReplicas < spec.replicas ? [stsReplicas] : []),
+    };
+    ids.nextNodeId = allocateNodeId({ nextNodeId: ids.nextNodeId, nodeIds: ids.nodeIds, founders, ordinalsInUse: stsReplicas, known: known ?? [] }).nodeId;
+    const renderOptions = (nodeIds: NodeIdMap) => ({ replicas: stsReplicas, nodeIds, ...(founders ? { bootstrapVoters: founders } : {}), ...(this.o.bindAddress ? { bindAddress: this.o.bindAddress } : {}) });
+    for (const r of desiredResources(effective, renderOptions(ids.nodeIds!))) {
       const kind = KINDS[r.kind as keyof typeof KINDS];
       const res = await createOrUpdate(rest, kind, r as KubeObject);
       if (res.action !== 'unchanged') await event('Normal', res.action === 'created' ? 'Created' : 'Updated', `${res.action} ${r.kind} ${r.metadata?.name}`);
@@ -230,18 +280,89 @@ export class LanceClusterReconciler {
     cond('Fenced', fencedNow.length ? 'True' : 'False', fencedNow.length ? 'PodsFenced' : 'NoneFenced', fencedNow.length ? `fenced: ${fencedNow.join(', ')}` : 'no pod is fenced');
     for (const p of pods) p.fencedLabel = fencedNow.includes(p.name);
 
-    // Guard 6: node replacement (annotation or lost PVC), never the leader.
+    // Guard 6: node replacement (annotation or lost PVC), never the leader. In a Raft cluster the broker gets a NEW
+    // node id: old id removed (transfer first) → ordinal mapped to a new id → pod + PVC deleted → successor added.
     const pvcMissing = pods.filter((p) => volumeLost(p, claims.get(names.pvc(name, p.ordinal)))).map((p) => p.name);
-    const repl = replaceStep({ pods, pvcMissing, leader, replicas: spec.replicas });
-    if (repl.type === 'transfer-leader') {
-      await this.transferLeadership(cluster, pods, views, repl.pod, event, 'replacement');
-    } else if (repl.type === 'replace') {
-      if (spec.replicas === 1 && repl.reason === 'annotation') {
-        await event('Warning', 'ReplaceRefused', `${repl.pod}: replacing the only broker of a single-broker cluster would lose all data`);
+    if (!ids.replacement && !scaling) {
+      const repl = replaceStep({ pods, pvcMissing, leader, replicas: spec.replicas });
+      if (repl.type === 'transfer-leader') {
+        await this.transferLeadership(cluster, pods, views, repl.pod, event, 'replacement');
+      } else if (repl.type === 'replace') {
+        const victim = pods.find((p) => p.name === repl.pod)!;
+        if (spec.replicas === 1 && repl.reason === 'annotation') {
+          await event('Warning', 'ReplaceRefused', `${repl.pod}: replacing the only broker of a single-broker cluster would lose all data`);
+        } else if (spec.replicas === 1) {
+          // Standalone: no membership to change; the new disk starts empty under the same id.
+          await this.replaceStandalone(cluster, victim, repl.reason, event);
+          cond('Progressing', 'True', 'ReplacingNode', `replacing ${repl.pod} (${repl.reason})`);
+          await commit(this.buildStatus({ founders, ids, cluster, old, conditions, pods, views, leader, stsReplicas, rollout: old?.rollout, generation, scaling, rollingOut: false, split: split.length > 0, templateHash, progressingSet }));
+          return { afterMs: this.busy };
+        } else if (!known || !victim.uid) {
+          cond('Progressing', 'True', 'ReplacingNode', `replacing ${repl.pod} (${repl.reason}): waiting for the controller to report the membership`);
+        } else {
+          const alloc = allocateNodeId({ nextNodeId: ids.nextNodeId, nodeIds: ids.nodeIds, founders, ordinalsInUse: stsReplicas, known });
+          const oldNodeId = nodeIdOf(ids.nodeIds, victim.ordinal);
+          await persistIds({ ...ids, nextNodeId: alloc.nextNodeId, replacement: { pod: victim.name, ordinal: victim.ordinal, podUid: victim.uid, oldNodeId, newNodeId: alloc.nodeId, reason: repl.reason, phase: 'removing' } });
+          await event('Warning', 'ReplacingNode', `replacing ${victim.name} (${repl.reason}): node ${oldNodeId} → new node ${alloc.nodeId}; removing node ${oldNodeId} from the membership first`);
+        }
+      }
+    }
+    if (ids.replacement) {
+      const r = ids.replacement;
+      const step = replacementStep({ state: r, pods, membership, leader, views });
+      // Membership calls through a broker other than the one being replaced (any broker forwards to the controller).
+      const admin = (leader !== r.pod ? leaderAdmin : undefined) ?? this.adminFor(cluster, pods.find((p) => p.name !== r.pod && p.podIP && p.ready));
+      let settled = false;
+      if (step.type === 'wait') {
+        cond('Progressing', 'True', 'ReplacingNode', `replacing ${r.pod}: ${step.reason}`);
+      } else if (step.type === 'transfer-leader') {
+        await this.transferLeadership(cluster, pods, views, step.pod, event, 'replacement');
+        cond('Progressing', 'True', 'ReplacingNode', `replacing ${r.pod}: transferring leadership away first`);
+      } else if (step.type === 'remove' || step.type === 'add') {
+        if (!admin) {
+          cond('Progressing', 'True', 'ReplacingNode', `replacing ${r.pod}: no reachable broker to change the membership through`);
+        } else {
+          try {
+            if (step.type === 'remove') {
+              await admin.removeMember(step.nodeId);
+              await event('Normal', 'MemberRemoving', `replacing ${r.pod}: removing node ${step.nodeId}; its replicas move to the others and it leaves every group`);
+              cond('Progressing', 'True', 'ReplacingNode', `replacing ${r.pod}: waiting for node ${step.nodeId} to leave every group`);
+            } else {
+              const l = spec.listeners;
+              await admin.addMember(step.nodeId, { host: names.podHost(name, namespace, r.ordinal), kafkaPort: l.kafkaPort, adminPort: l.adminPort, raftPort: l.raftPort });
+              await event('Normal', 'MemberAdded', `replacing ${r.pod}: node ${step.nodeId} (${r.pod}) added; it joins as a learner and is promoted once caught up`);
+              cond('Progressing', 'True', 'ReplacingNode', `replacing ${r.pod}: node ${step.nodeId} catching up`);
+            }
+          } catch (e) {
+            // The broker refuses a removal that would break a group's majority (or a membership change in flight):
+            // a condition + Event, and the next reconcile retries.
+            if (!(e instanceof Error && 'code' in e && (e as { code: string }).code === 'CONFLICT')) throw e;
+            cond('Progressing', 'False', 'ReplaceRefused', `replacing ${r.pod}: ${e.message}`);
+            await event('Warning', 'ReplaceRefused', `replacing ${r.pod}: members ${step.type} ${step.nodeId} refused: ${e.message}; retrying`);
+          }
+        }
+      } else if (step.type === 'recreate') {
+        // The ordinal's new id goes to status, then to peers.yaml, and only then are the pod and its PVC deleted: the
+        // StatefulSet's successor pod reads its id (by pod name) from the updated peers.yaml at start.
+        const nodeIds = { ...ids.nodeIds, [String(r.ordinal)]: r.newNodeId };
+        await persistIds({ ...ids, nodeIds, replacement: { ...r, phase: 'joining' } });
+        const cm = await createOrUpdate(rest, KINDS.ConfigMap, configMap(effective, renderOptions(nodeIds)) as KubeObject);
+        if (cm.action !== 'unchanged') await event('Normal', 'Updated', `updated ConfigMap ${names.configMap(name)}: ${r.pod} is node ${r.newNodeId}`);
+        try {
+          await rest.delete(KINDS.PersistentVolumeClaim, namespace, names.pvc(name, r.ordinal));
+        } catch (e) {
+          if (!isNotFound(e)) throw e;
+        }
+        if (step.deletePod) await rest.delete(KINDS.Pod, namespace, r.pod).catch((e: unknown) => { if (!isNotFound(e)) throw e; });
+        await event('Normal', 'ReplacingNode', `replacing ${r.pod}: node ${r.oldNodeId} left every group; deleted ${r.pod} and its PVC, the StatefulSet recreates them as node ${r.newNodeId}`);
+        cond('Progressing', 'True', 'ReplacingNode', `replacing ${r.pod}: waiting for ${r.pod} to start as node ${r.newNodeId}`);
       } else {
-        await this.replaceNode(cluster, pods, views, repl.pod, repl.reason, event);
-        cond('Progressing', 'True', 'ReplacingNode', `replacing ${repl.pod} (${repl.reason})`);
-        await commit(this.buildStatus({ founders, cluster, old, conditions, pods, views, leader, stsReplicas, rollout: old?.rollout, generation, scaling, rollingOut: false, split: split.length > 0, templateHash, progressingSet }));
+        await persistIds({ ...ids, replacement: undefined });
+        await event('Normal', 'NodeReplaced', `${r.pod} replaced: node ${r.oldNodeId} removed, node ${r.newNodeId} is a voter`);
+        settled = true;
+      }
+      if (!settled) {
+        await commit(this.buildStatus({ founders, ids, cluster, old, conditions, pods, views, leader, stsReplicas, rollout: old?.rollout, generation, scaling, rollingOut: false, split: split.length > 0, templateHash, progressingSet }));
         return { afterMs: this.busy };
       }
     }
@@ -272,7 +393,7 @@ export class LanceClusterReconciler {
           // Record the step in status BEFORE deleting the pod: a crash in between re-plans from status.
           rollout = { podsPending: plan.podsPending.slice(1), order: [...plan.order, step.pod] };
           cond('Progressing', 'True', 'RollingUpdate', `restarting ${step.pod}`);
-          await commit(this.buildStatus({ founders, cluster, old, conditions, pods, views, leader, stsReplicas, rollout, generation, scaling, rollingOut: true, split: split.length > 0, templateHash, progressingSet }));
+          await commit(this.buildStatus({ founders, ids, cluster, old, conditions, pods, views, leader, stsReplicas, rollout, generation, scaling, rollingOut: true, split: split.length > 0, templateHash, progressingSet }));
           await rest.delete(KINDS.Pod, namespace, step.pod);
           await event('Normal', 'RestartingPod', `rolling update: restarting ${step.pod} (${rollout.order.length} of ${rollout.order.length + rollout.podsPending.length})`);
           return { afterMs: this.busy };
@@ -289,7 +410,7 @@ export class LanceClusterReconciler {
       }
     }
 
-    const status = this.buildStatus({ founders, cluster, old, conditions, pods, views, leader, stsReplicas, rollout, generation, scaling, rollingOut, split: split.length > 0, templateHash, progressingSet });
+    const status = this.buildStatus({ founders, ids, cluster, old, conditions, pods, views, leader, stsReplicas, rollout, generation, scaling, rollingOut, split: split.length > 0, templateHash, progressingSet });
     if (old?.phase !== status.phase) await event(status.phase === 'Degraded' || status.phase === 'Failed' ? 'Warning' : 'Normal', `Phase${status.phase}`, `phase ${old?.phase ?? '(none)'} → ${status.phase}`);
     await commit(status);
     const settled = status.phase === 'Running' && !scaling && !rollingOut;
@@ -300,6 +421,7 @@ export class LanceClusterReconciler {
     cluster: LanceCluster; old: LanceClusterStatus | undefined; conditions: LanceClusterStatus['conditions']; pods: PodObservation[]; views: BrokerView[];
     leader: string | undefined; stsReplicas: number; rollout: LanceClusterStatus['rollout']; generation: number; templateHash?: string; progressingSet?: boolean; scaling: boolean; rollingOut: boolean; split: boolean;
     founders?: number[] | undefined;
+    ids: NodeIds;
   }): LanceClusterStatus {
     const { cluster, pods, views } = a;
     const replicas = cluster.spec.replicas;
@@ -321,10 +443,13 @@ export class LanceClusterReconciler {
       readyReplicas: readyPods,
       ready: readyText(readyPods, replicas),
       selector: statusSelector(cluster.metadata.name),
-      members: members(pods, views),
+      members: members(pods, views, a.ids.nodeIds),
       ...(a.leader ? { leader: a.leader } : {}),
       ...(leaderView?.term !== undefined ? { controllerTerm: leaderView.term } : {}),
       ...(a.founders ? { bootstrapVoters: a.founders } : {}),
+      ...(a.ids.nodeIds ? { nodeIds: a.ids.nodeIds } : {}),
+      ...(a.ids.nextNodeId !== undefined ? { nextNodeId: a.ids.nextNodeId } : {}),
+      ...(a.ids.replacement ? { replacement: a.ids.replacement } : {}),
       ...(a.old?.lastRestorePoint ? { lastRestorePoint: a.old.lastRestorePoint } : {}),
       targetImage: cluster.spec.image,
       ...(allOnTarget && !a.rollingOut ? { currentImage: cluster.spec.image } : a.old?.currentImage ? { currentImage: a.old.currentImage } : {}),
@@ -400,19 +525,16 @@ export class LanceClusterReconciler {
     }
   }
 
-  private async replaceNode(cluster: LanceCluster, pods: PodObservation[], views: BrokerView[], pod: string, reason: string, event: (t: EventType, r: string, m: string) => Promise<void>): Promise<void> {
+  /** A single (standalone) broker whose volume is lost: delete PVC + pod; it starts empty under the same id. */
+  private async replaceStandalone(cluster: LanceCluster, p: PodObservation, reason: string, event: (t: EventType, r: string, m: string) => Promise<void>): Promise<void> {
     const ns = cluster.metadata.namespace!;
-    const p = pods.find((x) => x.name === pod)!;
-    // The replacement keeps the ordinal's node id and rejoins with an empty disk; the leaders refill it (entries or
-    // segment transfer). It is not removed from the membership first: a removed id cannot come back as the same
-    // member, and a new id per ordinal would need a per-pod node id the StatefulSet template cannot express.
-    await event('Warning', 'ReplacingNode', `replacing ${pod} (${reason}): deleting its PVC and pod; the StatefulSet recreates both`);
+    await event('Warning', 'ReplacingNode', `replacing ${p.name} (${reason}): deleting its PVC and pod; the StatefulSet recreates both`);
     try {
       await this.o.rest.delete(KINDS.PersistentVolumeClaim, ns, names.pvc(cluster.metadata.name, p.ordinal));
     } catch (e) {
       if (!isNotFound(e)) throw e;
     }
-    await this.o.rest.delete(KINDS.Pod, ns, pod);
+    await this.o.rest.delete(KINDS.Pod, ns, p.name);
   }
 }
 

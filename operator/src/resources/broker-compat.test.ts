@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfigText, parseServerArgs, resolveConfig } from '../../../broker/src/server/config.ts';
 import { objectStoreConfigFromUrl, validateObjectStoreConfig } from '../../../broker/src/tiering/config.ts';
-import { parsePeersFile } from '../../../broker/src/cluster/config.ts';
+import { parsePeersFile, resolveNodeId } from '../../../broker/src/cluster/config.ts';
 import { configMapData } from './configmap.ts';
 import { cluster, restore } from './fixtures.test-util.ts';
 import { resolveRestoreSource, restoreCommand } from './restore-job.ts';
@@ -37,6 +37,7 @@ describe('broker compatibility', () => {
     for (const e of container?.env ?? []) {
       if (e.value !== undefined) env[e.name] = e.value.replace(/\$\((\w+)\)/g, (_, v: string) => env[v] ?? '');
       else if (e.valueFrom?.fieldRef?.fieldPath.startsWith('metadata.labels')) env[e.name] = '2';
+      else if (e.valueFrom?.fieldRef?.fieldPath === 'metadata.name') env[e.name] = 'demo-2';
     }
     const args = parseServerArgs(container?.args ?? []);
     expect(args.configFile).toBe('/etc/lance/lance.yaml');
@@ -68,6 +69,12 @@ describe('broker compatibility', () => {
     expect(peers.map((p) => p.nodeId)).toEqual([0, 1, 2]);
     expect(peers.find((p) => p.nodeId === cfg.nodeId)).toMatchObject({ host: 'demo-2.demo-headless.lance.svc', raftPort: 11993, kafkaPort: 19092, adminPort: 11992 });
     expect(container?.args).toEqual(['--config', '/etc/lance/lance.yaml', '--data-dir', '/var/lib/lance']);
+    // The pod name selects the peers.yaml entry: a first-generation pod keeps its ordinal as id...
+    expect(cfg.cluster.podName).toBe('demo-2');
+    expect(resolveNodeId(cfg.cluster, peers, cfg.nodeId)).toBe(2);
+    // ...a replaced one gets the id the operator wrote for its ordinal (status.nodeIds), not LANCE_NODE_ID.
+    const replaced = parsePeersFile(configMapData(c, { nodeIds: { 2: 7 } })['peers.yaml'], 'peers.yaml');
+    expect(resolveNodeId(cfg.cluster, replaced, cfg.nodeId)).toBe(7);
   });
 
   it('the broker accepts the config of a minimal single-broker cluster', () => {

@@ -63,6 +63,7 @@ describe('StatefulSet', () => {
     expect(env.POD_NAMESPACE.valueFrom?.fieldRef?.fieldPath).toBe('metadata.namespace');
     expect(env.POD_IP.valueFrom?.fieldRef?.fieldPath).toBe('status.podIP');
     expect(env.LANCE_NODE_ID.valueFrom?.fieldRef?.fieldPath).toBe("metadata.labels['apps.kubernetes.io/pod-index']");
+    expect(env.LANCE_POD_NAME.valueFrom?.fieldRef?.fieldPath).toBe('metadata.name'); // selects the peers.yaml entry (its nodeId wins)
     expect(env.LANCE_ADVERTISED_HOST.value).toBe('$(POD_NAME).demo-headless.$(POD_NAMESPACE).svc');
     // Declared after the variables it references, or the kubelet would not expand them.
     const order = (container.env ?? []).map((e) => e.name);

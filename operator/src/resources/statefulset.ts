@@ -96,6 +96,9 @@ function brokerEnv(cluster: LanceCluster, options: StatefulSetOptions): V1EnvVar
     { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
     // The ordinal is the node id of a first-generation broker (docs/configuration.md: LANCE_NODE_ID).
     { name: 'LANCE_NODE_ID', valueFrom: { fieldRef: { fieldPath: `metadata.labels['${LABEL_POD_INDEX}']` } } },
+    // The pod name selects this broker's entry in peers.yaml, whose nodeId wins over LANCE_NODE_ID: a replaced or
+    // scaled-up ordinal gets a new id there (status.nodeIds) without a per-pod template.
+    { name: 'LANCE_POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
     // Kafka clients reconnect to the broker by its stable per-pod DNS name ($(VAR) is expanded by the kubelet).
     { name: 'LANCE_ADVERTISED_HOST', value: `$(POD_NAME).${names.headlessService(name)}.$(POD_NAMESPACE).svc` },
     ...bind,
