@@ -1103,6 +1103,8 @@ export class PartitionLog {
     tail?: ScanTail,
   ): Promise<number> {
     if (seg.deleted) return pos;
+    // a read that began before close() and moves on to a segment whose fd is already closed
+    if (this.closed) throw new LanceError('IO', `partition log ${this.dir} was closed during the read`, { path: this.dir });
     seg.readers++;
     const gen = this.generation;
     try {
@@ -1170,7 +1172,7 @@ export class PartitionLog {
 
   private releaseReader(seg: Segment): void {
     seg.readers--;
-    if (seg.deleted && seg.readers === 0 && seg.fd >= 0) {
+    if ((seg.deleted || this.closed) && seg.readers === 0 && seg.fd >= 0) {
       closeQuietly(seg.fd);
       seg.fd = -1;
     }
@@ -1515,10 +1517,15 @@ export class PartitionLog {
 
   private closeAllFds(): void {
     for (const s of this.segs) {
-      closeQuietly(s.fd);
+      // A read in flight keeps its fd until it is done (releaseReader closes it): closed now, its number could be
+      // reused by any open in the process and the read would get EBADF or another file's bytes.
+      if (s.readers === 0) {
+        closeQuietly(s.fd);
+        s.fd = -1;
+      }
       closeQuietly(s.idxFd);
       closeQuietly(s.tixFd);
-      s.fd = s.idxFd = s.tixFd = -1;
+      s.idxFd = s.tixFd = -1;
     }
     for (const x of this.sealedIndexFds) closeQuietly(x.fd);
     this.sealedIndexFds = [];
