@@ -5,6 +5,7 @@ import {
   detectStale, maxReplicationFactor, volumeLost, withLags, type BrokerGroupView,
   detectSplitBrain, fencingPlan, isPaused, leaderOf, members, nextRolloutStep, observePod, parseFencedAnnotation, phaseOf, planRollout,
   replaceStep, scaleStep, statusChanged, withCondition, type BrokerView, type PodObservation,
+  allocateNodeId, nodeIdOf, nodeIdTable, replacementStep, type MemberState, type ReplacementState,
 } from './decisions.ts';
 
 const T = { image: 'lance/broker:v2', configHash: 'h2' };
@@ -107,6 +108,11 @@ describe('scaling', () => {
   it('refuses below the replication factor, and without membership support', () => {
     expect(scaleStep({ ...s, current: 3, desired: 1 })).toMatchObject({ type: 'refuse', reason: expect.stringContaining('replication factor 3') });
     expect(scaleStep({ ...s, current: 3, desired: 5, membershipSupported: false })).toMatchObject({ type: 'refuse', reason: expect.stringContaining('membership') });
+  });
+  it('a grow interrupted after the member was added (StatefulSet not grown yet) is repeated, not waited on', () => {
+    const m = [...active([0, 1, 2]), { nodeId: 7, state: 'joining' as const }];
+    expect(scaleStep({ ...s, current: 3, desired: 4, membership: m, nodeIdOf: (o) => (o === 3 ? 7 : o), pendingNodeId: 7 })).toEqual({ type: 'grow', to: 4, nodeId: 7 });
+    expect(scaleStep({ ...s, current: 3, desired: 4, membership: m, nodeIdOf: (o) => (o === 3 ? 8 : o) }).type).toBe('wait');
   });
   it('waits for readiness, for a joining member, and for a known membership', () => {
     expect(scaleStep({ ...s, current: 4, desired: 5, readyPods: 3 }).type).toBe('wait');
@@ -233,5 +239,66 @@ describe('partitioned members and lag (cluster mode views)', () => {
     expect(views.map((v) => v.lag)).toEqual([7, 40, 0]);
     const leaderDown = withLags([view(1, 'Follower', 4, 0, [meta(0, 4)])]);
     expect(leaderDown[0]!.lag).toBeUndefined();
+  });
+});
+
+describe('node ids', () => {
+  it('an ordinal without a recorded id runs as its ordinal; the table fills defaults and drops retired ordinals', () => {
+    expect(nodeIdOf(undefined, 2)).toBe(2);
+    expect(nodeIdOf({ 2: 5 }, 2)).toBe(5);
+    expect(nodeIdTable(undefined, 3)).toEqual({ 0: 0, 1: 1, 2: 2 });
+    expect(nodeIdTable({ 0: 0, 1: 6, 2: 2, 3: 7, 4: 8 }, 3)).toEqual({ 0: 0, 1: 6, 2: 2 });
+    // an id allocated for the next grow step is kept until its pod exists
+    expect(nodeIdTable({ 0: 0, 1: 1, 2: 2, 3: 9 }, 3, [3])).toEqual({ 0: 0, 1: 1, 2: 2, 3: 9 });
+    expect(nodeIdTable({ 0: 0, 1: 1, 2: 2 }, 3, [3])).toEqual({ 0: 0, 1: 1, 2: 2 });
+  });
+
+  it('a new id is above every id ever recorded, founded, in use or known to the brokers (removed ones too)', () => {
+    // a fresh 3-broker cluster: founders 0..2 → 3
+    expect(allocateNodeId({ founders: [0, 1, 2], ordinalsInUse: 3, known: [0, 1, 2] })).toEqual({ nodeId: 3, nextNodeId: 4 });
+    // nextNodeId wins although the ids it handed out are gone from the table (a scale-down retired them)
+    expect(allocateNodeId({ nextNodeId: 9, nodeIds: { 0: 0, 1: 1, 2: 2 }, founders: [0, 1, 2], ordinalsInUse: 3, known: [0, 1, 2] }).nodeId).toBe(9);
+    // a cluster from before ids were recorded (status lost, or an older operator) that scaled 3 → 5 → 3: the
+    // registry still lists the removed 3 and 4, so 5 — never a removed id the broker would refuse
+    expect(allocateNodeId({ founders: [0, 1, 2], ordinalsInUse: 3, known: [0, 1, 2, 3, 4] }).nodeId).toBe(5);
+    // a recorded replacement id above everything else
+    expect(allocateNodeId({ nextNodeId: 4, nodeIds: { 0: 0, 1: 11, 2: 2 }, ordinalsInUse: 3, known: [] }).nodeId).toBe(12);
+    // ordinals in use without a recorded id (a StatefulSet bigger than the table)
+    expect(allocateNodeId({ ordinalsInUse: 5, known: [] }).nodeId).toBe(5);
+  });
+});
+
+describe('replacement with a new node id', () => {
+  const r: ReplacementState = { pod: 'demo-1', ordinal: 1, podUid: 'old-uid', oldNodeId: 1, newNodeId: 3, reason: 'annotation', phase: 'removing' };
+  const m = (entries: [number, MemberState['state']][]): MemberState[] => entries.map(([nodeId, state]) => ({ nodeId, state }));
+  const pods = [pod('demo-0', { uid: 'a' }), pod('demo-1', { uid: 'old-uid' }), pod('demo-2', { uid: 'c' })];
+  const base = { state: r, pods, leader: 'demo-0', views: [] as BrokerView[] };
+
+  it('removing: transfer away from a leading old broker, remove the old id, wait until it left every group, then recreate', () => {
+    expect(replacementStep({ ...base, membership: undefined }).type).toBe('wait');
+    expect(replacementStep({ ...base, membership: m([[0, 'active'], [1, 'active'], [2, 'active']]) })).toEqual({ type: 'remove', nodeId: 1 });
+    expect(replacementStep({ ...base, leader: 'demo-1', membership: m([[0, 'active'], [1, 'active'], [2, 'active']]) })).toEqual({ type: 'transfer-leader', pod: 'demo-1' });
+    expect(replacementStep({ ...base, membership: m([[0, 'active'], [1, 'removing'], [2, 'active']]) })).toMatchObject({ type: 'wait', reason: expect.stringContaining('node 1 (demo-1) to leave every group') });
+    expect(replacementStep({ ...base, membership: m([[0, 'active'], [1, 'removed'], [2, 'active']]) })).toEqual({ type: 'recreate', deletePod: true });
+    // the old pod is already gone (deleted by hand, or the PVC-lost pod was evicted): nothing to delete
+    expect(replacementStep({ ...base, pods: [pods[0]!, pods[2]!], membership: m([[0, 'active'], [1, 'removed'], [2, 'active']]) })).toEqual({ type: 'recreate', deletePod: false });
+  });
+
+  it('joining: the old pod still there (crash before its deletion) is deleted again; the successor is added, then done once active', () => {
+    const j = { ...base, state: { ...r, phase: 'joining' as const } };
+    const mem = (s?: MemberState['state']) => m([[0, 'active'], [1, 'removed'], [2, 'active'], ...(s ? [[3, s] as [number, MemberState['state']]] : [])]);
+    expect(replacementStep({ ...j, membership: mem() })).toEqual({ type: 'recreate', deletePod: true });
+    expect(replacementStep({ ...j, pods: [pods[0]!, pod('demo-1', { uid: 'old-uid', deleting: true }), pods[2]!], membership: mem() }).type).toBe('wait');
+    expect(replacementStep({ ...j, pods: [pods[0]!, pods[2]!], membership: mem() })).toMatchObject({ type: 'wait', reason: expect.stringContaining('recreate demo-1') });
+    const successor = [pods[0]!, pod('demo-1', { uid: 'new-uid', ready: false }), pods[2]!];
+    expect(replacementStep({ ...j, pods: successor, membership: mem() })).toEqual({ type: 'add', nodeId: 3 });
+    // a successor that came up under the wrong id is not added (peers.yaml not updated?)
+    expect(replacementStep({ ...j, pods: successor, views: [view('demo-1', { nodeId: 1 })], membership: mem() })).toMatchObject({ type: 'wait', reason: expect.stringContaining('runs as node 1, expected node 3') });
+    expect(replacementStep({ ...j, pods: successor, membership: mem('joining') })).toMatchObject({ type: 'wait', reason: expect.stringContaining('catching up') });
+    expect(replacementStep({ ...j, pods: successor, views: [view('demo-1', { nodeId: 3 })], membership: mem('active') })).toEqual({ type: 'done' });
+  });
+
+  it('status members carry the recorded id of a pod whose broker does not answer', () => {
+    expect(members([pod('demo-0'), pod('demo-1')], [view('demo-0')], { 0: 0, 1: 4 }).map((x) => x.nodeId)).toEqual([0, 4]);
   });
 });

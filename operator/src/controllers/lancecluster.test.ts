@@ -11,7 +11,8 @@ import { KINDS } from '../kube/kinds.ts';
 import { KubeRest, type KubeObject } from '../kube/rest.ts';
 import { ANNOTATION_CONFIG_HASH, selectorLabels } from '../resources/names.ts';
 import type { AdminCapabilities, BrokerAdmin } from './broker-admin.ts';
-import type { BrokerView } from './decisions.ts';
+import { LanceError } from '../../../broker/src/common/errors.ts';
+import type { BrokerView, MemberState } from './decisions.ts';
 import { LanceClusterReconciler } from './lancecluster.ts';
 import { OperatorMetrics } from './metrics.ts';
 
@@ -24,6 +25,10 @@ class FakeBrokers {
   fenceCalls: string[] = [];
   supports: AdminCapabilities = { membership: true, fence: true, transferLeader: true, replicationFactor: true };
   maxRf = 3;
+  /** Scripted registry (undefined: every viewed broker is active). */
+  members: Map<number, MemberState['state']> | undefined;
+  calls: string[] = [];
+  refuseRemove = false;
   factory = (pod: string): BrokerAdmin => ({
     supports: this.supports,
     clusterStatus: async () => {
@@ -37,9 +42,13 @@ class FakeBrokers {
       this.transfers.push(`${pod}->${to}`);
       for (const [p, v] of this.views) this.views.set(p, { ...v, role: v.nodeId === to ? 'Leader' : 'Follower', term: (v.term ?? 1) + 1, leads: v.nodeId === to ? [{ group: 'metadata', term: (v.term ?? 1) + 1 }] : [] });
     },
-    addMember: async () => undefined,
-    removeMember: async () => undefined,
-    listMembers: async () => [...this.views.values()].map((v) => ({ nodeId: v.nodeId, state: 'active' as const })),
+    addMember: async (id: number) => { this.calls.push(`add:${id}`); if (this.members) this.members.set(id, 'joining'); },
+    removeMember: async (id: number) => {
+      this.calls.push(`remove:${id}`);
+      if (this.refuseRemove) throw new LanceError('CONFLICT', `nodeId: node ${id} is down and t-0 cannot reach a majority without it`, { reason: 'partition-quorum' });
+      if (this.members) this.members.set(id, 'removing');
+    },
+    listMembers: async () => (this.members ? [...this.members].map(([nodeId, state]) => ({ nodeId, state })) : [...this.views.values()].map((v) => ({ nodeId: v.nodeId, state: 'active' as const }))),
     maxReplicationFactor: async () => this.maxRf,
   });
   leader(pod: string, term: number): void {
@@ -186,6 +195,60 @@ describe('LanceClusterReconciler against the stand-in API (scripted brokers)', (
     expect((await eventReasons()).some((e) => e.startsWith('ScaleRefused:') && e.includes('replication factor 3'))).toBe(true);
     expect((await rest.get<KubeObject & { spec: { replicas: number } }>(KINDS.StatefulSet, 'default', 'demo')).spec.replicas).toBe(3);
     expect(s.phase).toBe('Running'); // the brokers' config did not change: no rollout started
+  });
+
+  it('replace annotation: old id removed first, new id recorded in status and peers.yaml BEFORE the pod is deleted, successor added; resumable by a fresh reconciler every step', async () => {
+    await rest.mergePatch(KINDS.LanceCluster, 'default', 'demo', { spec: { replicas: 3 } });
+    brokers.leader('demo-0', 6);
+    brokers.members = new Map([[0, 'active'], [1, 'active'], [2, 'active']]);
+    brokers.calls = [];
+    const fresh = () => new LanceClusterReconciler({ rest, events: new EventRecorder(rest), admin: (pod) => brokers.factory(pod), metrics: new OperatorMetrics(), staleConfirmMs: 10 });
+    await fresh().reconcile('default/demo');
+    const before = (await lc()) as Lc & { status: { nodeIds?: Record<string, number>; nextNodeId?: number } };
+    expect(before.status.nodeIds).toEqual({ 0: 0, 1: 1, 2: 2 });
+    expect(before.status.nextNodeId).toBe(3);
+    const oldUid = (await rest.get<KubeObject>(KINDS.Pod, 'default', 'demo-2')).metadata!.uid;
+    await rest.mergePatch(KINDS.Pod, 'default', 'demo-2', { metadata: { annotations: { 'lance.dev/replace': 'true' } } });
+    const peersOf = async (): Promise<string> => (await rest.get<KubeObject & { data: Record<string, string> }>(KINDS.ConfigMap, 'default', 'demo-config')).data['peers.yaml']!;
+    // A refused removal (it would break a partition's majority) is a condition + Event, retried.
+    brokers.refuseRemove = true;
+    await fresh().reconcile('default/demo');
+    await fresh().reconcile('default/demo');
+    let st = (await lc()).status as { replacement?: { newNodeId: number; phase: string }; conditions?: { type: string; reason: string }[] };
+    expect(st.replacement).toMatchObject({ pod: 'demo-2', oldNodeId: 2, newNodeId: 3, phase: 'removing' });
+    expect(st.conditions?.find((c) => c.type === 'Progressing')?.reason).toBe('ReplaceRefused');
+    expect((await eventReasons()).some((e) => e.startsWith('ReplaceRefused:') && e.includes('members remove 2 refused'))).toBe(true);
+    brokers.refuseRemove = false;
+    let podDeletedWithPeers: string | undefined;
+    for (let round = 0; round < 20; round++) {
+      await fresh().reconcile('default/demo');
+      // the broker side: a removal completes, a learner catches up (one step per round)
+      for (const [id, state] of brokers.members) {
+        if (state === 'removing') brokers.members.set(id, 'removed');
+        else if (state === 'joining') brokers.members.set(id, 'active');
+      }
+      const podNow = await rest.get<KubeObject>(KINDS.Pod, 'default', 'demo-2').catch(() => undefined);
+      if (!podNow && podDeletedWithPeers === undefined) {
+        podDeletedWithPeers = await peersOf();
+        expect(brokers.calls).toContain('remove:2'); // the old id left before its pod went
+      }
+      await syncPods();
+      if (brokers.views.get('demo-2')?.nodeId !== 3 && podDeletedWithPeers !== undefined) brokers.views.set('demo-2', { pod: 'demo-2', nodeId: 3, role: 'Follower', term: 6, lag: 0, leads: [] });
+      st = (await lc()).status as typeof st;
+      if (!st.replacement && brokers.members.get(3) === 'active') break;
+    }
+    expect(podDeletedWithPeers).toMatch(/pod: demo-2[\s\S]*?nodeId: 3|nodeId: 3[\s\S]*?pod: demo-2/);
+    expect((await rest.get<KubeObject>(KINDS.Pod, 'default', 'demo-2')).metadata!.uid).not.toBe(oldUid);
+    expect(brokers.calls).toEqual(['remove:2', 'remove:2', 'remove:2', 'add:3']);
+    const after = (await lc()) as Lc & { status: { nodeIds?: Record<string, number>; nextNodeId?: number; replacement?: unknown; members?: { pod: string; nodeId?: number }[] } };
+    expect(after.status.nodeIds).toEqual({ 0: 0, 1: 1, 2: 3 });
+    expect(after.status.nextNodeId).toBe(4);
+    expect(after.status.replacement).toBeUndefined();
+    expect(after.status.members?.find((m) => m.pod === 'demo-2')?.nodeId).toBe(3);
+    const ev = await eventReasons();
+    expect(ev.some((e) => e.startsWith('ReplacingNode:') && e.includes('node 2 → new node 3'))).toBe(true);
+    expect(ev.some((e) => e.startsWith('NodeReplaced:') && e.includes('node 3 is a voter'))).toBe(true);
+    brokers.members = undefined;
   });
 
   it('a stale status write (resourceVersion moved) is a CONFLICT, not a lost update', async () => {
