@@ -308,3 +308,15 @@ export const ResetOffsetsResponseSchema = z.object({
   offsets: z.array(z.object({ topic: z.string(), partition: z.number().int(), current: z.number().int().nullable(), target: z.number().int() })),
 });
 export type ResetOffsetsResponse = z.infer<typeof ResetOffsetsResponseSchema>;
+
+/**
+ * `GET /v1/node`: this node's cold-start state (broker/src/tiering/cluster-cold-start.ts). A node cold-starting on an
+ * empty data dir answers `fresh` / `restoring` (the restore point it will restore) from a small server of its own;
+ * a running broker answers `running` with its metadata group's term and last index (0/0: no state yet) and the
+ * restore point its data dir was restored from (null if none).
+ */
+export const NodeStatusSchema = z.discriminatedUnion('state', [
+  z.object({ state: z.enum(['fresh', 'restoring']), nodeId: z.number().int().nonnegative(), clusterId: z.string(), restorePoint: z.string().nullable(), takenAtMs: z.number().int().nonnegative() }),
+  z.object({ state: z.literal('running'), nodeId: z.number().int().nonnegative(), clusterId: z.string(), metaTerm: z.number().int().nonnegative(), metaLastIndex: z.number().int().nonnegative(), restoredFrom: z.string().nullable() }),
+]);
+export type NodeStatus = z.infer<typeof NodeStatusSchema>;

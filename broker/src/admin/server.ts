@@ -13,12 +13,14 @@ import {
   type ClusterActionResponse, type MembersRequest, type TransferLeaderRequest,
   MemberEndpointsSchema, type MemberActionResponse, type MemberEndpoints, type MembersList,
   type ClusterView, type CreateTopicRequest, type FetchQuery, type FetchResponse, type ProduceRequest, type ProduceResponse,
-  type Ready, type TopicDetail, type TopicSummary,
+  type Ready, type TopicDetail, type TopicSummary, type NodeStatus,
 } from './schemas.ts';
 
 export interface AdminService {
   readiness(): Ready['checks'];
   cluster(): ClusterView | Promise<ClusterView>;
+  /** `GET /v1/node` (cluster mode: what a cold-starting peer asks; absent: 501) */
+  node?(): NodeStatus | Promise<NodeStatus>;
   listTopics(): TopicSummary[] | Promise<TopicSummary[]>;
   /** throws NOT_FOUND */
   getTopic(name: string): TopicDetail | Promise<TopicDetail>;
@@ -173,6 +175,12 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
       },
     },
     { method: 'GET', pattern: /^\/v1\/cluster$/, name: '/v1/cluster', handler: async ({ res }) => sendJson(res, 200, await service.cluster()) },
+    {
+      method: 'GET', pattern: /^\/v1\/node$/, name: '/v1/node', handler: async ({ res }) => {
+        if (!service.node) throw new LanceError('UNSUPPORTED', 'this node runs standalone: /v1/node (cold-start state) is a cluster-mode route');
+        sendJson(res, 200, await service.node());
+      },
+    },
     {
       method: 'POST', pattern: /^\/v1\/members$/, name: '/v1/members', handler: async ({ req, res }) => {
         const body = validate(MembersRequestSchema, await readBody(req, 64 * 1024), 'members');

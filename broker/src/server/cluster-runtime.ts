@@ -21,6 +21,9 @@ import { BrokerMetrics } from './metrics.ts';
 import { ensureNodeIdentity, type NodeIdentity } from './node-identity.ts';
 import { startClusterTiering, type ClusterTiering } from '../tiering/cluster-dr.ts';
 import { drSettings } from '../tiering/standalone-dr.ts';
+import { clusterColdStart, type ClusterColdStartResult } from '../tiering/cluster-cold-start.ts';
+import { readClusterRestoreInfo } from '../tiering/cluster-restore.ts';
+import { META_GROUP } from '../cluster/metadata.ts';
 
 export interface RunningClusterBroker {
   identity: NodeIdentity;
@@ -53,9 +56,14 @@ export function derivedClusterId(peers: readonly ClusterPeer[]): string {
   return `lance-${createHash('sha256').update(canon).digest('hex').slice(0, 16)}`;
 }
 
-function adminService(b: ClusterBroker, groups?: ClusterGroups): AdminService {
+function adminService(b: ClusterBroker, groups?: ClusterGroups, restoredFrom: string | null = null): AdminService {
   return {
     ...(groups ? { groups: groups.adminApi() } : {}),
+    // what a cold-starting peer asks (broker/src/tiering/cluster-cold-start.ts): live state = a metadata term or log
+    node: () => {
+      const st = b.host.node(META_GROUP)?.status();
+      return { state: 'running', nodeId: b.nodeId, clusterId: b.clusterId, metaTerm: st?.term ?? 0, metaLastIndex: st?.lastIndex ?? 0, restoredFrom };
+    },
     readiness: () => b.readiness(),
     cluster: () => b.clusterView(),
     listTopics: () => b.adminListTopics(),
@@ -87,9 +95,17 @@ export async function startClusterBroker(config: LanceConfig, peers: ClusterPeer
   await mkdirDurable(config.dataDir);
   const lock = await acquireDataDirLock(config.dataDir);
   let identity: NodeIdentity;
+  let coldStart: ClusterColdStartResult;
   try {
     // derived from the founders' entries only, so a joining node (whose peers list also names itself) agrees
-    identity = await ensureNodeIdentity(config.dataDir, { clusterId: config.clusterId ?? derivedClusterId(peers.filter((p) => plan.founders.includes(p.nodeId))), nodeId: config.nodeId });
+    const clusterId = config.clusterId ?? derivedClusterId(peers.filter((p) => plan.founders.includes(p.nodeId)));
+    // an empty data dir + restore points in the bucket: restore when the whole cluster is gone (the peers agree)
+    coldStart = await clusterColdStart({
+      dataDir: config.dataDir, storeConfig: config.objectStore, enabled: config.tiering.coldStartRestore, clusterId, nodeId: config.nodeId,
+      peers: peers.filter((p) => p.nodeId !== config.nodeId).map((p) => ({ nodeId: p.nodeId, host: p.host, adminPort: p.adminPort })),
+      admin: { host: config.listeners.admin.host, port: me.adminPort }, peerWaitMs: config.tiering.coldStartPeerWaitMs, logger: logger.child({ node: config.nodeId }),
+    });
+    identity = await ensureNodeIdentity(config.dataDir, { clusterId, nodeId: config.nodeId });
   } catch (e) {
     await lock.release();
     throw e;
@@ -115,8 +131,9 @@ export async function startClusterBroker(config: LanceConfig, peers: ClusterPeer
     const b = broker;
     // consumer groups + producer ids through the metadata log; the coordinator runs on the controller
     groups = new ClusterGroups({ host: b, logger: log.child({ component: 'groups' }), registry: metrics.registry });
+    const restoredFrom = (await readClusterRestoreInfo(config.dataDir))?.restorePoint ?? null;
     admin = await startAdminServer({
-      host: config.listeners.admin.host, port: me.adminPort, service: adminService(b, groups),
+      host: config.listeners.admin.host, port: me.adminPort, service: adminService(b, groups, restoredFrom),
       metrics: { contentType: metrics.registry.contentType, metrics: async () => { b.updateGauges(); return metrics.registry.metrics(); } },
       logger: log.child({ component: 'admin' }),
       onRequest: (route, status) => metrics.adminRequests.inc({ route, status: String(status) }),
@@ -135,6 +152,7 @@ export async function startClusterBroker(config: LanceConfig, peers: ClusterPeer
         source: b, storeConfig: config.objectStore, clusterId: identity.clusterId, nodeId: identity.nodeId, logger: log, registry: metrics.registry,
         uploadIntervalMs: config.tiering.uploadIntervalMs, cacheBytes: config.tiering.cacheBytes, dr: drSettings(config.tiering, process.env),
       });
+      if (coldStart.restored) tiered.dr?.metrics.recoverySeconds.set(coldStart.seconds);
     }
   } catch (e) {
     await tiered?.stop().catch(() => undefined);
