@@ -52,7 +52,8 @@ export interface ClusterTiering {
 
 /** The controller's metadata snapshot; null on any other node (or before its applied state is complete). */
 export async function collectClusterSnapshot(src: ClusterDrSource, tiering: TieredStorage | undefined, ids: { clusterId: string; nodeId: number }, store?: ObjectStore, now = Date.now()): Promise<MetadataSnapshot | null> {
-  if (src.controllerReadyTerm() === null) return null;
+  const metaTerm = src.controllerReadyTerm();
+  if (metaTerm === null) return null;
   const meta = src.metadataState();
   const replicas = new Map(src.tieringReplicas().map((r) => [`${r.topic}\u0000${r.partition}`, r]));
   const partitions: SnapshotPartition[] = [];
@@ -60,13 +61,14 @@ export async function collectClusterSnapshot(src: ClusterDrSource, tiering: Tier
   for (const t of Object.values(meta.topics)) {
     for (let p = 0; p < t.assignment.length; p++) {
       const r = replicas.get(`${t.name}\u0000${p}`);
-      if (!r) continue;
-      // partitions led elsewhere: their leader's newest manifest from the bucket
-      const m = tiering?.manifest(t.name, p) ?? (store ? (await loadNewestManifest(store, { clusterId: ids.clusterId, topicId: t.topicId, partition: p }).catch(() => null))?.manifest ?? null : null);
+      // partitions led elsewhere (or without a replica here): their leader's newest manifest from the bucket. Every
+      // partition is listed: a multi-node cold start restores exactly the manifests a restore point names
+      const m = (r ? tiering?.manifest(t.name, p) : null) ?? (store ? (await loadNewestManifest(store, { clusterId: ids.clusterId, topicId: t.topicId, partition: p }).catch(() => null))?.manifest ?? null : null);
       const last = m?.segments.at(-1);
+      const remoteEnd = last ? last.lastOffset + 1 : (m?.remoteLogStartOffset ?? 0);
       partitions.push({
-        topic: t.name, partition: p, highWatermark: r.hw(), logStartOffset: r.log().logStartOffset,
-        remoteEnd: last ? last.lastOffset + 1 : (m?.remoteLogStartOffset ?? 0),
+        topic: t.name, partition: p, highWatermark: r ? r.hw() : remoteEnd, logStartOffset: r ? r.log().logStartOffset : (m?.remoteLogStartOffset ?? 0),
+        remoteEnd,
         manifestKey: m && m.version > 0 ? manifestKey({ clusterId: ids.clusterId, topicId: t.topicId, partition: p }, m.term, m.version) : null,
         remoteBytes: m ? m.segments.reduce((n, s) => n + s.data.size, 0) : 0,
       });
@@ -80,8 +82,9 @@ export async function collectClusterSnapshot(src: ClusterDrSource, tiering: Tier
   return {
     format: DR_FORMAT, clusterId: ids.clusterId, mode: 'cluster', node: ids.nodeId, takenAt: new Date(now).toISOString(), takenAtMs: now,
     topics, partitions, groups, producerIdNext: meta.nextProducerId,
-    // the replicated state as of takenAt (groups are above in the common form)
-    clusterMetadata: { applied: meta.applied, nextTopicId: meta.nextTopicId, topics: meta.topics, brokers: meta.brokers },
+    // the replicated state as of takenAt (groups are above in the common form); metaTerm: the controller's term
+    // (a cold start writes its restore entry in it, cluster-restore.ts)
+    clusterMetadata: { applied: meta.applied, nextTopicId: meta.nextTopicId, topics: meta.topics, brokers: meta.brokers, removed: meta.removed ?? [], metaTerm },
   };
 }
 

@@ -102,7 +102,7 @@ export function isFreshDataDir(entries: readonly string[]): boolean {
   return entries.every((e) => IGNORABLE.has(e) || e.startsWith('.restore'));
 }
 
-async function readDirOrEmpty(dir: string): Promise<string[]> {
+export async function readDirOrEmpty(dir: string): Promise<string[]> {
   try {
     return await fsp.readdir(dir);
   } catch (e) {
@@ -228,14 +228,14 @@ export function topicConfigOf(t: SnapshotTopic): Partial<catalog.TopicConfig> {
 
 const hexOfUuid = (u: string): string => u.replace(/-/g, '').toLowerCase();
 
-async function wipeForRestore(dataDir: string): Promise<void> {
+export async function wipeForRestore(dataDir: string): Promise<void> {
   for (const e of await readDirOrEmpty(dataDir)) {
     if (e === 'lance.lock' || e === 'lost+found' || e === RESTORE_MARKER) continue;
     await fsp.rm(path.join(dataDir, e), { recursive: true, force: true });
   }
 }
 
-async function pool<T>(items: readonly T[], n: number, fn: (t: T) => Promise<void>): Promise<void> {
+export async function pool<T>(items: readonly T[], n: number, fn: (t: T) => Promise<void>): Promise<void> {
   let next = 0;
   let failed: unknown = null;
   const worker = async (): Promise<void> => {
@@ -252,7 +252,7 @@ async function pool<T>(items: readonly T[], n: number, fn: (t: T) => Promise<voi
   if (failed !== null) throw failed;
 }
 
-interface DownloadTask {
+export interface DownloadTask {
   key: string;
   size: number;
   crc32c: string;
@@ -264,7 +264,7 @@ interface DownloadTask {
  * cut in transit is retried (the stream's own CRC32C check fails at its end); an object whose stored size/checksum
  * differs from the manifest's is damaged in the bucket: CORRUPT at once.
  */
-async function download(store: ObjectStore, t: DownloadTask, onBytes: (n: number) => void, attempts = 4): Promise<void> {
+export async function download(store: ObjectStore, t: DownloadTask, onBytes: (n: number) => void, attempts = 4): Promise<void> {
   for (let i = 1; ; i++) {
     let got = 0;
     try {
