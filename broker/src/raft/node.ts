@@ -22,6 +22,9 @@ import {
   type Ready,
   type Role,
   type SnapshotMeta,
+  type VoteHoldRelease,
+  VOTE_HOLD,
+  VOTE_UNKNOWN,
 } from './types.ts';
 
 export interface RaftOptions {
@@ -51,6 +54,11 @@ export interface RaftOptions {
    * on every start; it is written as entry 1). Nodes that join later get none and learn it from the leader.
    */
   bootstrap?: ClusterConfig;
+  /**
+   * Start in vote hold (README "Vote hold"): the driver sets it when this node's storage is fresh (first start or a
+   * wiped data dir) and this group has no persisted term/vote. A hard state whose vote is VOTE_HOLD is held too.
+   */
+  voteHold?: boolean;
 }
 
 type ProgressState = 'probe' | 'replicate' | 'snapshot';
@@ -133,6 +141,18 @@ export class RaftNode {
   private lastHard: HardState;
   private deferred: Array<{ seq: number; msg: RaftMessage }> = [];
 
+  // vote hold (README "Vote hold")
+  private held = false;
+  private heldSince = 0;
+  /** highest term heard from each peer while held (requests and answers carry the sender's term) */
+  private heard = new Map<NodeId, number>();
+  /** the commit index the current leader sent in its first Append/Snapshot of this term that we saw while held */
+  private holdLeaderCommit: { leader: NodeId; term: number; commit: number } | null = null;
+  /** how far our log is known to match the current leader's (from Appends/Snapshots it sent while we were held) */
+  private holdMatch: { leader: NodeId; term: number; index: number } | null = null;
+  private nextProbeAt = 0;
+  private outHoldReleased: VoteHoldRelease | null = null;
+
   // outputs of the current call
   private outMessages: RaftMessage[] = [];
   private outRestore: { meta: SnapshotMeta; data: Uint8Array } | null = null;
@@ -157,14 +177,16 @@ export class RaftNode {
     }
 
     this.term = hardState.term;
-    this.vote = hardState.vote;
+    this.held = opts.voteHold === true || hardState.vote === VOTE_HOLD;
+    this.vote = hardState.vote === VOTE_HOLD ? null : hardState.vote;
     const snap = log.snapshot();
     const snapIndex = log.snapshotIndex();
     // the commit hint may be ahead of what survived of the log: clamp (committed entries live on a majority)
     this.commit = Math.max(snapIndex, Math.min(hardState.commit, log.lastIndex()));
     this.applied = snapIndex;
     this.durableIndex = log.lastIndex();
-    this.lastHard = { term: this.term, vote: this.vote, commit: this.commit };
+    // as on disk: a hold that came from the options (not yet persisted) is written by the first ready()
+    this.lastHard = { term: this.term, vote: hardState.vote, commit: this.commit };
 
     if (snap) this.configs.push({ index: snap.meta.index, config: normalizeConfig(snap.meta.config) });
     else this.configs.push({ index: 0, config: { voters: [], learners: [] } });
@@ -185,6 +207,7 @@ export class RaftNode {
     this.pruneConfigs();
     this.resetElectionTimer();
     this.lastEvent = { role: this.role, term: this.term, leader: this.leader };
+    if (this.held) this.probeUnheard();
   }
 
   // ---------------------------------------------------------------- queries
@@ -204,7 +227,7 @@ export class RaftNode {
     return {
       id: this.id, role: this.role, term: this.term, vote: this.vote, leader: this.leader, commitIndex: this.commit,
       appliedIndex: this.applied, lastIndex: this.log.lastIndex(), snapshotIndex: this.log.snapshotIndex(),
-      config: this.config, progress, transferTarget: this.transferee, fenced: this.fenced,
+      config: this.config, progress, transferTarget: this.transferee, fenced: this.fenced, voteHold: this.held,
     };
   }
 
@@ -213,6 +236,7 @@ export class RaftNode {
   get currentLeader(): NodeId | null { return this.leader; }
   get commitIndex(): number { return this.commit; }
   get lastIndex(): number { return this.log.lastIndex(); }
+  get isVoteHeld(): boolean { return this.held; }
 
   // ---------------------------------------------------------------- inputs
 
@@ -231,6 +255,13 @@ export class RaftNode {
       }
       return;
     }
+    if (this.held) {
+      // never campaign while held: ask the voters not heard yet for their terms instead
+      if (this.now >= this.electionDeadline) this.resetElectionTimer();
+      if (this.now >= this.nextProbeAt) this.probeUnheard();
+      this.maybeReleaseHold();
+      return;
+    }
     if (this.now >= this.electionDeadline) {
       if (this.isVoter(this.id) && !this.fenced) this.campaign(this.preVote ? 'pre' : 'real');
       else this.resetElectionTimer();
@@ -240,7 +271,20 @@ export class RaftNode {
   /** A message from a peer (any term, possibly stale, duplicated or reordered). */
   receive(m: RaftMessage): void {
     if (m.to !== this.id) return;
+    if (this.held) this.noteHeard(m);
+    this.dispatch(m);
+    if (this.held) this.maybeReleaseHold();
+  }
+
+  private dispatch(m: RaftMessage): void {
     switch (m.type) {
+      case 'Probe':
+        // answered by every member, held or not; changes nothing here (not even the term)
+        this.send({ type: 'ProbeResp', from: this.id, to: m.from, term: this.term });
+        return;
+      case 'ProbeResp':
+        if (m.term > this.term) this.becomeFollower(m.term, null);
+        return;
       case 'PreVote': return this.onPreVote(m);
       case 'PreVoteResp':
         if (m.term > this.term && !m.granted) { this.becomeFollower(m.term, null); return; }
@@ -272,7 +316,8 @@ export class RaftNode {
       case 'Heartbeat': return this.onHeartbeat(m);
       case 'Snapshot': return this.onSnapshot(m);
       case 'TimeoutNow':
-        if (this.role === 'follower' && this.isVoter(this.id) && !this.fenced) this.campaign('transfer');
+        // refused while held: a leadership transfer must not make a member that may have forgotten votes campaign
+        if (this.role === 'follower' && this.isVoter(this.id) && !this.fenced && !this.held) this.campaign('transfer');
         return;
       case 'AppendResp': return this.onAppendResp(m);
       case 'HeartbeatResp': return this.onHeartbeatResp(m);
@@ -409,7 +454,7 @@ export class RaftNode {
     }
 
     let persist: PersistRequest | null = null;
-    const hs: HardState = { term: this.term, vote: this.vote, commit: this.commit };
+    const hs: HardState = { term: this.term, vote: this.hardVote(), commit: this.commit };
     const hsSync = hs.term !== this.lastHard.term || hs.vote !== this.lastHard.vote;
     const hsChanged = hsSync || hs.commit !== this.lastHard.commit;
     if (this.logDirty || hsChanged || this.snapshotToPersist) {
@@ -431,7 +476,9 @@ export class RaftNode {
     }
     const messages = this.outMessages;
     this.outMessages = [];
-    return { messages, persist, restore, committed, commitIndex: this.commit, events };
+    const holdReleased = this.outHoldReleased;
+    this.outHoldReleased = null;
+    return { messages, persist, restore, committed, commitIndex: this.commit, events, holdReleased };
   }
 
   // ---------------------------------------------------------------- elections
@@ -512,7 +559,7 @@ export class RaftNode {
     // leader's lease), refusing it back would leave both waiting a whole election timeout.
     const tie = this.role === 'precandidate' && this.id < m.from && !this.preRefused.has(m.from) &&
       m.lastTerm === this.lastTerm() && m.lastIndex === this.log.lastIndex();
-    const grant = !this.fenced && !tie && m.term > this.term && !this.inLease() && this.upToDate(m.lastIndex, m.lastTerm);
+    const grant = !this.fenced && !this.held && !tie && m.term > this.term && !this.inLease() && this.upToDate(m.lastIndex, m.lastTerm);
     // granted: echo the proposed term so the pre-candidate can match it; rejected: our term, which may teach it
     this.send({ type: 'PreVoteResp', from: this.id, to: m.from, term: grant ? m.term : this.term, granted: grant });
   }
@@ -526,7 +573,7 @@ export class RaftNode {
       if (!m.transfer && this.inLease()) return; // a live leader exists: ignore the disruption
       this.becomeFollower(m.term, null);
     }
-    const grant = !this.fenced && (this.vote === null || this.vote === m.from) && this.leader === null && this.upToDate(m.lastIndex, m.lastTerm);
+    const grant = !this.fenced && !this.held && (this.vote === null || this.vote === m.from) && this.leader === null && this.upToDate(m.lastIndex, m.lastTerm);
     if (grant) {
       this.vote = m.from;
       this.resetElectionTimer();
@@ -562,6 +609,100 @@ export class RaftNode {
     this.maybeCommit();
   }
 
+  // ---------------------------------------------------------------- vote hold (README "Vote hold")
+
+  /** the vote as persisted: a held member writes VOTE_HOLD so a restart before the release is held again */
+  private hardVote(): NodeId | null {
+    return this.held ? VOTE_HOLD : this.vote;
+  }
+
+  /** the sender's term as this message shows it (a PreVote carries the term it would campaign in; a granted PreVoteResp echoes ours) */
+  private noteHeard(m: RaftMessage): void {
+    let t: number;
+    if (m.type === 'PreVote') t = m.term - 1;
+    else if (m.type === 'PreVoteResp') {
+      if (m.granted) return;
+      t = m.term;
+    } else t = m.term;
+    const prev = this.heard.get(m.from);
+    if (prev === undefined || t > prev) this.heard.set(m.from, t);
+  }
+
+  private noteLeaderCommit(leader: NodeId, commit: number): void {
+    const h = this.holdLeaderCommit;
+    if (h === null || h.leader !== leader || h.term !== this.term) this.holdLeaderCommit = { leader, term: this.term, commit };
+  }
+
+  private noteHoldMatch(leader: NodeId, index: number): void {
+    const h = this.holdMatch;
+    if (h === null || h.leader !== leader || h.term !== this.term) this.holdMatch = { leader, term: this.term, index };
+    else if (index > h.index) h.index = index;
+  }
+
+  private probeUnheard(): void {
+    this.nextProbeAt = this.now + this.hbMs;
+    for (const v of this.config.voters) {
+      if (v !== this.id && !this.heard.has(v)) this.send({ type: 'Probe', from: this.id, to: v, term: this.term });
+    }
+  }
+
+  /**
+   * A held member may acknowledge entries once it heard every other voter and its term is at least every term they
+   * showed: then the leader it answers is not older than any term it may have acted in before losing its storage.
+   */
+  private holdCanAck(): boolean {
+    const voters = this.config.voters;
+    if (voters.length === 0) return false;
+    for (const v of voters) {
+      if (v === this.id) continue;
+      const t = this.heard.get(v);
+      if (t === undefined || t > this.term) return false;
+    }
+    return true;
+  }
+
+  private maybeReleaseHold(): void {
+    if (!this.held) return;
+    const voters = this.config.voters;
+    if (voters.length === 0) return;
+    let heardCount = 0;
+    let maxHeard = 0;
+    for (const v of voters) {
+      if (v === this.id) continue;
+      const t = this.heard.get(v);
+      if (t === undefined) continue;
+      heardCount++;
+      maxHeard = Math.max(maxHeard, t);
+    }
+    const others = voters.length - (voters.includes(this.id) ? 1 : 0);
+    // Rule 1: every voter heard; following a leader whose term is >= all of theirs; caught up to the commit index
+    // that leader sent us (a value it reached after we restarted) AND to an entry of its own term (so that commit
+    // index covers every entry committed in earlier terms, which it holds by leader completeness).
+    const h = this.holdLeaderCommit;
+    if (heardCount === others && this.role === 'follower' && this.leader !== null && h !== null && h.leader === this.leader &&
+      h.term === this.term && this.term >= maxHeard && this.commit >= h.commit && this.commit > 0 && this.log.term(this.commit) === this.term) {
+      this.releaseHold('caught-up', this.leader, maxHeard);
+      return;
+    }
+    // Rule 2 (first start): a majority counting ourselves heard and nobody has ever left term 0: no election ever
+    // happened, so there is no vote and no acknowledgement to forget.
+    if (maxHeard === 0 && heardCount + (others < voters.length ? 1 : 0) >= quorum(voters)) {
+      this.releaseHold('bootstrap', this.term > 0 ? VOTE_UNKNOWN : null, 0);
+    }
+  }
+
+  private releaseHold(reason: VoteHoldRelease['reason'], vote: NodeId | null, maxHeard: number): void {
+    this.held = false;
+    this.term = Math.max(this.term, maxHeard);
+    this.vote = vote;
+    const heard: Record<string, number> = {};
+    for (const [id, t] of [...this.heard.entries()].sort((a, b) => a[0] - b[0])) heard[String(id)] = t;
+    this.outHoldReleased = { reason, term: this.term, vote, leader: this.leader, heard, heldMs: this.now - this.heldSince, commitIndex: this.commit };
+    this.heard.clear();
+    this.holdLeaderCommit = null;
+    this.holdMatch = null;
+  }
+
   // ---------------------------------------------------------------- follower side
 
   private noteLeader(from: NodeId): void {
@@ -573,6 +714,7 @@ export class RaftNode {
 
   private onAppend(m: Extract<RaftMessage, { type: 'Append' }>): void {
     this.noteLeader(m.from);
+    if (this.held) this.noteLeaderCommit(m.from, m.commit);
     let prevIndex = m.prevIndex;
     let prevTerm = m.prevTerm;
     let entries = m.entries;
@@ -584,7 +726,7 @@ export class RaftNode {
       // Everything up to our commit index matches any leader of this term: skip it (it may be compacted here).
       const skip = Math.min(entries.length, this.commit - prevIndex);
       if (skip === entries.length) {
-        this.sendAfterPersist({ type: 'AppendResp', from: this.id, to: m.from, term: this.term, success: true, matchIndex: lastNew, rejectedIndex: 0, hintIndex: 0, hintTerm: 0 });
+        this.ackAppend(m, lastNew);
         return;
       }
       prevTerm = entries[skip - 1]!.term;
@@ -622,12 +764,31 @@ export class RaftNode {
     }
     const newCommit = Math.min(m.commit, lastNew);
     if (newCommit > this.commit) this.commit = newCommit;
+    this.ackAppend(m, lastNew);
+  }
+
+  /**
+   * Acknowledge an Append that matched up to lastNew. A held member that may not acknowledge yet (it has not heard
+   * every voter, or the leader's term is below a term it heard) keeps the entries but answers "stored, not
+   * acknowledged": the leader counts nothing for it (a possibly stale leader must not reach a quorum with the help of
+   * a member that forgot its term) and streams on from lastNew + 1.
+   */
+  private ackAppend(m: Extract<RaftMessage, { type: 'Append' }>, lastNew: number): void {
+    if (this.held) this.noteHoldMatch(m.from, lastNew);
+    if (this.held && !this.holdCanAck()) {
+      this.send({ type: 'AppendResp', from: this.id, to: m.from, term: this.term, success: false, matchIndex: 0, rejectedIndex: m.prevIndex, hintIndex: lastNew + 1, hintTerm: 0, hold: true });
+      return;
+    }
     this.sendAfterPersist({ type: 'AppendResp', from: this.id, to: m.from, term: this.term, success: true, matchIndex: lastNew, rejectedIndex: 0, hintIndex: 0, hintTerm: 0 });
   }
 
   private onHeartbeat(m: Extract<RaftMessage, { type: 'Heartbeat' }>): void {
     this.noteLeader(m.from);
-    const c = Math.min(m.commit, this.log.lastIndex());
+    // A heartbeat's commit assumes the leader's match index for us, which may predate a wiped disk (our log may hold
+    // a stale leader's entries there): a held member takes it only up to where an Append of this leader matched.
+    const hm = this.holdMatch;
+    const verified = !this.held ? Infinity : hm !== null && hm.leader === m.from && hm.term === this.term ? hm.index : 0;
+    const c = Math.min(m.commit, this.log.lastIndex(), verified);
     if (c > this.commit) this.commit = c;
     this.send({ type: 'HeartbeatResp', from: this.id, to: m.from, term: this.term, lastIndex: this.log.lastIndex() });
   }
@@ -635,8 +796,14 @@ export class RaftNode {
   private onSnapshot(m: Extract<RaftMessage, { type: 'Snapshot' }>): void {
     this.noteLeader(m.from);
     const meta = m.meta;
+    if (this.held) {
+      this.noteLeaderCommit(m.from, meta.index);
+      this.noteHoldMatch(m.from, Math.max(meta.index, this.commit));
+    }
+    const holdNoAck = this.held && !this.holdCanAck();
     if (meta.index <= this.commit) {
-      this.sendAfterPersist({ type: 'SnapshotResp', from: this.id, to: m.from, term: this.term, matchIndex: this.commit });
+      if (holdNoAck) this.send({ type: 'AppendResp', from: this.id, to: m.from, term: this.term, success: false, matchIndex: 0, rejectedIndex: meta.index, hintIndex: this.commit + 1, hintTerm: 0, hold: true });
+      else this.sendAfterPersist({ type: 'SnapshotResp', from: this.id, to: m.from, term: this.term, matchIndex: this.commit });
       return;
     }
     if (this.log.term(meta.index) === meta.term) {
@@ -654,7 +821,8 @@ export class RaftNode {
     this.applied = meta.index;
     const kept = this.configs.filter((c) => c.index > meta.index && c.index <= this.log.lastIndex());
     this.configs = [{ index: meta.index, config: normalizeConfig(meta.config) }, ...kept];
-    this.sendAfterPersist({ type: 'SnapshotResp', from: this.id, to: m.from, term: this.term, matchIndex: meta.index });
+    if (holdNoAck) this.send({ type: 'AppendResp', from: this.id, to: m.from, term: this.term, success: false, matchIndex: 0, rejectedIndex: meta.index, hintIndex: meta.index + 1, hintTerm: 0, hold: true });
+    else this.sendAfterPersist({ type: 'SnapshotResp', from: this.id, to: m.from, term: this.term, matchIndex: meta.index });
   }
 
   // ---------------------------------------------------------------- leader side
@@ -791,8 +959,22 @@ export class RaftNode {
       this.sendAppend(m.from, pr);
       return;
     }
-    // rejection: ignore stale ones
-    if (pr.state === 'replicate' && m.rejectedIndex <= pr.match) return;
+    if (m.hold) {
+      // a follower in vote hold stored our entries up to hintIndex - 1 without acknowledging them: count nothing
+      // for it (match 0: it may have lost what it acknowledged before) and stream on from hintIndex
+      if (pr.state === 'probe' && m.rejectedIndex !== pr.next - 1) return;
+      if (pr.state === 'snapshot' && m.hintIndex <= pr.snapshotIndex) return;
+      this.toProbe(pr);
+      pr.match = 0;
+      pr.next = Math.max(1, Math.min(m.hintIndex, this.log.lastIndex() + 1));
+      // nothing new for it: wait for the next heartbeat answer (else an empty Append and its answer ping-pong)
+      if (pr.next <= this.log.lastIndex()) this.sendAppend(m.from, pr);
+      else pr.paused = true;
+      return;
+    }
+    // rejection: ignore stale ones. In 'replicate' a rejection at or below the match index is NOT ignored: either
+    // a reordered old answer or a follower that lost what it acknowledged (wiped disk) — lowering match is safe in
+    // both cases, keeping it would count an acknowledgement the follower no longer backs.
     if (pr.state === 'probe' && m.rejectedIndex !== pr.next - 1) return;
     if (pr.state === 'snapshot') return;
     if (m.rejectedIndex <= pr.match) {
@@ -906,7 +1088,7 @@ export class RaftNode {
 
   /** Responses that promise durability (votes, acks) wait for every sync request issued so far, including this call's. */
   private sendAfterPersist(msg: RaftMessage): void {
-    const pendingSync = this.logDirty || this.snapshotToPersist !== null || this.term !== this.lastHard.term || this.vote !== this.lastHard.vote;
+    const pendingSync = this.logDirty || this.snapshotToPersist !== null || this.term !== this.lastHard.term || this.hardVote() !== this.lastHard.vote;
     const barrier = pendingSync ? this.lastIssuedSeq + 1 : this.lastSyncSeq;
     if (barrier > this.persistedSeq) this.deferred.push({ seq: barrier, msg });
     else this.outMessages.push(msg);

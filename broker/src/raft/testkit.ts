@@ -5,7 +5,7 @@
  */
 import { MemoryRaftLog } from './memory-log.ts';
 import { RaftNode, type RaftOptions } from './node.ts';
-import type { HardState, NodeId, PersistRequest, RaftEntry, RaftMessage, SnapshotMeta } from './types.ts';
+import type { HardState, NodeId, PersistRequest, RaftEntry, RaftMessage, SnapshotMeta, VoteHoldRelease } from './types.ts';
 
 export interface TestMember {
   raft: RaftNode;
@@ -17,6 +17,8 @@ export interface TestMember {
   held: PersistRequest[];
   holdPersist: boolean;
   up: boolean;
+  /** vote hold releases reported by ready() */
+  releases: VoteHoldRelease[];
 }
 
 /** deterministic uniform [0,1) */
@@ -39,7 +41,7 @@ export class TestNet {
     const log = init?.log ?? new MemoryRaftLog();
     const hs = init?.hs ?? { term: 0, vote: null, commit: 0 };
     const raft = new RaftNode({ id, random: lcg(id * 7919 + this.seed++), ...opts }, log, hs);
-    const m: TestMember = { raft, log, hs, applied: [], restored: [], held: [], holdPersist: false, up: true };
+    const m: TestMember = { raft, log, hs, applied: [], restored: [], held: [], holdPersist: false, up: true, releases: [] };
     this.members.set(id, m);
     this.collect(id);
     return m;
@@ -68,6 +70,7 @@ export class TestNet {
     const m = this.get(id);
     const r = m.raft.ready();
     if (r.restore) m.restored.push(r.restore.meta);
+    if (r.holdReleased) m.releases.push(r.holdReleased);
     m.applied.push(...r.committed);
     for (const msg of r.messages) {
       this.sent.push(msg);
@@ -141,6 +144,17 @@ export class TestNet {
     const l = this.leaders();
     if (l.length !== 1) throw new Error(`expected one leader, found [${l.join(',')}]`);
     return l[0]!;
+  }
+
+  /**
+   * The node's disk is wiped: it restarts with an empty log and no hard state (pass `voteHold: true` in opts for a
+   * driver that knows its storage is fresh). Messages queued to the old process are dropped (its connections died).
+   */
+  wipeAndRestart(id: NodeId, opts: Partial<RaftOptions> = {}): TestMember {
+    this.get(id);
+    this.members.delete(id);
+    for (let i = this.queue.length - 1; i >= 0; i--) if (this.queue[i]!.to === id) this.queue.splice(i, 1);
+    return this.add(id, opts, { log: new MemoryRaftLog(), hs: { term: 0, vote: null, commit: 0 } });
   }
 
   /** crash: volatile state is gone, only synced writes survive; restart with the same options */

@@ -31,9 +31,19 @@ export interface SnapshotMeta {
   readonly config: ClusterConfig;
 }
 
+/**
+ * Special `vote` values in a HardState (node ids are >= 0):
+ * VOTE_HOLD: this member is in vote hold (its storage was fresh; see README "Vote hold") and must stay held after a
+ * restart. VOTE_UNKNOWN: this member may have voted in its current term before it lost its storage: it grants no
+ * vote in this term (the next term clears it like any vote).
+ */
+export const VOTE_HOLD = -2;
+export const VOTE_UNKNOWN = -1;
+
 /** What must be durable across a crash besides the log. */
 export interface HardState {
   term: number;
+  /** the vote of `term`, VOTE_HOLD or VOTE_UNKNOWN (above), or null */
   vote: NodeId | null;
   /** commit index: a hint only (losing it is safe, it is relearned); it may be written without fsync */
   commit: number;
@@ -88,8 +98,10 @@ export type RaftMessage =
    * success: matchIndex = the follower's log matches the leader's up to here (and it is durable).
    * failure: rejectedIndex = the prevIndex refused; hintIndex/hintTerm = where to retry (hintTerm 0: log too short,
    * hintIndex = follower's lastIndex + 1; otherwise the follower's term at prevIndex and its first index of that term).
+   * hold: a follower in vote hold that may not acknowledge yet stored the entries up to hintIndex - 1 but does NOT
+   * acknowledge them: the leader counts nothing for it and streams on from hintIndex.
    */
-  | (Hdr & { type: 'AppendResp'; success: boolean; matchIndex: number; rejectedIndex: number; hintIndex: number; hintTerm: number })
+  | (Hdr & { type: 'AppendResp'; success: boolean; matchIndex: number; rejectedIndex: number; hintIndex: number; hintTerm: number; hold?: boolean })
   /** commit = min(leader commit, the follower's match index): safe for the follower to adopt */
   | (Hdr & { type: 'Heartbeat'; commit: number })
   /** lastIndex: the follower's last log index, so a leader notices a follower that lost its log (wiped disk) */
@@ -97,7 +109,13 @@ export type RaftMessage =
   /** The whole snapshot in one message; the transport may chunk `data` (the core needs it only once complete). */
   | (Hdr & { type: 'Snapshot'; meta: SnapshotMeta; data: Uint8Array })
   | (Hdr & { type: 'SnapshotResp'; matchIndex: number })
-  | (Hdr & { type: 'TimeoutNow' });
+  | (Hdr & { type: 'TimeoutNow' })
+  /**
+   * Vote hold: a member with fresh storage asks a voter for its current term (answered by any member, changes no
+   * state on the receiver; ProbeResp carries the receiver's term).
+   */
+  | (Hdr & { type: 'Probe' })
+  | (Hdr & { type: 'ProbeResp' });
 
 export type RaftMessageType = RaftMessage['type'];
 
@@ -127,6 +145,20 @@ export interface RaftStateEvent {
   leader: NodeId | null;
 }
 
+/** The vote hold ended (README "Vote hold"): log it, count it; the new term/vote is in this call's `persist`. */
+export interface VoteHoldRelease {
+  /** 'caught-up': rule 1 (every voter heard, caught up with a leader of the highest term); 'bootstrap': rule 2 */
+  reason: 'caught-up' | 'bootstrap';
+  term: number;
+  vote: NodeId | null;
+  leader: NodeId | null;
+  /** highest term heard from each voter while held */
+  heard: Record<string, number>;
+  /** simulated/driver time (sum of tick(ms)) spent held */
+  heldMs: number;
+  commitIndex: number;
+}
+
 /** What the driver must do after a call into the node. */
 export interface Ready {
   /** send these (any order, may be lost: the core retries) */
@@ -140,6 +172,8 @@ export interface Ready {
   commitIndex: number;
   /** role/term/leader changed (the latest state at the end of the call) */
   events: RaftStateEvent[];
+  /** the vote hold ended in this call (null otherwise) */
+  holdReleased: VoteHoldRelease | null;
 }
 
 export interface ProgressStatus {
@@ -168,4 +202,6 @@ export interface RaftStatus {
   progress: ProgressStatus[];
   transferTarget: NodeId | null;
   fenced: boolean;
+  /** in vote hold: grants no (pre)vote, does not campaign (README "Vote hold") */
+  voteHold: boolean;
 }
