@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { TestNet } from './testkit.ts';
-import { EntryType, VOTE_HOLD, type NodeId, type RaftOptions } from './types.ts';
+import type { RaftOptions } from './node.ts';
+import { EntryType, VOTE_HOLD, type NodeId } from './types.ts';
 
 const enc = new TextEncoder();
 const IDS = [1, 2, 3];
