@@ -1041,7 +1041,8 @@ export class ClusterBroker implements KafkaBackend {
     this.assertNotFenced(`fetch from ${topic}-${partition}`);
     const rt = this.runtime(topic, partition);
     const hw = rt.hw;
-    const pl = rt.log.pl;
+    // not rt.log.pl: a segment install swaps the log under a read (clientLog answers a retriable NOT_LEADER then)
+    const pl = rt.log.clientLog(`${topic}-${partition}`);
     const logStartOffset = pl.logStartOffset;
     const end = Math.max(hw, rt.log.nextOffset ?? hw);
     if (offset < logStartOffset || offset > end) {
