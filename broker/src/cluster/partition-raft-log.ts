@@ -734,6 +734,37 @@ export class PartitionRaftLog implements RaftLog {
     };
   }
 
+  /**
+   * The partition log for Kafka client reads (fetch). While a segment install replaces the log — and for a read
+   * that an install overtook — the answer is a retriable NOT_LEADER ("replica is installing segments": Kafka
+   * NOT_LEADER_OR_FOLLOWER; the client refreshes metadata and retries) instead of whatever the old log, closed
+   * and swapped under the read, would give (an unknown error, OFFSET_OUT_OF_RANGE against the old log's range,
+   * or uncommitted bytes at offsets the restored high watermark already covers).
+   */
+  clientLog(what: string): { readonly logStartOffset: number; read: PartitionLog['read'] } {
+    const busy = (cause?: unknown): LanceError => new LanceError('NOT_LEADER', `${what}: replica ${this.opts.transfer?.nodeId ?? '?'} is installing segments from the leader; retry (on the leader)`, {
+      group: this.opts.group, ...(cause instanceof Error ? { cause: cause.message } : {}),
+    });
+    if (this.installing) throw busy();
+    const gen = this.installGen;
+    const pl = this.pl;
+    return {
+      logStartOffset: pl.logStartOffset,
+      read: async (from, max) => {
+        if (this.installing || gen !== this.installGen) throw busy();
+        try {
+          const got = await pl.read(from, max);
+          // an install began meanwhile: the bytes may be the replaced log's
+          if (this.installing || gen !== this.installGen || pl !== this.pl) throw busy();
+          return got;
+        } catch (e) {
+          if (this.installing || gen !== this.installGen || pl !== this.pl) throw busy(e);
+          throw e;
+        }
+      },
+    };
+  }
+
   /** the descriptor's offset after the snapshot point (the high watermark after a restore) */
   static snapshotNextOffset(data: Uint8Array): number {
     return decodeDescriptor(data, 'snapshot').nextOffset;

@@ -14,6 +14,7 @@ import { encodeRecordBatch } from '../server/records.ts';
 import { EntryType } from '../storage/types.ts';
 import { PartitionRaftLog } from './partition-raft-log.ts';
 import { decodeDescriptor, type ChunkRequest } from './segment-transfer.ts';
+import { KafkaError, toKafkaError } from '../kafka/errors.ts';
 
 const silent = pino({ level: 'silent' });
 const dirs: string[] = [];
@@ -76,6 +77,57 @@ describe('segment transfer races', () => {
     expect(decodeDescriptor(log.snapshot()!.data, 'after')).toEqual(d);
   }, 60_000);
 });
+
+describe('Kafka reads on a follower that installs segments', () => {
+  it('answer a retriable NOT_LEADER_OR_FOLLOWER while the install runs (also for a read it overtook), and the installed log afterwards', async () => {
+    const leaderDir = await tmp();
+    const followerDir = await tmp();
+    let leader: PartitionRaftLog | null = null;
+    let gate: Promise<void> | null = null;
+    let openGate!: () => void;
+    let asked = 0;
+    const fetch = async (_src: number, req: ChunkRequest): Promise<Buffer> => {
+      asked++;
+      if (gate) await gate;
+      return leader!.readSegmentChunk(req);
+    };
+    leader = await openLog(leaderDir, 1, fetch);
+    await fill(leader, 1, 200);
+    const snap = leader.snapshot()!;
+    const follower = await openLog(followerDir, 2, fetch);
+    await fill(follower, 1, 30);
+    // a fetch that got its log before the install (its read comes after the install began)
+    const before = follower.clientLog('t-0');
+    gate = new Promise<void>((r) => { openGate = r; });
+    follower.installSnapshot(snap.meta, snap.data);
+    const installing = follower.persist({ seq: ++seq, hardState: { term: 1, vote: null, commit: snap.meta.index }, sync: true, snapshot: snap });
+    await waitFor(() => asked > 0);
+    const refused = [
+      await Promise.resolve().then(() => follower.clientLog('t-0')).then(() => null, (e: unknown) => e),
+      await before.read(0, 1 << 20).then(() => null, (e: unknown) => e),
+    ];
+    for (const e of refused) {
+      expect(e).toMatchObject({ code: 'NOT_LEADER', message: expect.stringMatching(/installing segments/) });
+      // retriable for every Kafka client (not UNKNOWN_SERVER_ERROR, not OFFSET_OUT_OF_RANGE that resets a consumer)
+      expect(toKafkaError(e).code).toBe(KafkaError.NOT_LEADER_OR_FOLLOWER);
+    }
+    openGate();
+    await installing;
+    const after = follower.clientLog('t-0');
+    const got = await after.read(after.logStartOffset, 1 << 20);
+    expect(got.length).toBeGreaterThan(0);
+    expect(got.map((e) => [e.index, e.term, e.firstOffset])).toEqual((await leader.pl.read(0, 1 << 20)).filter((e) => e.index <= snap.meta.index).map((e) => [e.index, e.term, e.firstOffset]));
+    expect(got[got.length - 1]!.index).toBe(snap.meta.index);
+  }, 60_000);
+});
+
+async function waitFor(cond: () => boolean): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not reached');
+    await new Promise((r) => setTimeout(r, 5)); // polling a condition, not a race fix
+  }
+}
 
 // ------------------------------------------------------------------------------------------------ fd lifetime
 

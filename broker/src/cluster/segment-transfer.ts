@@ -191,7 +191,10 @@ export async function readChunk(file: string, r: SegmentRef, pos: number, len: n
     const buf = Buffer.allocUnsafe(n);
     let got = 0;
     while (got < n) {
-      const { bytesRead } = await fh.read(buf, got, n - got, pos + got);
+      // own handle by path: its fd lives exactly as long as this read (no sharing with the PartitionLog's fds)
+      const { bytesRead } = await fh.read(buf, got, n - got, pos + got).catch((e: NodeJS.ErrnoException) => {
+        throw new LanceError('IO', `${file}: reading segment bytes ${pos + got}..${pos + n} for transfer failed: ${e.code ?? e.message}`, { path: file, position: pos + got });
+      });
       if (bytesRead === 0) throw new LanceError('IO', `${file}: segment ended at byte ${pos + got}, expected ${r.size} bytes`, { path: file, position: pos + got });
       got += bytesRead;
     }
