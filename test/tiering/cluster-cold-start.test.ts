@@ -5,9 +5,12 @@
  * command, and two nodes cold-starting against a file bucket (status servers, polling, restore, identical wal).
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { PassThrough } from 'node:stream';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { commands } from '../../broker/src/cli/commands.ts';
+import { runCli } from '../../broker/src/cli/run.ts';
 import { applyCommand, decodeCommand, emptyMetadata } from '../../broker/src/cluster/metadata.ts';
 import { silentLogger } from '../../broker/src/common/log.ts';
 import { decideColdStart, clusterColdStart, type PeerView } from '../../broker/src/tiering/cluster-cold-start.ts';
@@ -183,6 +186,26 @@ describe('clusterColdStart in process (file bucket, two nodes)', () => {
     expect(JSON.parse(await readFile(path.join(d1, 'node.json'), 'utf8'))).toMatchObject({ clusterId: 'c', nodeId: 1 });
     // a restarted node (data in its dir) never asks anybody
     expect(await run(1, d1)).toEqual({ restored: null, reason: 'data dir has data' });
+
+    // lnc restore --cluster-layout writes the same data dir as the cold start (the operator's restore Job)
+    const d3 = await mkdtemp(path.join(tmpdir(), 'lance-cs-lnc-'));
+    dirs.push(d3);
+    const cli = async (argv: string[]): Promise<{ code: number; out: string; err: string }> => {
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      const stdout = new PassThrough().on('data', (b: Buffer) => out.push(b));
+      const stderr = new PassThrough().on('data', (b: Buffer) => err.push(b));
+      const code = await runCli(argv, commands, { stdout, stderr, stdin: new PassThrough() });
+      return { code, out: Buffer.concat(out).toString(), err: Buffer.concat(err).toString() };
+    };
+    const usage = await cli(['restore', '--from', `file://${bucket}`, '--data-dir', d3, '--cluster-layout', '--node-id', '2']);
+    expect(usage.code).not.toBe(0);
+    expect(usage.err).toMatch(/--cluster-layout needs --cluster-id/);
+    const r = await cli(['restore', '--from', `file://${bucket}`, '--data-dir', d3, '--cluster-layout', '--cluster-id', 'c', '--node-id', '2', '--json']);
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({ mode: 'cluster', nodeId: 2, restorePoint: { key: r2.restored!.restorePoint.key } });
+    expect(await entries(d3)).toEqual(w1);
+    expect(await readFile(path.join(d3, 'topic_3', '0', 'raft.json'), 'utf8')).toBe(await readFile(path.join(d2, 'topic_3', '0', 'raft.json'), 'utf8'));
     await store.close();
   }, 60_000);
 });

@@ -2,11 +2,15 @@
  * `lnc restore --from <url> --data-dir <dir> [--cluster-id <id>] [--node-id <n>] [--time <RFC3339>] [--topics a,b]`
  * — writes a fresh data dir from the object store's restore points (broker/src/tiering/restore.ts; cold-start
  * recovery runs the same code). The operator's restore Job runs exactly this command.
+ * `--cluster-layout --cluster-id <id> --node-id <n>` writes node n's share of a cluster instead
+ * (broker/src/tiering/cluster-restore.ts, the code of the multi-node cold start): run it once per broker, with the
+ * same restore point (`--restore-point <key>`, default the newest) on every one.
  */
 import { z } from 'zod';
 import { LanceError } from '../../common/errors.ts';
 import { createObjectStore, objectStoreConfigFromUrl } from '../../tiering/config.ts';
 import { restoreDataDir, type RestoreReport } from '../../tiering/restore.ts';
+import { restoreClusterNode, type ClusterRestoreReport } from '../../tiering/cluster-restore.ts';
 import { defineCommand, ExitCode } from '../command.ts';
 import type { Progress } from '../progress.ts';
 import { renderKeyValues, renderTable } from '../table.ts';
@@ -55,6 +59,22 @@ function humanReport(r: RestoreReport): string {
   ].join('\n');
 }
 
+function humanClusterReport(r: ClusterRestoreReport): string {
+  return [
+    renderKeyValues([
+      ['restored from', `${r.from} ${r.restorePoint.key}`],
+      ['restore point', `${r.restorePoint.takenAt} (cluster ${r.restorePoint.clusterId}, written by node ${r.restorePoint.node})`],
+      ['data dir', `node ${r.nodeId} of cluster ${r.clusterId} (cluster layout; metadata voters ${r.metaVoters.join(', ')}, term ${r.metaTerm})`],
+      ['topics', r.topics.map((t) => t.name).join(', ') || '(none)'],
+      ['groups', r.groups.length],
+      ['downloaded', `${r.bytes} bytes in ${r.objects} objects, ${(r.durationMs / 1000).toFixed(1)} s`],
+    ]),
+    '',
+    renderTable(['TOPIC', 'PARTITION', 'LOG START', 'NEXT OFFSET', 'RAFT INDEX', 'TERM', 'SEGMENTS'], r.partitions.map((p) => [p.topic, p.partition, p.logStartOffset, p.nextOffset, `${p.firstIndex}..${p.lastIndex}`, p.term, p.segments])),
+    ...r.warnings.map((w) => `warning: ${w}`),
+  ].join('\n');
+}
+
 export const restoreCommand = defineCommand({
   name: 'restore',
   summary: 'write a fresh data dir from the object store (newest restore point, or the newest at or before --time)',
@@ -68,6 +88,8 @@ export const restoreCommand = defineCommand({
     'Examples:',
     '  lnc backups list --from s3://lance-dr/prod',
     '  lnc restore --from s3://lance-dr/prod --data-dir /var/lib/lance --time 2026-11-22T09:00:00Z',
+    'Cluster layout (one data dir per broker, the same restore point for all; --time and --topics do not apply):',
+    '  lnc restore --from s3://lance-dr/prod --data-dir /data/node-2 --cluster-layout --cluster-id prod --node-id 2',
   ].join('\n'),
   options: z.object({
     from: z.string().min(1).describe('object store URL: s3://bucket/prefix or file:///dir'),
@@ -78,27 +100,44 @@ export const restoreCommand = defineCommand({
     time: z.string().min(1).optional().describe('point in time, RFC 3339 (e.g. 2026-11-22T09:00:00Z)'),
     topics: z.array(z.string()).optional().describe('only these topics (comma-separated, repeatable)'),
     concurrency: z.coerce.number().int().min(1).max(64).default(8).describe('parallel downloads (default 8)'),
+    clusterLayout: z.boolean().default(false).describe('write this node\'s share of a cluster (needs --cluster-id and --node-id)'),
+    restorePoint: z.string().min(1).optional().describe('cluster layout: the restore point key (default: the newest); the same on every broker'),
   }),
   async run(args, io) {
     const atMs = args.time !== undefined ? parseRestoreTime(args.time) : undefined;
     const topics = parseTopicList(args.topics);
     await refuseIfBrokerRunning(args.dataDir, '--data-dir');
+    if (args.clusterLayout) {
+      if (args.clusterId === undefined) throw new LanceError('USAGE', '--cluster-layout needs --cluster-id (the id the brokers run with: their clusterId setting)', { flag: '--cluster-id' });
+      if (atMs !== undefined || topics) throw new LanceError('USAGE', '--cluster-layout restores a whole restore point: --time and --topics do not apply (choose one with --restore-point)', { flag: atMs !== undefined ? '--time' : '--topics' });
+    } else if (args.restorePoint !== undefined) {
+      throw new LanceError('USAGE', '--restore-point applies to --cluster-layout only (a standalone restore chooses with --time)', { flag: '--restore-point' });
+    }
     const store = storeFromUrl(args.from);
     let bar: Progress | undefined;
+    const progress = {
+      start: (total: number) => {
+        bar = io.progress('restore', total);
+      },
+      advance: (n: number) => bar?.advance(n),
+      done: () => bar?.done(),
+    };
     try {
+      if (args.clusterLayout) {
+        const report = await restoreClusterNode({
+          store, dataDir: args.dataDir, clusterId: args.clusterId!, nodeId: args.nodeId, concurrency: args.concurrency, progress,
+          ...(args.restorePoint !== undefined ? { restorePointKey: args.restorePoint } : {}),
+        });
+        io.emit(report, () => humanClusterReport(report));
+        return ExitCode.OK;
+      }
       const report = await restoreDataDir({
         store, dataDir: args.dataDir, nodeId: args.nodeId, concurrency: args.concurrency,
         ...(args.clusterId !== undefined ? { clusterId: args.clusterId } : {}),
         ...(args.sourceClusterId !== undefined ? { sourceClusterId: args.sourceClusterId } : {}),
         ...(atMs !== undefined ? { atMs } : {}),
         ...(topics ? { topics } : {}),
-        progress: {
-          start: (total) => {
-            bar = io.progress('restore', total);
-          },
-          advance: (n) => bar?.advance(n),
-          done: () => bar?.done(),
-        },
+        progress,
       });
       io.emit(report, () => humanReport(report));
       return ExitCode.OK;
