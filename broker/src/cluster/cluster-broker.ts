@@ -120,6 +120,20 @@ function sameReport(a: PartitionLeader | null | undefined, b: PartitionLeader): 
   return !!a && a.leader === b.leader && a.term === b.term && a.voters.join() === b.voters.join() && a.learners.join() === b.learners.join();
 }
 
+/**
+ * Pure: the leader a replica that knows no current leader names in Kafka Metadata. Its last known leader with that
+ * leader's epoch (like a Kafka broker's metadata cache: never newer than the truth) — unless that is itself: a
+ * replica that stepped down (an isolated old leader) KNOWS it does not lead, and a client whose only connection is
+ * to it would loop on it (Produce → NOT_LEADER_OR_FOLLOWER → Metadata from the same broker → itself again). It then
+ * names the other replicas in turn (`turn`: one per answer), so the client connects to them and learns the
+ * majority's leader there (a wrong guess answers NOT_LEADER_OR_FOLLOWER: the client refreshes again).
+ */
+export function metadataLeaderHint(self: number, last: { id: number; term: number }, replicas: readonly number[], turn: number): { id: number; term: number } {
+  if (last.id !== self) return last;
+  const others = replicas.filter((r) => r !== self);
+  return others.length === 0 ? last : { id: others[turn % others.length]!, term: last.term };
+}
+
 function notFound(topic: string, partition?: number): LanceError {
   return partition === undefined
     ? new LanceError('NOT_FOUND', `topic "${topic}" does not exist`, { topic })
@@ -168,6 +182,8 @@ export class ClusterBroker implements KafkaBackend {
   private segMetrics: SegmentTransferMetrics | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
   private retentionRunning = false;
+  /** rotates metadataLeaderHint's guesses */
+  private hintTurn = 0;
 
   private constructor(opts: ClusterBrokerOptions) {
     this.opts = opts;
@@ -895,8 +911,9 @@ export class ClusterBroker implements KafkaBackend {
         epoch = rt.term;
       } else if (rt.lastLeader) {
         // the epoch it led in, never newer than the truth: a client that has seen the new leader keeps it
-        leaderId = rt.lastLeader.id;
-        epoch = rt.lastLeader.term;
+        const hint = metadataLeaderHint(this.nodeId, rt.lastLeader, replicas, this.hintTurn++);
+        leaderId = hint.id;
+        epoch = hint.term;
       } else {
         epoch = rt.term;
       }
