@@ -199,14 +199,20 @@ describe('network partition with real processes', () => {
     const steppedDownMs = Date.now() - cutAt;
     expect(await orphan).not.toBe('acknowledged');
     await expect(c.node(old).admin.produce('pt', { records: [{ value: 'orphan-2', partition: 0 }] })).rejects.toThrow(/not the leader|NOT_LEADER/i);
-    // its Kafka Metadata answer after stepping down: its last known leader (itself), no partition error — an error
-    // makes kafkajs's metadata call throw and retry on this same broker (see startLoad); one attempt, no retries
-    // (asked on a connection of its own: kafkajs's admin metadata call would pick a random broker)
+    // its Kafka Metadata answer after stepping down: no partition error — an error makes kafkajs's metadata call
+    // throw and retry on this same broker (see startLoad) — and not itself (it knows it no longer leads; a client
+    // connected only to it would loop on it, see the "ONLY the broker" test): the other replicas in turn, with its
+    // last epoch. One attempt each, on a connection of its own (kafkajs's admin metadata call picks a random broker)
     const wire = await KafkaWireClient.connect(c.node(old).host, c.node(old).kafkaPort);
     try {
-      const md = await wire.request<MetadataResponse>(ApiKey.Metadata, 9, { topics: [{ name: 'pt' }], allowAutoTopicCreation: false, includeClusterAuthorizedOperations: false, includeTopicAuthorizedOperations: false });
-      const p0 = md.topics[0]!.partitions.find((p) => p.partitionIndex === 0)!;
-      expect({ error: p0.errorCode, leader: p0.leaderId, epoch: p0.leaderEpoch }).toEqual({ error: 0, leader: old, epoch: oldTerm });
+      const named = new Set<number>();
+      for (let i = 0; i < 4; i++) {
+        const md = await wire.request<MetadataResponse>(ApiKey.Metadata, 9, { topics: [{ name: 'pt' }], allowAutoTopicCreation: false, includeClusterAuthorizedOperations: false, includeTopicAuthorizedOperations: false });
+        const p0 = md.topics[0]!.partitions.find((p) => p.partitionIndex === 0)!;
+        expect({ error: p0.errorCode, epoch: p0.leaderEpoch }).toEqual({ error: 0, epoch: oldTerm });
+        named.add(p0.leaderId);
+      }
+      expect([...named].sort((a, b) => a - b)).toEqual(majority);
     } finally {
       wire.close();
     }
@@ -280,6 +286,38 @@ describe('network partition with real processes', () => {
       process.stdout.write(`client events in the gap ${from - cutAt}..${to - cutAt} ms after the cut:\n${load.events.filter((e) => e.t >= from - 50 && e.t <= to + 50).map((e) => `  +${e.t - cutAt} ${e.what}`).join('\n')}\n`);
     }
     process.stdout.write(`leader partition: ack gaps > 1 s: [${gaps.join(', ')}] ms; metadata answers from the isolated broker while cut off=${isolatedMetadata}; acked=${load.acked.length} unacked-sends=${load.failed()} duplicates=${duplicates} old term ${oldTerm} → new term ${next.term} (leader ${old} → ${next.leader}); observed (admin polling, ms): stepped down ${steppedDownMs} after the cut, majority leader ${electedMs} after the cut, 30 more acks ${majorityAcksMs} after the cut, old leader following ${rejoinMs} after healing; quarantined entries=${quarantined} (files ${files.length}, orphan-1 ${qValues.includes('orphan-1') ? 'in quarantine' : 'refused before it was appended'})\n`);
+  }, 600_000);
+
+  it('a client whose bootstrap list holds ONLY the broker that gets isolated finds the majority\'s new leader', async () => {
+    const { leader: old, term: oldTerm } = await waitUntil('leader', () => c.agreedLeader(group));
+    const majority = c.nodes.map((x) => x.nodeId).filter((id) => id !== old);
+    // its only broker is the one about to be cut off; it writes to partition 0 only, so it holds no connection to
+    // any other broker when the cut comes (the other test's producer warms up every broker on purpose)
+    const lonely = new Kafka({
+      clientId: 'lonely', brokers: [`${c.node(old).host}:${c.node(old).kafkaPort}`], logLevel: logLevel.NOTHING,
+      retry: { retries: 100, initialRetryTime: 20, maxRetryTime: 200, factor: 0.2 }, connectionTimeout: 1000, requestTimeout: 5000,
+    });
+    const load = startLoad(lonely, 'pt', 'c-', 1);
+    await waitUntil('load running', async () => load.acked.length >= 50, 60_000);
+
+    const cutAt = Date.now();
+    await part.isolate(old);
+    await waitUntil('isolated leader steps down (check-quorum)', async () => (await groupView(c, old, group)).role !== 'leader', 30_000);
+    const next = await waitUntil('majority elects a new leader', () => agreedAmong(c, majority, group), 30_000);
+    expect(next.term).toBeGreaterThan(oldTerm);
+    const electedMs = Date.now() - cutAt;
+    const atElection = load.acked.length;
+    let resumedMs = -1;
+    // a wait bound, not a speed figure (generous for a loaded machine)
+    const resumed = await waitUntil('the lonely client acknowledges writes on the new leader', async () => load.acked.length >= atElection + 30, 30_000).then(() => true, () => false);
+    if (resumed) resumedMs = Date.now() - cutAt;
+    const cutEvents = load.events.filter((e) => e.t >= cutAt).map((e) => `  +${e.t - cutAt} ${e.what}`);
+    process.stdout.write(`lonely client (bootstrap = node ${old} only): isolated leader ${old} term ${oldTerm} → majority leader ${next.leader} term ${next.term} ${electedMs} ms after the cut; ${resumed ? `30 acks on the new leader ${resumedMs} ms after the cut` : 'NO acks within 30 s after the election'}; client requests after the cut (first 40):\n${cutEvents.slice(0, 40).join('\n')}\n`);
+    await part.heal();
+    await load.stop();
+    expect(resumed, 'a client that knows only the isolated broker must find the majority\'s leader while the cut lasts').toBe(true);
+    const duplicates = await expectAllAckedEverywhere(c, 'pt', load.acked);
+    process.stdout.write(`lonely client: acked=${load.acked.length} unacked-sends=${load.failed()} duplicates=${duplicates}\n`);
   }, 600_000);
 
   it('an isolated follower cannot elect itself (pre-vote) and does not disrupt the majority when it returns', async () => {
