@@ -148,7 +148,7 @@ export const CONFIG_KEYS: readonly ConfigKey[] = [
   { path: 'tiering.metadataDr', env: 'LANCE_METADATA_DR', kind: 'bool', default: 'true', doc: 'With `objectStore`: upload restore points (metadata DR). The seed\'s `CHRONIK_METADATA_DR=false` turns it off too.' },
   { path: 'tiering.restorePointRetentionMs', env: 'LANCE_RESTORE_POINT_RETENTION_MS', kind: 'int', default: '604800000', doc: 'Restore points older than this are deleted (the newest 3 always stay); 0 = keep all. Point-in-time restore reaches back this far.' },
   { path: 'tiering.coldStartRestore', env: 'LANCE_COLD_START_RESTORE', kind: 'bool', default: 'true', doc: 'With `objectStore`: a broker starting on an empty data dir restores the newest restore point from the bucket (same code as `lnc restore`) before serving.' },
-  { path: 'tiering.coldStartPeerWaitMs', env: 'LANCE_COLD_START_PEER_WAIT_MS', kind: 'int', default: '30000', doc: 'Cluster mode cold start: a fresh node restores only when no peer runs with live state and every peer is fresh and agrees on the restore point; peers that never answer are waited for this long, then a majority of fresh, agreeing nodes (this one included) suffices.' },
+  { path: 'tiering.coldStartPeerWaitMs', env: 'LANCE_COLD_START_PEER_WAIT_MS', kind: 'int', default: '30000', doc: 'Cluster mode cold start: a fresh node restores only when no peer runs with live state and every peer is fresh and agrees on the restore point; peers that never answer are waited for this long, then a majority of fresh, agreeing nodes (this one included) suffices. 0 = wait for every peer.' },
   { path: 'log.level', env: 'LANCE_LOG_LEVEL', kind: 'string', default: 'info', doc: `pino log level: ${LOG_LEVELS.join(', ')}.` },
 ];
 
