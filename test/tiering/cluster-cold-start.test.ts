@@ -61,6 +61,8 @@ describe('decideColdStart', () => {
     expect(decideColdStart({ ...base, elapsedMs: 30_000, own: B, peers: new Map([[2, fresh(2, B)], [3, down]]) })).toMatchObject({ action: 'restore', agreed: [1, 2] });
     expect(decideColdStart({ ...base, elapsedMs: 999_999, own: B, peers: new Map([[2, down], [3, down]]) })).toMatchObject({ action: 'wait' });
     expect(decideColdStart({ ...base, elapsedMs: 999_999, own: B, peers: new Map([[2, down], [3, down], [4, fresh(4, B)], [5, down]]) })).toMatchObject({ action: 'wait' });
+    // peerWaitMs 0: every peer, however long it takes
+    expect(decideColdStart({ ...base, peerWaitMs: 0, elapsedMs: 999_999, own: B, peers: new Map([[2, fresh(2, B)], [3, down]]) })).toMatchObject({ action: 'wait' });
   });
 });
 

@@ -14,7 +14,9 @@
  *     any of them saw (a node whose own choice was older logs the switch), a peer already restoring fixes the
  *     choice; the node restores once every peer reports the same one;
  *   - peers that never answer: after `peerWaitMs`, a MAJORITY of the cluster (this node included) fresh and
- *     agreeing suffices (a node alone never restores for a cluster of several);
+ *     agreeing suffices (a node alone never restores for a cluster of several; peerWaitMs 0 = wait for all);
+ *   - after its restore a node waits (bounded) until every peer it agreed with reports `restoring` too before its
+ *     broker starts: a slower peer then never sees it `running` (which would make that peer join instead);
  *   - no restore point in the bucket → the node starts empty.
  *
  * The decision is `decideColdStart` (pure); `clusterColdStart` does the I/O and then runs restoreClusterNode.
@@ -29,7 +31,7 @@ import type { Logger } from '../common/log.ts';
 import { createObjectStore, type ObjectStoreConfig } from './config.ts';
 import type { DrMetrics } from './metadata-dr.ts';
 import { restoreClusterNode, type ClusterRestoreReport } from './cluster-restore.ts';
-import { dataDirIsFresh, findRestorePoint, RESTORE_MARKER } from './restore.ts';
+import { dataDirIsFresh, findRestorePoint, RESTORE_MARKER, wipeForRestore } from './restore.ts';
 
 export { NodeStatusSchema, type NodeStatus };
 
@@ -87,7 +89,8 @@ export function decideColdStart(input: {
   const switchedFrom = choice.key === input.own.key ? null : input.own;
   if (waitingFor.length === 0) return { action: 'restore', choice, agreed, switchedFrom };
   const clusterSize = input.peers.size + 1;
-  if (input.elapsedMs >= input.peerWaitMs && agreed.length > clusterSize / 2) return { action: 'restore', choice, agreed, switchedFrom };
+  // peerWaitMs 0: every peer must answer (never a majority alone)
+  if (input.peerWaitMs > 0 && input.elapsedMs >= input.peerWaitMs && agreed.length > clusterSize / 2) return { action: 'restore', choice, agreed, switchedFrom };
   return { action: 'wait', choice, waitingFor };
 }
 
@@ -149,6 +152,34 @@ async function startStatusServer(host: string, port: number, status: () => NodeS
       server.closeAllConnections();
     }),
   };
+}
+
+/** how long a restored node waits for the peers it agreed with to report `restoring` before its broker starts */
+const DECIDED_WAIT_MS = 60_000;
+
+/**
+ * Bounded barrier after this node's restore: every peer it agreed with reports `restoring` (the same restore point)
+ * or already runs. Without it a peer polling slowly could see this node `running` and join instead of restoring
+ * (safe, but it would then copy everything from the others).
+ */
+async function waitForPeersDecided(opts: ClusterColdStartOptions, key: string, ids: number[], pollMs: number, log: Logger): Promise<void> {
+  const t0 = Date.now();
+  const pending = new Set(ids);
+  while (pending.size > 0) {
+    await Promise.all([...pending].map(async (id) => {
+      const peer = opts.peers.find((p) => p.nodeId === id);
+      if (!peer) return pending.delete(id);
+      const v = await probePeer(peer, 1000);
+      if ((v.state === 'restoring' && v.restorePoint === key) || v.state === 'running') pending.delete(id);
+      return undefined;
+    }));
+    if (pending.size === 0) return;
+    if (Date.now() - t0 > DECIDED_WAIT_MS) {
+      log.warn({ waitingFor: [...pending] }, 'cold start: peers did not report their restore; starting anyway');
+      return;
+    }
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
 }
 
 export interface ClusterColdStartOptions {
@@ -229,7 +260,12 @@ export async function clusterColdStart(opts: ClusterColdStartOptions): Promise<C
         await new Promise((r) => setTimeout(r, pollMs));
       }
       if (decision.action === 'join' || decision.action === 'skip') {
-        if (interrupted) throw new LanceError('CONFLICT', `${marker}: an interrupted restore, and ${decision.reason}; move the data dir away to join the running cluster`, { path: marker });
+        if (interrupted) {
+          // what an interrupted restore left is not a usable data dir: start empty (and catch up) instead
+          await wipeForRestore(opts.dataDir);
+          await fsp.rm(marker, { force: true });
+          log.warn({ path: opts.dataDir }, 'cold start: removed what an interrupted restore left in the data dir');
+        }
         log.warn({ reason: decision.reason }, `cold start: not restoring — ${decision.reason}`);
         return { restored: null, reason: decision.reason };
       }
@@ -241,6 +277,7 @@ export async function clusterColdStart(opts: ClusterColdStartOptions): Promise<C
       const report = await restoreClusterNode({ store, dataDir: opts.dataDir, clusterId: opts.clusterId, nodeId: opts.nodeId, restorePointKey: decision.choice.key, logger: opts.logger });
       const seconds = (Date.now() - r0) / 1000;
       opts.metrics?.recoverySeconds.set(seconds);
+      await waitForPeersDecided(opts, decision.choice.key, decision.agreed.filter((id) => id !== opts.nodeId), pollMs, log);
       log.info({
         restorePoint: report.restorePoint.key, takenAt: report.restorePoint.takenAt, topics: report.topics.map((t) => t.name), replicas: report.partitions.length,
         groups: report.groups.length, bytes: report.bytes, objects: report.objects, durationSeconds: seconds, agreedWith: decision.agreed, warnings: report.warnings,
