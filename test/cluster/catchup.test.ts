@@ -7,6 +7,10 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { ConfigResourceTypes, Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KafkaWireClient } from '../../broker/src/kafka/client.ts';
+import { KafkaError } from '../../broker/src/kafka/errors.ts';
+import { ApiKey, type FetchRequest, type FetchResponse } from '../../broker/src/kafka/protocol/messages.ts';
+import { decodeRecordBatches } from '../../broker/src/kafka/records.ts';
 import { TestCluster, waitUntil, type ClusterNode } from './harness.ts';
 
 const SEGMENT_BYTES = 64 * 1024;
@@ -85,6 +89,23 @@ describe('segment transfer catch-up (real processes)', () => {
       offset = r.nextOffset;
     }
     return { logStart, values };
+  }
+
+  /** one Kafka Fetch (v11, partition 0) on a connection of its own */
+  async function fetchOnce(x: ClusterNode, offset: number): Promise<{ errorCode: number; values: string[] }> {
+    const wire = await KafkaWireClient.connect(x.host, x.kafkaPort);
+    try {
+      const req: FetchRequest = {
+        replicaId: -1, maxWaitMs: 0, minBytes: 0, maxBytes: 1 << 20, isolationLevel: 0, sessionId: 0, sessionEpoch: -1,
+        topics: [{ topic: TOPIC, topicId: '00000000-0000-0000-0000-000000000000', partitions: [{ partition: 0, currentLeaderEpoch: -1, fetchOffset: offset, lastFetchedEpoch: -1, logStartOffset: -1, partitionMaxBytes: 1 << 20 }] }],
+        forgottenTopicsData: [], rackId: '',
+      };
+      const r = await wire.request<FetchResponse>(ApiKey.Fetch, 11, req);
+      const p = r.responses[0]!.partitions[0]!;
+      return { errorCode: p.errorCode, values: p.records && p.records.length > 0 ? decodeRecordBatches(p.records).map((rec) => String(rec.value)) : [] };
+    } finally {
+      wire.close();
+    }
   }
 
   /** the partition's segment files on node x (name → bytes) */
@@ -186,7 +207,16 @@ describe('segment transfer catch-up (real processes)', () => {
     const skip = (await logLines()).length;
     await c.startNode(victim);
     await waitUntil(`node ${victim} starts an install`, async () => (await logLines()).slice(skip).some((l) => l.includes('segment install: fetching')), 60_000);
+    // a Kafka Fetch served by the follower while it installs: a retriable NOT_LEADER_OR_FOLLOWER, or (if the install
+    // already completed) committed records identical to the leader's — never an unknown error or a closed socket
+    const probe = await fetchOnce(x, 0);
     await c.kill(victim);
+    expect([KafkaError.NOT_LEADER_OR_FOLLOWER, KafkaError.NONE], `fetch during the install answered error ${probe.errorCode}`).toContain(probe.errorCode);
+    if (probe.errorCode === KafkaError.NONE && probe.values.length > 0) {
+      const lead = await records(c.node(await leaderOf()));
+      expect(probe.values).toEqual(lead.values.slice(0, probe.values.length));
+    }
+    process.stdout.write(`fetch from node ${victim} during its segment install: error ${probe.errorCode}, ${probe.values.length} records\n`);
     const during = (await logLines()).slice(skip);
     // killed mid-transfer: the install never completed and its files were only in the staging dir
     expect(during.some((l) => l.includes('segment install complete'))).toBe(false);
