@@ -8,9 +8,12 @@
  * Then a single node wiped in the LIVE cluster does NOT cold-start: it catches up through Raft.
  */
 import { Kafka, logLevel, type Admin } from 'kafkajs';
+import { readFile } from 'node:fs/promises';
+import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createObjectStore } from '../../broker/src/tiering/config.ts';
 import { decodeSnapshot, listRestorePoints, type ListedRestorePoint } from '../../broker/src/tiering/metadata-dr.ts';
+import { loadNewestManifest } from '../../broker/src/tiering/restore.ts';
 import type { ObjectStore } from '../../broker/src/tiering/object-store.ts';
 import { KafkajsPartitionReader } from '../kafka/helpers/kafkajs-reader.ts';
 import { s3rverConfig, startS3rver, type S3rverHandle } from '../s3/harness.ts';
@@ -35,6 +38,8 @@ const data: Record<string, string[][]> = {
   audit: [vals('a0', 45), vals('a1', 0)],
 };
 const offsetsBefore: Record<string, Record<number, string>> = { orders: { 0: '100', 1: '50', 2: '60' }, audit: { 0: '10' } };
+/** a topic whose remote retention (retention.bytes) dropped its first segments: restored logs start after index 1 */
+const SHORT = vals('s0', 400);
 
 function kafkaFor(bootstrap: string[]): Kafka {
   return new Kafka({ clientId: 'cold-start', brokers: bootstrap, logLevel: logLevel.NOTHING, retry: { retries: 30, initialRetryTime: 100, maxRetryTime: 1000 } });
@@ -59,12 +64,18 @@ async function readAll(bootstrap: string, topic: string, partition: number): Pro
 
 /** every record of one local replica through its node's admin fetch (log start → HW) */
 async function replicaValues(cl: TestCluster, node: number, topic: string, partition: number): Promise<string[]> {
+  return (await replicaRead(cl, node, topic, partition)).values;
+}
+
+async function replicaRead(cl: TestCluster, node: number, topic: string, partition: number): Promise<{ logStart: number; values: string[] }> {
   const out: string[] = [];
-  let offset = 0;
+  let offset: number | undefined;
+  let logStart = -1;
   for (;;) {
-    const r = await cl.node(node).admin.fetchRecords(topic, partition, { offset, max: 1000 });
+    const r = await cl.node(node).admin.fetchRecords(topic, partition, { ...(offset !== undefined ? { offset } : {}), max: 1000 });
+    if (logStart < 0) logStart = r.logStartOffset;
     for (const rec of r.records) out.push(rec.value ?? '');
-    if (r.nextOffset >= r.highWatermark || r.records.length === 0) return out;
+    if (r.nextOffset >= r.highWatermark || r.records.length === 0) return { logStart, values: out };
     offset = r.nextOffset;
   }
 }
@@ -107,6 +118,11 @@ describe('multi-node cold start from the bucket', () => {
         return ps.length === parts.length && ps.every((p) => p.leader >= 1);
       }, 120_000);
     }
+    await waitUntil('topic short with a leader', async () => {
+      await admin.createTopics({ topics: [{ topic: 'short', numPartitions: 1, replicationFactor: 3, configEntries: [{ name: 'retention.bytes', value: '20000' }] }], waitForLeaders: true }).catch(() => false);
+      const ps = (await admin.fetchTopicMetadata({ topics: ['short'] }).catch(() => null))?.topics[0]?.partitions ?? [];
+      return ps.length === 1 && ps.every((p) => p.leader >= 1);
+    }, 120_000);
     const producer = kafkaFor(cl.bootstrap()).producer({ allowAutoTopicCreation: false });
     await producer.connect();
     cleanup.push(() => producer.disconnect());
@@ -115,6 +131,7 @@ describe('multi-node cold start from the bucket', () => {
         for (let i = 0; i < values.length; i += 30) await producer.send({ topic, acks: -1, messages: values.slice(i, i + 30).map((value) => ({ partition, value })) });
       }
     }
+    for (let i = 0; i < SHORT.length; i += 20) await producer.send({ topic: 'short', acks: -1, messages: SHORT.slice(i, i + 20).map((value) => ({ partition: 0, value })) });
     for (const [topic, ps] of Object.entries(offsetsBefore)) {
       await admin.setOffsets({ groupId: 'billing', topic, partitions: Object.entries(ps).map(([partition, offset]) => ({ partition: Number(partition), offset })) });
     }
@@ -126,8 +143,11 @@ describe('multi-node cold start from the bucket', () => {
       for (const p of (await listRestorePoints(store!, { newest: 3 })).reverse()) {
         if (!p.point || p.takenAtMs < lastWrite || p.point.mode !== 'cluster' || p.point.groups < 1) continue;
         const snap = decodeSnapshot(p.point.snapshot.key, await store!.get(p.point.snapshot.key), p.point.snapshot);
-        const complete = Object.entries(data).every(([topic, parts]) => parts.every((v, partition) => snap.partitions.find((x) => x.topic === topic && x.partition === partition)?.remoteEnd === v.length));
-        if (complete) return p;
+        const complete = Object.entries({ ...data, short: [SHORT] }).every(([topic, parts]) => parts.every((v, partition) => snap.partitions.find((x) => x.topic === topic && x.partition === partition)?.remoteEnd === v.length));
+        // and the short topic's remote log no longer starts at offset 0 (its newest manifest, what a restore reads)
+        const t = snap.topics.find((x) => x.name === 'short')!;
+        const m = (await loadNewestManifest(store!, { clusterId: snap.clusterId, topicId: t.topicId, partition: 0 })).manifest;
+        if (complete && m && m.segments[0]!.baseOffset > 0) return p;
       }
       return undefined;
     }, 180_000);
@@ -163,7 +183,7 @@ describe('multi-node cold start from the bucket', () => {
     }, 120_000);
     const servingMs = Date.now() - restartAt;
     process.stdout.write(`[cold-start] from start of the fresh processes to every partition led: ${servingMs} ms\n`);
-    expect((await admin2.listTopics()).filter((t) => !t.startsWith('__')).sort()).toEqual(['audit', 'orders']);
+    expect((await admin2.listTopics()).filter((t) => !t.startsWith('__')).sort()).toEqual(['audit', 'orders', 'short']);
     expect(await offsetsOf(admin2)).toEqual(offsetsBefore);
 
     // every record, through every node (kafkajs) and from every replica (admin fetch of its local log)
@@ -182,6 +202,20 @@ describe('multi-node cold start from the bucket', () => {
       expect(rec.length).toBe(1);
       expect(rec[0]).toBeGreaterThan(0);
     }
+
+    // the short topic: every replica starts at the same offset > 0 (remote retention), with the same log start file,
+    // and holds every record from there
+    const shortId = (await cl.node(1).admin.cluster()).topics.find((t) => t.name === 'short')!.id;
+    const starts = await Promise.all(cl.nodes.map(async (n) => JSON.parse(await readFile(path.join(n.dataDir, `topic_${shortId}`, '0', 'snapshot.json'), 'utf8')) as { index: number; nextOffset: number }));
+    expect(starts[0]!.index).toBeGreaterThan(0);
+    expect(starts[0]!.nextOffset).toBeGreaterThan(0);
+    expect(starts[1]).toEqual(starts[0]);
+    expect(starts[2]).toEqual(starts[0]);
+    for (const n of cl.nodes) {
+      await waitUntil(`node ${n.nodeId} replica of short-0 at its HW`, async () => (await replicaRead(cl, n.nodeId, 'short', 0)).values.length === SHORT.length - starts[0]!.nextOffset, 60_000);
+      expect(await replicaRead(cl, n.nodeId, 'short', 0)).toEqual({ logStart: starts[0]!.nextOffset, values: SHORT.slice(starts[0]!.nextOffset) });
+    }
+    process.stdout.write(`[cold-start] short-0 restored from offset ${starts[0]!.nextOffset} (raft index ${starts[0]!.index + 1}) on every replica\n`);
 
     // new acks=all writes work and are readable after the restored ones
     const p2 = kafkaFor(cl.bootstrap()).producer({ allowAutoTopicCreation: false });
