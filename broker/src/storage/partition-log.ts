@@ -239,6 +239,8 @@ export class PartitionLog {
   private dirDirty = false;
   /** idx/tix fds of segments sealed since the last sync: synced, then closed */
   private sealedIndexFds: { fd: number; file: string }[] = [];
+  /** segment fds replaced while reads were in flight on them (setActive): closed by releaseReader */
+  private retiredFds: { seg: Segment; fd: number }[] = [];
   private failed: LanceError | null = null;
   private closed = false;
   private truncating = false;
@@ -609,9 +611,12 @@ export class PartitionLog {
   }
 
   private setActive(seg: Segment): void {
-    closeQuietly(seg.fd);
+    const old = seg.fd;
     try {
       seg.fd = fs.openSync(seg.file, 'r+');
+      // a read in flight still uses the old fd: it is closed when that read is done (its number stays taken)
+      if (seg.readers > 0 && old >= 0) this.retiredFds.push({ seg, fd: old });
+      else closeQuietly(old);
       seg.idxFd = fs.openSync(seg.idxPath, 'r+');
       seg.tixFd = fs.openSync(seg.tixPath, 'r+');
     } catch (e) {
@@ -1172,6 +1177,10 @@ export class PartitionLog {
 
   private releaseReader(seg: Segment): void {
     seg.readers--;
+    if (seg.readers === 0 && this.retiredFds.length > 0) {
+      for (const r of this.retiredFds) if (r.seg === seg) closeQuietly(r.fd);
+      this.retiredFds = this.retiredFds.filter((r) => r.seg !== seg);
+    }
     if ((seg.deleted || this.closed) && seg.readers === 0 && seg.fd >= 0) {
       closeQuietly(seg.fd);
       seg.fd = -1;
