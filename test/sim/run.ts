@@ -7,11 +7,14 @@ import { z } from 'zod';
 import { defaultSimOptions, runSim, type SimOptions, type SimResult } from './sim.ts';
 
 const USAGE = `usage: npm run sim -- [--seeds N] [--start S] [--seed X] [--nodes 3|5] [--groups G]
-       [--fault-ms MS] [--liveness-ms MS] [--no-crashes] [--no-partitions] [--no-membership] [--no-failover]
+       [--fault-ms MS] [--liveness-ms MS] [--no-crashes] [--no-wipes] [--no-vote-hold] [--no-partitions]
+       [--no-membership] [--no-failover]
        [--trace N] [--max-failures N] [--verbose] [--lying-fsync]
   --seeds N     run seeds S..S+N-1 (default 100; nodes alternate 3/5 unless --nodes is given)
   --seed X      run exactly one seed (prints its trace tail even when it passes with --verbose)
-  --lying-fsync self-check: the driver acknowledges fsyncs it never did; seeds are expected to FAIL`;
+  --lying-fsync self-check: the driver acknowledges fsyncs it never did; seeds are expected to FAIL
+  --no-wipes    no 'wipe' faults (a node losing all its storage and restarting fresh under its id)
+  --no-vote-hold negative control: wipes without the vote hold; seeds are expected to FAIL (lost acks, two leaders)`;
 
 const argsSchema = z.object({
   seeds: z.number().int().positive().default(100),
@@ -22,6 +25,8 @@ const argsSchema = z.object({
   faultMs: z.number().int().min(0).default(defaultSimOptions.faultMs),
   livenessMs: z.number().int().positive().default(defaultSimOptions.livenessMs),
   crashes: z.boolean().default(true),
+  wipes: z.boolean().default(true),
+  voteHold: z.boolean().default(true),
   partitions: z.boolean().default(true),
   membership: z.boolean().default(true),
   failover: z.boolean().default(true),
@@ -80,11 +85,11 @@ let failed = 0;
 const failover: number[] = [];
 const failoverNotified: number[] = [];
 const failoverByDelay = new Map<number, number[]>();
-const totals = { acked: 0, crashes: 0, partitions: 0, messages: 0, leadersElected: 0, snapshotsInstalled: 0, configChanges: 0, transfers: 0, duplicateAcks: 0, duplicateEntries: 0, retries: 0, simulatedMs: 0, peerDowns: 0 };
+const totals = { wipes: 0, holdReleasedCaughtUp: 0, holdReleasedBootstrap: 0, acked: 0, crashes: 0, partitions: 0, messages: 0, leadersElected: 0, snapshotsInstalled: 0, configChanges: 0, transfers: 0, duplicateAcks: 0, duplicateEntries: 0, retries: 0, simulatedMs: 0, peerDowns: 0 };
 for (const seed of seeds) {
   const opts: SimOptions = {
     seed, nodes: args.nodes ?? (seed % 2 === 0 ? 5 : 3), groups: args.groups, faultMs: args.faultMs, livenessMs: args.livenessMs,
-    crashes: args.crashes, partitions: args.partitions, membership: args.membership, measureFailover: args.failover, traceSize: args.trace,
+    crashes: args.crashes, wipes: args.wipes, voteHold: args.voteHold, partitions: args.partitions, membership: args.membership, measureFailover: args.failover, traceSize: args.trace,
     ...(args.lyingFsync ? { driverBug: 'lying-fsync' as const } : {}),
   };
   const r = runSim(opts);

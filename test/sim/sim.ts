@@ -29,6 +29,13 @@ export interface SimOptions {
   /** after healing, everything must settle within this (simulated ms) */
   livenessMs: number;
   crashes: boolean;
+  /** 'wipe' faults: a node loses ALL persistent state of every group and restarts fresh under its id */
+  wipes: boolean;
+  /**
+   * Vote hold (broker/src/raft/README.md): a node whose storage is fresh (first start, or after a wipe) starts its
+   * groups held. false = the negative control: wipes without the hold, which the checks must catch.
+   */
+  voteHold: boolean;
   partitions: boolean;
   membership: boolean;
   /** crash a leader on a healthy cluster at the end and time the failover */
@@ -47,6 +54,8 @@ export const defaultSimOptions: Omit<SimOptions, 'seed'> = {
   faultMs: 3000,
   livenessMs: 10_000,
   crashes: true,
+  wipes: true,
+  voteHold: true,
   partitions: true,
   membership: true,
   measureFailover: true,
@@ -73,6 +82,10 @@ export interface SimStats {
   maxCommit: number;
   /** peerDisconnected reports delivered (crash notifications and connection resets) */
   peerDowns: number;
+  wipes: number;
+  /** vote holds released, by rule */
+  holdReleasedCaughtUp: number;
+  holdReleasedBootstrap: number;
 }
 
 export interface SimResult {
@@ -131,7 +144,7 @@ function decodeSnap(data: Uint8Array): { index: number; chain: number } {
 
 type Ev =
   | { k: 'tick'; node: number; inc: number }
-  | { k: 'deliver'; g: number; msg: RaftMessage }
+  | { k: 'deliver'; g: number; msg: RaftMessage; sentAt: number }
   | { k: 'persisted'; node: number; inc: number; g: number; seq: number }
   | { k: 'fault' }
   | { k: 'restart'; node: number; inc: number }
@@ -223,6 +236,12 @@ interface SimNodeState {
   inc: number;
   side: number;
   members: Member[];
+  /** storage fresh (first start or wiped) and some group not released yet: the broker's node.json voteHold marker */
+  freshPending: boolean;
+  /** start time of the process that came up on wiped storage: messages sent to it before that are lost (TCP) */
+  freshSince: number;
+  /** wiped while down: the next start is a fresh process on empty storage */
+  wiped: boolean;
 }
 
 interface Proposal {
@@ -257,6 +276,8 @@ const TICK_MS = 10;
 export function replayCommand(o: SimOptions): string {
   const flags = [`--seed ${o.seed}`, `--nodes ${o.nodes}`, `--groups ${o.groups}`, `--fault-ms ${o.faultMs}`, `--liveness-ms ${o.livenessMs}`];
   if (!o.crashes) flags.push('--no-crashes');
+  if (!o.wipes) flags.push('--no-wipes');
+  if (!o.voteHold) flags.push('--no-vote-hold');
   if (!o.partitions) flags.push('--no-partitions');
   if (!o.membership) flags.push('--no-membership');
   if (!o.measureFailover) flags.push('--no-failover');
@@ -296,6 +317,7 @@ class Sim {
   private readonly stats: SimStats = {
     simulatedMs: 0, messages: 0, dropped: 0, duplicated: 0, crashes: 0, partitions: 0, leadersElected: 0,
     proposals: 0, acked: 0, duplicateAcks: 0, duplicateEntries: 0, retries: 0, snapshotsInstalled: 0, configChanges: 0, transfers: 0, maxCommit: 0, peerDowns: 0,
+    wipes: 0, holdReleasedCaughtUp: 0, holdReleasedBootstrap: 0,
   };
 
   constructor(private readonly o: SimOptions) {
@@ -363,7 +385,8 @@ class Sim {
           lastPersistAt: 0, sm: { index: 0, chain: 0 }, lastCommit: 0, role: 'follower', term: 0,
         });
       }
-      this.nodes.push({ id, up: false, inc: 0, side: 0, members });
+      // first start: the storage is fresh (no node.json yet), like a wiped node
+      this.nodes.push({ id, up: false, inc: 0, side: 0, members, freshPending: this.o.voteHold, freshSince: 0, wiped: false });
       this.start(id);
     }
     this.heap.push(this.rng.int(50, 300), { k: 'fault' });
@@ -385,9 +408,15 @@ class Sim {
     const n = this.node(id);
     n.up = true;
     n.inc++;
+    if (n.wiped) {
+      n.wiped = false;
+      n.freshSince = this.now;
+    }
     for (let g = 0; g < this.o.groups; g++) {
       const m = n.members[g]!;
-      m.raft = new RaftNode({ id, random: () => this.rng.next(), bootstrap: { voters: bootstrap, learners: [] }, ...this.raftTuning }, m.log, { ...m.durableHs });
+      // held: fresh storage and no persisted term/vote for this group (a persisted VOTE_HOLD holds it by itself)
+      const voteHold = n.freshPending && m.durableHs.term === 0 && m.durableHs.vote === null;
+      m.raft = new RaftNode({ id, random: () => this.rng.next(), bootstrap: { voters: bootstrap, learners: [] }, ...this.raftTuning, voteHold }, m.log, { ...m.durableHs });
       const snap = m.log.snapshot();
       if (snap) {
         const s = decodeSnap(snap.data);
@@ -421,7 +450,7 @@ class Sim {
       case 'deliver': {
         const msg = ev.msg;
         const to = this.node(msg.to);
-        if (!to.up || to.side !== this.node(msg.from).side || this.oneWay.has(`${msg.from}>${msg.to}`)) {
+        if (!to.up || to.side !== this.node(msg.from).side || this.oneWay.has(`${msg.from}>${msg.to}`) || ev.sentAt < to.freshSince) {
           this.stats.dropped++;
           return;
         }
@@ -494,10 +523,10 @@ class Sim {
       this.stats.dropped++;
       return;
     }
-    this.heap.push(this.now + this.rng.int(1, this.maxDelay), { k: 'deliver', g, msg });
+    this.heap.push(this.now + this.rng.int(1, this.maxDelay), { k: 'deliver', g, msg, sentAt: this.now });
     if (this.rng.chance(this.dupRate)) {
       this.stats.duplicated++;
-      this.heap.push(this.now + this.rng.int(1, this.maxDelay * 3), { k: 'deliver', g, msg });
+      this.heap.push(this.now + this.rng.int(1, this.maxDelay * 3), { k: 'deliver', g, msg, sentAt: this.now });
     }
   }
 
@@ -527,6 +556,14 @@ class Sim {
       this.heap.push(at, { k: 'persisted', node: id, inc: n.inc, g, seq: r.persist.seq });
     }
     for (const msg of r.messages) this.send(g, msg);
+    if (r.holdReleased) {
+      const h = r.holdReleased;
+      if (h.reason === 'caught-up') this.stats.holdReleasedCaughtUp++;
+      else this.stats.holdReleasedBootstrap++;
+      this.log(`g${g} n${id} vote hold released (${h.reason}) term ${h.term} vote ${h.vote ?? '-'} heard ${JSON.stringify(h.heard)} after ${h.heldMs} ms`);
+      // node.json's marker: cleared once every group of the node is released
+      if (n.freshPending && n.members.every((x) => x.raft !== null && !x.raft.isVoteHeld)) n.freshPending = false;
+    }
     for (const ev of r.events) {
       const was = m.role;
       m.role = ev.role;
@@ -741,10 +778,25 @@ class Sim {
   private injectFault(): void {
     const choices: string[] = [];
     if (this.o.crashes) choices.push('crash', 'crash-leader');
+    if (this.o.wipes) choices.push('wipe');
     if (this.o.partitions) choices.push('partition', 'isolate-leader', 'one-way', 'conn-reset');
     if (choices.length === 0) return;
     const what = this.rng.pick(choices);
-    if (what === 'crash' || what === 'crash-leader') {
+    if (what === 'wipe') {
+      // One node on fresh storage at a time (a wiped node counts until every group of it left the hold): losing the
+      // storage of a majority loses committed data whatever the protocol, and with membership changes a group may
+      // have 3 or 4 voters, where two held members would leave it without a majority (a liveness, not a safety, limit).
+      if (this.nodes.some((n) => n.freshPending || n.wiped)) return;
+      // Rule 2's documented window is outside this fault model: a voter that never left term 0 (down or cut off since
+      // the group started) plus a wiped voter would look like a first start to each other.
+      if (this.nodes.some((n) => n.members.some((m) => m.durableHs.term === 0))) return;
+      const up = this.nodes.filter((n) => n.up);
+      if (up.length === 0) return;
+      const victim = this.rng.pick(up).id;
+      this.crash(victim, this.rng.chance(0.7));
+      this.wipe(victim);
+      this.heap.push(this.now + this.rng.int(20, 1200), { k: 'restart', node: victim, inc: this.node(victim).inc });
+    } else if (what === 'crash' || what === 'crash-leader') {
       const up = this.nodes.filter((n) => n.up);
       if (up.length === 0) return;
       let victim = this.rng.pick(up).id;
@@ -813,6 +865,21 @@ class Sim {
       m.role = 'follower';
     }
     this.log(`crash node ${id}`);
+  }
+
+  /** The crashed node's disk is replaced: every group's log and hard state are gone; it restarts fresh. */
+  private wipe(id: number): void {
+    const n = this.node(id);
+    this.stats.wipes++;
+    for (let g = 0; g < this.o.groups; g++) {
+      const m = n.members[g]!;
+      m.log = this.newLog(g);
+      m.durableHs = { term: 0, vote: null, commit: 0 };
+      m.pendingHs = [];
+    }
+    n.freshPending = this.o.voteHold;
+    n.wiped = true;
+    this.log(`wipe node ${id} (all groups' logs and term/vote lost)`);
   }
 
   private membershipStep(): void {

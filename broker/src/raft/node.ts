@@ -146,11 +146,15 @@ export class RaftNode {
   private heldSince = 0;
   /** highest term heard from each peer while held (requests and answers carry the sender's term) */
   private heard = new Map<NodeId, number>();
+  /** the end of each peer's log as it showed it while we were held (ProbeResp, Vote, PreVote) */
+  private heardLog = new Map<NodeId, { lastIndex: number; lastTerm: number }>();
   /** the commit index the current leader sent in its first Append/Snapshot of this term that we saw while held */
   private holdLeaderCommit: { leader: NodeId; term: number; commit: number } | null = null;
   /** how far our log is known to match the current leader's (from Appends/Snapshots it sent while we were held) */
   private holdMatch: { leader: NodeId; term: number; index: number } | null = null;
   private nextProbeAt = 0;
+  /** the (pre)vote request being handled passes rule 3 */
+  private holdVoteOk = false;
   private outHoldReleased: VoteHoldRelease | null = null;
 
   // outputs of the current call
@@ -271,6 +275,8 @@ export class RaftNode {
   /** A message from a peer (any term, possibly stale, duplicated or reordered). */
   receive(m: RaftMessage): void {
     if (m.to !== this.id) return;
+    // rule 3 is judged on what we knew before this request (its own term must exceed every term heard)
+    this.holdVoteOk = this.held && (m.type === 'Vote' || m.type === 'PreVote') && this.holdMayVote(m.term, m.lastIndex, m.lastTerm);
     if (this.held) this.noteHeard(m);
     this.dispatch(m);
     if (this.held) this.maybeReleaseHold();
@@ -280,7 +286,7 @@ export class RaftNode {
     switch (m.type) {
       case 'Probe':
         // answered by every member, held or not; changes nothing here (not even the term)
-        this.send({ type: 'ProbeResp', from: this.id, to: m.from, term: this.term });
+        this.send({ type: 'ProbeResp', from: this.id, to: m.from, term: this.term, lastIndex: this.log.lastIndex(), lastTerm: this.lastTerm() });
         return;
       case 'ProbeResp':
         if (m.term > this.term) this.becomeFollower(m.term, null);
@@ -559,7 +565,7 @@ export class RaftNode {
     // leader's lease), refusing it back would leave both waiting a whole election timeout.
     const tie = this.role === 'precandidate' && this.id < m.from && !this.preRefused.has(m.from) &&
       m.lastTerm === this.lastTerm() && m.lastIndex === this.log.lastIndex();
-    const grant = !this.fenced && !this.held && !tie && m.term > this.term && !this.inLease() && this.upToDate(m.lastIndex, m.lastTerm);
+    const grant = !this.fenced && (!this.held || this.holdVoteOk) && !tie && m.term > this.term && !this.inLease() && this.upToDate(m.lastIndex, m.lastTerm);
     // granted: echo the proposed term so the pre-candidate can match it; rejected: our term, which may teach it
     this.send({ type: 'PreVoteResp', from: this.id, to: m.from, term: grant ? m.term : this.term, granted: grant });
   }
@@ -573,8 +579,12 @@ export class RaftNode {
       if (!m.transfer && this.inLease()) return; // a live leader exists: ignore the disruption
       this.becomeFollower(m.term, null);
     }
-    const grant = !this.fenced && !this.held && (this.vote === null || this.vote === m.from) && this.leader === null && this.upToDate(m.lastIndex, m.lastTerm);
+    const grant = !this.fenced && (!this.held || this.holdVoteOk) && (this.vote === null || this.vote === m.from) && this.leader === null && this.upToDate(m.lastIndex, m.lastTerm);
     if (grant) {
+      // Rule 3 grants a vote but does not end the hold: our log may still lack entries we helped commit, so every
+      // later vote must pass the same test until rule 1 (caught up with a leader). The vote stays in memory only
+      // (the hard state keeps VOTE_HOLD): after a restart the candidate is heard again with its term >= this one,
+      // and rule 3 only grants terms above every term heard.
       this.vote = m.from;
       this.resetElectionTimer();
     }
@@ -626,6 +636,30 @@ export class RaftNode {
     } else t = m.term;
     const prev = this.heard.get(m.from);
     if (prev === undefined || t > prev) this.heard.set(m.from, t);
+    if (m.type === 'ProbeResp' || m.type === 'Vote' || m.type === 'PreVote') {
+      const p = this.heardLog.get(m.from);
+      if (!p || m.lastTerm > p.lastTerm || (m.lastTerm === p.lastTerm && m.lastIndex > p.lastIndex)) this.heardLog.set(m.from, { lastIndex: m.lastIndex, lastTerm: m.lastTerm });
+    }
+  }
+
+  /**
+   * Rule 3 (a held member may still vote, e.g. when the other voters need its vote to elect anyone): every other
+   * voter has been heard with its term and its log; a (pre)vote for a term above every term heard cannot repeat a
+   * forgotten vote (those were in terms <= the candidates' terms, all heard), and a candidate whose log is at least
+   * as up to date as every voter's heard log (and ours) holds every entry committed with our help (each sits on some
+   * other voter too, which showed us a log containing it). The member stays held.
+   */
+  private holdMayVote(term: number, lastIndex: number, lastTerm: number): boolean {
+    const voters = this.config.voters;
+    if (voters.length === 0 || !voters.includes(this.id)) return false;
+    for (const v of voters) {
+      if (v === this.id) continue;
+      const t = this.heard.get(v);
+      const p = this.heardLog.get(v);
+      if (t === undefined || p === undefined || term <= t) return false;
+      if (!(lastTerm > p.lastTerm || (lastTerm === p.lastTerm && lastIndex >= p.lastIndex))) return false;
+    }
+    return this.upToDate(lastIndex, lastTerm);
   }
 
   private noteLeaderCommit(leader: NodeId, commit: number): void {
@@ -642,7 +676,7 @@ export class RaftNode {
   private probeUnheard(): void {
     this.nextProbeAt = this.now + this.hbMs;
     for (const v of this.config.voters) {
-      if (v !== this.id && !this.heard.has(v)) this.send({ type: 'Probe', from: this.id, to: v, term: this.term });
+      if (v !== this.id && !this.heardLog.has(v)) this.send({ type: 'Probe', from: this.id, to: v, term: this.term });
     }
   }
 
@@ -699,6 +733,7 @@ export class RaftNode {
     for (const [id, t] of [...this.heard.entries()].sort((a, b) => a[0] - b[0])) heard[String(id)] = t;
     this.outHoldReleased = { reason, term: this.term, vote, leader: this.leader, heard, heldMs: this.now - this.heldSince, commitIndex: this.commit };
     this.heard.clear();
+    this.heardLog.clear();
     this.holdLeaderCommit = null;
     this.holdMatch = null;
   }

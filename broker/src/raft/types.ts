@@ -112,10 +112,10 @@ export type RaftMessage =
   | (Hdr & { type: 'TimeoutNow' })
   /**
    * Vote hold: a member with fresh storage asks a voter for its current term (answered by any member, changes no
-   * state on the receiver; ProbeResp carries the receiver's term).
+   * state on the receiver; ProbeResp carries the receiver's term and the end of its log).
    */
   | (Hdr & { type: 'Probe' })
-  | (Hdr & { type: 'ProbeResp' });
+  | (Hdr & { type: 'ProbeResp'; lastIndex: number; lastTerm: number });
 
 export type RaftMessageType = RaftMessage['type'];
 
