@@ -14,7 +14,9 @@
  * and followers assign identical offsets to identical logs without carrying them on the wire.
  *
  * Truncation (a follower drops a divergent suffix): the removed entries are written to `<data>/quarantine/` (a file
- * per event, framing in `writeQuarantine` below) before the truncation is reported durable.
+ * per event, framing in `encodeQuarantine` below) — staged durably BEFORE the log changes and moved into quarantine/
+ * after (`stageQuarantine`), so a crash at any point leaves each removed entry in the log or in quarantine/. A segment
+ * install quarantines the divergent entries it replaces the same way, the staged file written before install.json.
  *
  * Snapshots = segment transfer (partition groups with `transfer` options; README "Segment transfer"): the log
  * presents a snapshot floor (`snapshotIndex()`): the last index of a committed sealed segment followed by at least
