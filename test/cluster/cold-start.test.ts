@@ -155,8 +155,8 @@ describe('multi-node cold start from the bucket', () => {
     // complete node loss: every process SIGKILLed, every disk gone
     await cl.stop();
     const killedAt = Date.now();
-    const newest: ListedRestorePoint = (await listRestorePoints(store, { newest: 1 })).at(-1)!;
     for (const n of cl.nodes) await cl.wipe(n.nodeId);
+    const newest: ListedRestorePoint = (await listRestorePoints(store, { newest: 1 })).at(-1)!;
     const rpoMs = killedAt - newest.takenAtMs;
     process.stdout.write(`[cold-start] RPO: newest restore point ${newest.key} was ${rpoMs} ms old at the kill (restore points every 500 ms); the covering one ${covering.key} held every acknowledged record (0 lost)\n`);
 

@@ -55,6 +55,8 @@ describe('decideColdStart', () => {
   });
   it('a peer already restoring fixes the choice, even an older one', () => {
     expect(decideColdStart({ ...base, own: B, peers: new Map([[2, fresh(2, A, 'restoring')], [3, fresh(3, A)]]) })).toMatchObject({ action: 'restore', choice: A, agreed: [1, 2, 3] });
+    // ... and decided for the cluster: no need to wait for an unanswering peer
+    expect(decideColdStart({ ...base, own: B, peers: new Map([[2, fresh(2, A, 'restoring')], [3, down]]) })).toMatchObject({ action: 'restore', choice: A, agreed: [1, 2] });
   });
   it('unreachable peers: wait; after peerWaitMs a majority suffices, a node alone never restores', () => {
     expect(decideColdStart({ ...base, own: B, peers: new Map([[2, fresh(2, B)], [3, down]]) })).toMatchObject({ action: 'wait', waitingFor: [3] });
@@ -171,7 +173,7 @@ describe('clusterColdStart in process (file bucket, two nodes)', () => {
     const [r1, r2] = await Promise.all([run(1, d1), run(2, d2)]);
     expect(r1.restored?.restorePoint.key).toBeDefined();
     expect(r1.restored!.restorePoint.key).toBe(r2.restored!.restorePoint.key);
-    expect(r1.restored!.partitions.map((p) => [p.partition, p.lastIndex, p.term])).toEqual([[0, 1, 9], [1, 1, 0]]);
+    expect(r1.restored!.partitions.map((p) => [p.partition, p.lastIndex, p.term])).toEqual([[0, 1, 9], [1, 1, 1]]);
     // the metadata group's log: the same entries on both nodes, committed
     const entries = async (d: string) => {
       const l = await PartitionLog.open(path.join(d, 'wal'), {});

@@ -11,11 +11,11 @@
  *   - a peer that runs with live state (metadata term or log > 0) → the cluster is alive: NO restore, the node
  *     starts empty and catches up through Raft like any wiped node (the bucket is not read for metadata);
  *   - every peer fresh (or already restoring) → they exchange their choices: each takes the newest restore point
- *     any of them saw (a node whose own choice was older logs the switch), a peer already restoring fixes the
- *     choice; the node restores once every peer reports the same one;
+ *     any of them saw (a node whose own choice was older logs the switch); a peer already restoring fixes the
+ *     choice and the decision (restore it at once); otherwise the node restores once every peer reports the same one;
  *   - peers that never answer: after `peerWaitMs`, a MAJORITY of the cluster (this node included) fresh and
  *     agreeing suffices (a node alone never restores for a cluster of several; peerWaitMs 0 = wait for all);
- *   - after its restore a node waits (bounded) until every peer it agreed with reports `restoring` too before its
+ *   - after its restore a node waits (bounded) until no peer it agreed with is still `fresh` (undecided) before its
  *     broker starts: a slower peer then never sees it `running` (which would make that peer join instead);
  *   - no restore point in the bucket → the node starts empty.
  *
@@ -87,7 +87,8 @@ export function decideColdStart(input: {
   }
   agreed.sort((a, b) => a - b);
   const switchedFrom = choice.key === input.own.key ? null : input.own;
-  if (waitingFor.length === 0) return { action: 'restore', choice, agreed, switchedFrom };
+  // a peer already restoring means the cluster has decided (it saw no live state and enough agreement): follow it
+  if (waitingFor.length === 0 || fixed) return { action: 'restore', choice, agreed, switchedFrom };
   const clusterSize = input.peers.size + 1;
   // peerWaitMs 0: every peer must answer (never a majority alone)
   if (input.peerWaitMs > 0 && input.elapsedMs >= input.peerWaitMs && agreed.length > clusterSize / 2) return { action: 'restore', choice, agreed, switchedFrom };
@@ -158,11 +159,12 @@ async function startStatusServer(host: string, port: number, status: () => NodeS
 const DECIDED_WAIT_MS = 60_000;
 
 /**
- * Bounded barrier after this node's restore: every peer it agreed with reports `restoring` (the same restore point)
- * or already runs. Without it a peer polling slowly could see this node `running` and join instead of restoring
+ * Bounded barrier after this node's restore: no peer it agreed with still reports `fresh` (undecided). Every other
+ * answer means the peer has decided (`restoring`, `running`) or left its cold start (unreachable: starting its
+ * broker, or crashed). Without it a peer polling slowly could see this node `running` and join instead of restoring
  * (safe, but it would then copy everything from the others).
  */
-async function waitForPeersDecided(opts: ClusterColdStartOptions, key: string, ids: number[], pollMs: number, log: Logger): Promise<void> {
+async function waitForPeersDecided(opts: ClusterColdStartOptions, ids: number[], pollMs: number, log: Logger): Promise<void> {
   const t0 = Date.now();
   const pending = new Set(ids);
   while (pending.size > 0) {
@@ -170,12 +172,12 @@ async function waitForPeersDecided(opts: ClusterColdStartOptions, key: string, i
       const peer = opts.peers.find((p) => p.nodeId === id);
       if (!peer) return pending.delete(id);
       const v = await probePeer(peer, 1000);
-      if ((v.state === 'restoring' && v.restorePoint === key) || v.state === 'running') pending.delete(id);
+      if (v.state !== 'fresh') pending.delete(id);
       return undefined;
     }));
     if (pending.size === 0) return;
     if (Date.now() - t0 > DECIDED_WAIT_MS) {
-      log.warn({ waitingFor: [...pending] }, 'cold start: peers did not report their restore; starting anyway');
+      log.warn({ waitingFor: [...pending] }, 'cold start: peers are still undecided; starting anyway (they will join through Raft)');
       return;
     }
     await new Promise((r) => setTimeout(r, pollMs));
@@ -277,7 +279,7 @@ export async function clusterColdStart(opts: ClusterColdStartOptions): Promise<C
       const report = await restoreClusterNode({ store, dataDir: opts.dataDir, clusterId: opts.clusterId, nodeId: opts.nodeId, restorePointKey: decision.choice.key, logger: opts.logger });
       const seconds = (Date.now() - r0) / 1000;
       opts.metrics?.recoverySeconds.set(seconds);
-      await waitForPeersDecided(opts, decision.choice.key, decision.agreed.filter((id) => id !== opts.nodeId), pollMs, log);
+      await waitForPeersDecided(opts, decision.agreed.filter((id) => id !== opts.nodeId), pollMs, log);
       log.info({
         restorePoint: report.restorePoint.key, takenAt: report.restorePoint.takenAt, topics: report.topics.map((t) => t.name), replicas: report.partitions.length,
         groups: report.groups.length, bytes: report.bytes, objects: report.objects, durationSeconds: seconds, agreedWith: decision.agreed, warnings: report.warnings,

@@ -11,8 +11,8 @@
  *   - every partition replica assigned to this node: the segments of the partition's newest manifest (a contiguous
  *     run; every uploaded segment is committed data with its Raft index and term), `snapshot.json` when the run does
  *     not start at index 1 (log start: index, term, offset, membership = the group's last reported membership), an
- *     empty partition gets entry 1 = CONFIG of that membership, and `raft.json` {term: max(last entry term, manifest
- *     term, last reported leader term), vote: null, commit: last index}. All replicas download the same objects, so
+ *     empty partition gets entry 1 = CONFIG of that membership, and `raft.json` {term: max(1, last entry term,
+ *     manifest term, last reported leader term), vote: null, commit: last index}. All replicas download the same objects, so
  *     their logs, log starts and hard states match: the partition groups elect and serve without segment transfer.
  *   - `restore-info.json` (what was restored), `node.json` LAST; `restore-in-progress.json` while it runs (a broker
  *     re-runs an interrupted cold start; `lnc restore` wipes and starts over).
@@ -165,7 +165,8 @@ export function partitionRaftState(
   log: { firstIndex: number; lastIndex: number; lastTerm: number; prevTerm: number; logStartOffset: number },
   p: Pick<PlannedPartition, 'config' | 'reportTerm'>, manifestTerm: number,
 ): { hardState: { term: number; vote: null; commit: number }; logStart: { index: number; term: number; nextOffset: number; config: { voters: number[]; learners: number[] } } | null } {
-  const term = Math.max(log.lastTerm, manifestTerm, p.reportTerm);
+  // at least 1: every restored group has a persisted term (a restored node is not fresh storage for the vote hold)
+  const term = Math.max(1, log.lastTerm, manifestTerm, p.reportTerm);
   return {
     hardState: { term, vote: null, commit: log.lastIndex },
     logStart: log.firstIndex > 1 ? { index: log.firstIndex - 1, term: log.prevTerm, nextOffset: log.logStartOffset, config: p.config } : null,
