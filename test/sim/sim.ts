@@ -790,6 +790,11 @@ class Sim {
       // Rule 2's documented window is outside this fault model: a voter that never left term 0 (down or cut off since
       // the group started) plus a wiped voter would look like a first start to each other.
       if (this.nodes.some((n) => n.members.some((m) => m.durableHs.term === 0))) return;
+      // No membership change in flight (all nodes up and agreeing on every group's membership), and none starts
+      // while a node is held (membershipChange): a leader that appended its own removal and crashed leaves the most
+      // up-to-date node unable to campaign (it is not a voter in its own log), and with the held node unable to vote
+      // for a less up-to-date candidate the group waits (a liveness limit of config-on-append + the hold).
+      if (!this.configsSettled()) return;
       const up = this.nodes.filter((n) => n.up);
       if (up.length === 0) return;
       const victim = this.rng.pick(up).id;
@@ -888,7 +893,18 @@ class Sim {
     else for (let g = 0; g < this.o.groups; g++) this.membershipChange(g);
   }
 
+  private configsSettled(): boolean {
+    if (this.nodes.some((n) => !n.up)) return false;
+    // ... and equal to the founding membership, which is what a wiped node's log starts from (its bootstrap entry)
+    const founding = JSON.stringify({ voters: this.nodes.map((n) => n.id), learners: [] });
+    for (let g = 0; g < this.o.groups; g++) {
+      if (this.nodes.some((n) => JSON.stringify(n.members[g]!.raft!.config) !== founding)) return false;
+    }
+    return true;
+  }
+
   private membershipChange(g: number): void {
+    if (this.phase === 'faults' && this.nodes.some((n) => n.freshPending || n.wiped)) return; // see the 'wipe' fault
     const l = this.leaderOf(g);
     if (l === null) return;
     const raft = this.node(l).members[g]!.raft!;
