@@ -14,6 +14,7 @@ import {
   MemberActionResponseSchema, MemberEndpointsSchema, MembersListSchema, type MemberActionResponse, type MemberEndpoints, type MembersList,
   type ClusterActionResponse, type ClusterView, type MembersRequest, type TransferLeaderRequest, type CreateTopicRequest, type Encoding, type FetchResponse, type ProduceRequest, type ProduceResponse,
   type Ready, type TopicDetail, type TopicSummary,
+  NodeStatusSchema, type NodeStatus,
 } from './schemas.ts';
 
 export * from './schemas.ts';
@@ -71,6 +72,11 @@ export class AdminClient {
 
   live(): Promise<{ status: 'ok' }> {
     return this.request('GET', '/health/live', LiveSchema);
+  }
+
+  /** `GET /v1/node`: cold-start state (fresh / restoring from a cold-starting node, running from a broker). */
+  node(): Promise<NodeStatus> {
+    return this.request('GET', '/v1/node', NodeStatusSchema);
   }
 
   /** Never throws for "not ready" (503): returns the checks. */
