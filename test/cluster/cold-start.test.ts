@@ -176,6 +176,7 @@ describe('multi-node cold start from the bucket', () => {
     process.stdout.write(`[cold-start] restore per node: ${took.map((s) => `${s.toFixed(2)} s`).join(', ')}\n`);
 
     await waitUntil('a controller agreed by all restored nodes', () => cl.agreedLeader('__meta'), 120_000);
+    for (const n of cl.nodes) expect(await n.admin.node()).toMatchObject({ state: 'running', nodeId: n.nodeId, restoredFrom: restoredKey });
     const admin2 = await adminFor(cl.bootstrap());
     await waitUntil('every partition has a leader', async () => {
       const md = await admin2.fetchTopicMetadata({ topics: Object.keys(data) }).catch(() => null);
@@ -243,6 +244,7 @@ describe('multi-node cold start from the bucket', () => {
         expect(await replicaValues(cl, 3, topic, partition)).toEqual(values);
       }
     }
+    expect(await cl.node(3).admin.node()).toMatchObject({ state: 'running', restoredFrom: null });
     // the bucket was not used to rebuild it
     expect(await linesSince(cl, 3, at, 'restoring this node of the cluster')).toEqual([]);
     expect(await linesSince(cl, 3, at, 'cold start: restored')).toEqual([]);
