@@ -390,6 +390,8 @@ export class PartitionRaftLog implements RaftLog {
   private floorAt = -Infinity;
   /** the install in progress (its descriptor is this node's snapshot until it completes) */
   private installing: SnapshotDescriptor | null = null;
+  /** the staged quarantine file of the running install until its commit point (install.json) */
+  private uncommittedQuarantine: string | null = null;
   /** the new log start of a retention pass while its segments are being deleted (see snapshot()) */
   private retentionStart: LogStart | null = null;
   private installGen = 0;
@@ -852,16 +854,19 @@ export class PartitionRaftLog implements RaftLog {
         // term of the last entry kept: installed (staged) or, in the kept prefix / committed part, the local one
         const prevTerm = installedTerm(after) ?? (await this.pl.termAt(after).catch(() => 0));
         pendingQ = { file: await stageQuarantine(dir, this.opts.group, after, removed, prevTerm), after, entries: removed.length };
+        this.uncommittedQuarantine = pendingQ.file;
         this.opts.faultHook?.('install:quarantine-staged');
       }
     }
     if (aborted()) {
       // superseded: the newer install recomputes what it replaces (the log is untouched)
       if (pendingQ) await fsp.rm(pendingQ.file, { force: true });
+      this.uncommittedQuarantine = null;
       return;
     }
     // commit point: from here on open() completes the swap
     await atomicWriteJson(path.join(dir, INSTALL_FILE), { descriptor: d, keep: plan.keep.map((r) => r.baseOffset) });
+    this.uncommittedQuarantine = null;
     this.opts.faultHook?.('install:committed');
     await this.pl.close();
     await completeInstall(dir, d, this.opts.faultHook);
@@ -996,6 +1001,10 @@ export class PartitionRaftLog implements RaftLog {
       } catch (e) {
         if (op.kind === 'install' && op.gen !== this.installGen) {
           this.opts.logger.info({ group: this.opts.group, index: op.d.index }, 'segment install superseded by a newer snapshot');
+          // its staged quarantine, if the install failed before its commit point: the entries are still in the log
+          // (the newer install stages its own); left behind, a later open() would move it into quarantine/ as well
+          if (this.uncommittedQuarantine) await fsp.rm(this.uncommittedQuarantine, { force: true }).catch(() => undefined);
+          this.uncommittedQuarantine = null;
           continue;
         }
         this.failed = e;

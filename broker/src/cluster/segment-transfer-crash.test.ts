@@ -172,4 +172,47 @@ describe('quarantine is crash-safe', () => {
       expect(await log.pl.termAt(41)).toBe(3);
     }, 60_000);
   }
+
+  it('an install that fails after staging its quarantine because a newer snapshot superseded it leaves no stale staged file (it would be quarantined twice)', async () => {
+    const leaderDir = await tmp();
+    const followerDir = await tmp();
+    let leader: PartitionRaftLog | null = null;
+    const fetch = async (_src: number, req: ChunkRequest): Promise<Buffer> => leader!.readSegmentChunk(req);
+    leader = await openLog(leaderDir, 1, fetch);
+    await fill(leader, 1, 150, 1, 150);
+    const snap1 = leader.snapshot()!;
+    await fill(leader, 151, 260, 1, 260);
+    const snap2 = leader.snapshot()!;
+    expect(snap2.meta.index).toBeGreaterThan(snap1.meta.index);
+    let follower: PartitionRaftLog | null = null;
+    let superseded = false;
+    const log = await PartitionRaftLog.open({
+      dir: path.join(followerDir, 'topic_1', '0'), dataDir: followerDir, group: 'topic_1/0', logger: silent, logOptions: { segmentBytes: 4096 },
+      transfer: { nodeId: 2, fetch, leaderHint: () => 1, chunkBytes: 1000, minTailBytes: 4096 },
+      faultHook: (step) => {
+        if (step === 'install:quarantine-staged' && !superseded) {
+          superseded = true;
+          // the leader's newer snapshot arrives, and the running install then fails before its commit point
+          follower!.installSnapshot(snap2.meta, snap2.data);
+          throw new Error('storage hiccup');
+        }
+      },
+    });
+    open.push(log);
+    follower = log;
+    await fill(follower, 1, 40, 1, 40);
+    follower.append(DIVERGENT.map((i) => data(i, 2)));
+    await follower.persist({ seq: ++seq, hardState: { term: 2, vote: null, commit: 40 }, sync: true, snapshot: null });
+    follower.installSnapshot(snap1.meta, snap1.data);
+    await follower.persist({ seq: ++seq, hardState: { term: 2, vote: null, commit: snap2.meta.index }, sync: true, snapshot: snap2 });
+    expect(superseded).toBe(true);
+    expect(follower.pl.lastIndex).toBe(snap2.meta.index);
+    const end = await whereAre(followerDir, follower);
+    expect(end.pending).toEqual([]);
+    expect(end.inQuarantine).toEqual([DIVERGENT]);
+    // and a restart finds nothing left to quarantine
+    await follower.close();
+    const again = await openLog(followerDir, 2, fetch);
+    expect((await whereAre(followerDir, again)).inQuarantine).toEqual([DIVERGENT]);
+  }, 60_000);
 });
