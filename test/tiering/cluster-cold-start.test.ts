@@ -4,7 +4,8 @@
  * on every node, offsets clamped to what the bucket held), the partition Raft state, the metadata `restore`
  * command, and two nodes cold-starting against a file bucket (status servers, polling, restore, identical wal).
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import * as http from 'node:http';
 import { PassThrough } from 'node:stream';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -210,6 +211,25 @@ describe('clusterColdStart in process (file bucket, two nodes)', () => {
     expect(JSON.parse(r.out)).toMatchObject({ mode: 'cluster', nodeId: 2, restorePoint: { key: r2.restored!.restorePoint.key } });
     expect(await entries(d3)).toEqual(w1);
     expect(await readFile(path.join(d3, 'topic_3', '0', 'raft.json'), 'utf8')).toBe(await readFile(path.join(d2, 'topic_3', '0', 'raft.json'), 'utf8'));
+
+    // an interrupted restore whose peer now runs with live state: what it left is removed, the node joins empty
+    const d4 = await mkdtemp(path.join(tmpdir(), 'lance-cs-int-'));
+    dirs.push(d4);
+    await writeFile(path.join(d4, 'restore-in-progress.json'), '{}');
+    await writeFile(path.join(d4, 'half-written'), 'x');
+    const running = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ state: 'running', nodeId: 2, clusterId: 'c', metaTerm: 3, metaLastIndex: 40, restoredFrom: null }));
+    });
+    await new Promise<void>((r) => running.listen(ports[1], '127.0.0.1', () => r()));
+    try {
+      const r4 = await run(1, d4);
+      expect(r4.restored).toBeNull();
+      expect(r4).toMatchObject({ reason: expect.stringMatching(/node 2 is running with live state/) });
+      expect(await readdir(d4)).toEqual([]);
+    } finally {
+      await new Promise<void>((r) => running.close(() => r()));
+    }
     await store.close();
   }, 60_000);
 });
