@@ -143,13 +143,19 @@ async function blockThreadpool(dir: string): Promise<{ release: () => Promise<vo
   // O_RDWR: opening does not wait for a writer; each read then blocks its thread until bytes arrive
   const fd = fs.openSync(fifo, 'r+');
   const reads = Array.from({ length: n }, () => new Promise<void>((res) => fs.read(fd, Buffer.alloc(1), 0, 1, null, () => res())));
-  return {
-    release: async () => {
-      fs.writeSync(fd, Buffer.alloc(n, 1));
-      await Promise.all(reads);
-      fs.closeSync(fd);
-    },
+  let released = false;
+  const release = async (): Promise<void> => {
+    if (released) return;
+    released = true;
+    clearTimeout(safety);
+    fs.writeSync(fd, Buffer.alloc(n, 1));
+    await Promise.all(reads);
+    fs.closeSync(fd);
   };
+  // deadlock breaker, not a timing assertion: should the code under test ever wait on the threadpool while it is
+  // held, the pool is freed anyway (the test then checks what happened) instead of hanging this worker process
+  const safety = setTimeout(() => void release(), 20_000);
+  return { release };
 }
 
 describe('fd lifetime', () => {
