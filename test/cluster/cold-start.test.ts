@@ -226,6 +226,15 @@ describe('multi-node cold start from the bucket', () => {
     await p2.send({ topic: 'orders', acks: -1, messages: more.map((value) => ({ partition: 0, value })) });
     data.orders![0] = [...data.orders![0]!, ...more];
     expect(await readAll(cl.bootstrap()[0]!, 'orders', 0)).toEqual(data.orders![0]);
+    // the restored cluster keeps backing up: a new restore point holds the new records too
+    await waitUntil('a restore point of the restored cluster with the new records', async () => {
+      for (const p of (await listRestorePoints(store!, { newest: 2 })).reverse()) {
+        if (!p.point || p.takenAtMs < restartAt) continue;
+        const snap = decodeSnapshot(p.point.snapshot.key, await store!.get(p.point.snapshot.key), p.point.snapshot);
+        if (snap.partitions.find((x) => x.topic === 'orders' && x.partition === 0)?.remoteEnd === data.orders![0]!.length) return true;
+      }
+      return false;
+    }, 120_000);
   }, 600_000);
 
   it('a single node wiped in the live cluster does not cold-start: it catches up through Raft', async () => {
