@@ -13,6 +13,7 @@ import { LanceError } from '../common/errors.ts';
 import { RaftNode, type RaftOptions } from '../raft/node.ts';
 import type { ClusterConfig, NodeId, PersistRequest, RaftEntry, RaftMessage, RaftStateEvent, RaftStatus, SnapshotMeta } from '../raft/types.ts';
 import type { PartitionRaftLog } from './partition-raft-log.ts';
+import type { VoteHoldPolicy } from './fresh-node.ts';
 
 export interface GroupHandler {
   /** committed entries in index order; commitIndex = the group's commit index after them */
@@ -67,6 +68,7 @@ export class RaftHost {
   private timer: NodeJS.Timeout | null = null;
   private last = performance.now();
   private fenced = false;
+  private voteHold: VoteHoldPolicy | null = null;
 
   constructor(opts: RaftHostOptions) {
     this.opts = opts;
@@ -96,9 +98,32 @@ export class RaftHost {
     return [...this.groups.keys()];
   }
 
+  /** fresh storage (fresh-node.ts): which groups start in vote hold, and who hears about releases */
+  setVoteHold(policy: VoteHoldPolicy | null): void {
+    this.voteHold = policy;
+  }
+
+  /** groups in vote hold right now (the lance_raft_vote_hold gauge) */
+  heldGroups(): string[] {
+    return [...this.groups.values()].filter((g) => g.node.isVoteHeld).map((g) => g.id);
+  }
+
+  /** the group follows (or is) a leader and has committed an entry of that leader's term */
+  caughtUpWithLeader(id: string): boolean {
+    const g = this.groups.get(id);
+    if (!g || g.node.isVoteHeld || g.node.currentLeader === null) return false;
+    const c = g.node.commitIndex;
+    return c > 0 && g.log.term(c) === g.node.currentTerm;
+  }
+
   addGroup(id: string, log: PartitionRaftLog, bootstrap: ClusterConfig | undefined, handler: GroupHandler): RaftNode {
     if (this.groups.has(id)) throw new LanceError('CONFLICT', `raft group ${id} is already running`);
-    const node = new RaftNode({ ...this.opts.raft, id: this.opts.nodeId, random: Math.random, ...(bootstrap ? { bootstrap } : {}) }, log, { ...log.hardState });
+    const voteHold = this.voteHold?.shouldHold(id, log.hardState) ?? false;
+    const node = new RaftNode({ ...this.opts.raft, id: this.opts.nodeId, random: Math.random, ...(bootstrap ? { bootstrap } : {}), voteHold }, log, { ...log.hardState });
+    if (node.isVoteHeld) {
+      this.voteHold?.onHeld(id);
+      this.opts.logger.warn({ group: id, term: node.currentTerm }, 'raft: vote hold (fresh storage): no vote and no campaign until caught up with a leader');
+    }
     if (this.fenced) node.setFenced(true);
     const g: Group = { id, node, log, handler, queue: [], persisting: false, closed: false, failed: false, leaderSince: null };
     log.onReadable = () => this.step(id, (n) => n.logReadable());
@@ -112,6 +137,7 @@ export class RaftHost {
     if (!g) return;
     g.closed = true;
     this.groups.delete(id);
+    this.voteHold?.onRemoved(id);
     await g.log.close();
   }
 
@@ -173,6 +199,11 @@ export class RaftHost {
     if (r.persist) {
       g.queue.push(r.persist);
       if (!g.persisting) void this.persistLoop(g);
+    }
+    if (r.holdReleased) {
+      const h = r.holdReleased;
+      this.opts.logger.info({ group: g.id, reason: h.reason, term: h.term, vote: h.vote, leader: h.leader, heard: h.heard, heldMs: Math.round(h.heldMs), commitIndex: h.commitIndex }, 'raft: vote hold released');
+      this.voteHold?.onReleased(g.id, h);
     }
     if (r.restore) {
       if (g.handler.onRestore) g.handler.onRestore(r.restore);

@@ -14,6 +14,12 @@ export const NodeIdentitySchema = z.object({
   clusterId: z.string().min(1),
   nodeId: z.number().int().nonnegative(),
   createdAt: z.string(),
+  /**
+   * 'pending': this data dir was created empty by this broker (first start, or a wiped disk under a known id), so
+   * its Raft groups start in vote hold until they caught up (broker/src/cluster/fresh-node.ts); cleared once they
+   * all did. Absent on older files and on data dirs made by a restore (their term state is consistent).
+   */
+  voteHold: z.literal('pending').optional(),
 });
 export type NodeIdentity = z.infer<typeof NodeIdentitySchema>;
 
@@ -78,6 +84,11 @@ export async function ensureNodeIdentity(dataDir: string, configured: { clusterI
   const file = path.join(dataDir, NODE_FILE);
   const decision = decideIdentity(await readNodeIdentity(dataDir), configured, { clusterId: `lance-${randomUUID()}`, now: new Date().toISOString() }, file);
   if (decision.action === 'refuse') throw decision.error;
-  if (decision.action === 'create') await atomicWriteJson(file, decision.identity);
+  if (decision.action === 'create') {
+    // a new node.json means empty storage: mark it so cluster mode holds its votes (single-node mode ignores it)
+    const identity: NodeIdentity = { ...decision.identity, voteHold: 'pending' };
+    await atomicWriteJson(file, identity);
+    return identity;
+  }
   return decision.identity;
 }
