@@ -29,6 +29,7 @@ import type {
 } from '../admin/schemas.ts';
 import { quorum } from '../raft/config.ts';
 import type { RaftStatus } from '../raft/types.ts';
+import { FreshNodeHold, registerVoteHoldGauge } from './fresh-node.ts';
 import type { RaftEntry, RaftStateEvent, Role } from '../raft/types.ts';
 import { setPartitionLeaderEpoch } from '../storage/record-batch.ts';
 import { readCommittedBatches } from '../storage/read-committed.ts';
@@ -182,6 +183,8 @@ export class ClusterBroker implements KafkaBackend {
   private segMetrics: SegmentTransferMetrics | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
   private retentionRunning = false;
+  /** fresh storage: vote hold bookkeeping and node.json's marker (fresh-node.ts) */
+  private freshHold: FreshNodeHold | undefined;
   /** rotates metadataLeaderHint's guesses */
   private hintTurn = 0;
 
@@ -221,6 +224,9 @@ export class ClusterBroker implements KafkaBackend {
     });
     const founders = sortedIds(opts.founders ?? opts.peers.map((p) => p.nodeId));
     const bootstrap = opts.bootstrap ?? founders.includes(opts.nodeId);
+    b.freshHold = await FreshNodeHold.open(opts.config.dataDir, META_GROUP, b.logger, () => b.scheduleReconcile());
+    b.host.setVoteHold(b.freshHold);
+    if (opts.metrics) registerVoteHoldGauge(opts.metrics.registry, () => b.host.heldGroups().length);
     // Only founders bootstrap (entry 1 = the founding config, identical on each); a joining node starts with an
     // empty log and no membership: it neither campaigns nor votes until the controller adds it.
     b.host.addGroup(META_GROUP, metaLog, bootstrap ? { voters: founders, learners: [] } : undefined, {
@@ -723,6 +729,8 @@ export class ClusterBroker implements KafkaBackend {
 
   private async reconcile(): Promise<void> {
     if (this.closed) return;
+    const metaApplied = this.meta.applied;
+    const metaCaughtUp = this.host.caughtUpWithLeader(META_GROUP);
     const want = new Map<string, { t: TopicState; p: number; replicas: number[]; founders: number[] }>();
     for (const t of Object.values(this.meta.topics)) {
       const founders = foundersOf(t);
@@ -775,6 +783,7 @@ export class ClusterBroker implements KafkaBackend {
       });
       this.logger.info({ group: gid, topic: w.t.name, partition: w.p, replicas: w.replicas }, 'partition replica started');
     }
+    this.freshHold?.reconcileDone(metaApplied, metaCaughtUp);
     this.events.emit('change');
   }
 
@@ -1078,7 +1087,9 @@ export class ClusterBroker implements KafkaBackend {
 
   async listOffsets(topic: string, partition: number, timestamp: number): Promise<ListOffsetResult> {
     const rt = this.runtime(topic, partition);
-    if (timestamp === ListOffsetsTimestamp.EARLIEST) return { offset: rt.log.pl.logStartOffset, timestamp: -1, leaderEpoch: rt.term };
+    // a follower installing segments answers NOT_LEADER (retriable): the log whose offsets it would give is being replaced
+    const log = rt.log.clientLog(`${topic}-${partition}`);
+    if (timestamp === ListOffsetsTimestamp.EARLIEST) return { offset: log.logStartOffset, timestamp: -1, leaderEpoch: rt.term };
     if (timestamp === ListOffsetsTimestamp.LATEST || timestamp === ListOffsetsTimestamp.MAX_TIMESTAMP) return { offset: rt.hw, timestamp: -1, leaderEpoch: rt.term };
     if (timestamp < 0) throw new LanceError('INVALID_ARGUMENT', `timestamp: ${timestamp} is not a valid ListOffsets timestamp`, { field: 'timestamp' });
     const found = await rt.log.pl.offsetForTimestamp(timestamp);
