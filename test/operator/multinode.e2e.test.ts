@@ -22,6 +22,7 @@ interface Lc {
   status?: {
     phase?: string; ready?: string; leader?: string; controllerTerm?: number; currentImage?: string; members?: Member[];
     rollout?: { order: string[]; podsPending: string[] }; conditions?: { type: string; status: string; reason: string; message: string }[];
+    nodeIds?: Record<string, number>; nextNodeId?: number; replacement?: unknown;
   };
 }
 interface PodJson { metadata: { uid: string; labels: Record<string, string> }; spec: { containers: { image: string }[] }; status: { podIP?: string; containerStatuses?: { restartCount: number; ready: boolean }[] } }
@@ -38,6 +39,8 @@ describe('LanceCluster e2e: 3 brokers forming a Raft cluster', () => {
   let op: RunningOperator;
   /** Every value a producer got an acks=all answer for, over the whole suite. */
   const acked: string[] = [];
+  /** Every node id a broker of this cluster ran under (a new broker must never get one of them). */
+  const usedIds = new Set<number>([0, 1, 2]);
 
   const getJson = async <T>(args: string[]): Promise<T> => {
     const r = await kubectl(env, ['get', ...args, '-o', 'json']);
@@ -153,21 +156,71 @@ describe('LanceCluster e2e: 3 brokers forming a Raft cluster', () => {
   }
 
   /** The values in one broker's own replica of every partition (committed data; any replica serves admin fetch). */
-  async function replicaValues(name: string): Promise<Set<string>> {
+  async function replicaValues(name: string): Promise<Map<string, string>> {
     const ip = podIp(name);
-    if (!ip) return new Set();
+    if (!ip) return new Map();
     const client = new AdminClient(`${ip}:1992`, { timeoutMs: 10_000 });
-    const out = new Set<string>();
+    const out = new Map<string, string>(); // value → "partition@offset"
     for (let p = 0; p < PARTITIONS; p++) {
       let offset = 0;
       for (;;) {
         const r = await client.fetchRecords(TOPIC, p, { offset, max: 5_000, encoding: 'utf8' });
-        for (const rec of r.records) if (rec.value !== null) out.add(rec.value);
+        for (const rec of r.records) if (rec.value !== null) out.set(rec.value, `${p}@${rec.offset}`);
         if (r.records.length === 0 || r.nextOffset >= r.highWatermark) break;
         offset = r.nextOffset;
       }
     }
     return out;
+  }
+
+  /** The controller's registry (GET /v1/members) through any broker that answers. */
+  async function membersList(): Promise<{ nodeId: number; role: string; state: string }[]> {
+    for (const name of PODS) {
+      try {
+        return (await new AdminClient(`${podIp(name)}:1992`, { timeoutMs: 3_000 }).listMembers()).members;
+      } catch {
+        // next broker
+      }
+    }
+    throw new Error(`no broker answered /v1/members: ${await diag()}`);
+  }
+
+  /**
+   * `victim` runs under a NEW node id (recorded in status.nodeIds, reported by its broker); the old id is no longer a
+   * member; the new one is an active voter of the metadata group and of every partition group (RF 3 on 3 brokers:
+   * every partition had the old id), as every broker's /v1/cluster shows.
+   */
+  async function expectReplacedWithNewId(victim: string, oldId: number, usedIds: Set<number>): Promise<number> {
+    const ordinal = Number(victim.split('-').pop());
+    let detail = '';
+    const newId = await waitFor(`${victim} replaced under a new node id`, async () => {
+      const s = (await lc()).status;
+      const id = s?.nodeIds?.[String(ordinal)];
+      detail = JSON.stringify({ nodeIds: s?.nodeIds, replacement: s?.replacement });
+      return id !== undefined && id !== oldId && s?.replacement === undefined ? id : undefined;
+    }, 180_000, 500).catch((e: unknown) => { throw new Error(`${(e as Error).message}: ${detail}`); });
+    expect(usedIds.has(newId)).toBe(false); // never an id any broker of this cluster ran under before
+    usedIds.add(newId);
+    await waitFor(`node ${newId} an active voter of every group, node ${oldId} gone`, async () => {
+      try {
+        const ms = await membersList();
+        const old = ms.find((m) => m.nodeId === oldId);
+        const now = ms.find((m) => m.nodeId === newId);
+        detail = `members ${JSON.stringify(ms.map((m) => [m.nodeId, m.role, m.state]))}`;
+        if ((old && old.state !== 'removed') || now?.state !== 'active' || now.role !== 'voter') return false;
+        const views = await Promise.all(PODS.map((p) => new AdminClient(`${podIp(p)}:1992`, { timeoutMs: 3_000 }).cluster()));
+        detail += `; views ${views.map((v) => `${v.nodeId}: ${(v.groups ?? []).map((g) => `${g.group}=[${g.voters.join(',')}]`).join(' ')}`).join(' | ')}`;
+        if (views.find((v) => v.nodeId === newId) === undefined || views.some((v) => v.nodeId === oldId)) return false;
+        // each broker hosts the metadata group and every partition (RF 3 on 3 brokers)
+        return views.every((v) => (v.groups ?? []).length === 1 + PARTITIONS && (v.groups ?? []).every((g) => g.voters.includes(newId) && !g.voters.includes(oldId)));
+      } catch (e) {
+        detail = (e as Error).message;
+        return false;
+      }
+    }, 180_000, 500).catch((e: unknown) => { throw new Error(`${(e as Error).message}: ${detail}`); });
+    const member = (await lc()).status?.members?.find((m) => m.pod === victim);
+    expect(member?.nodeId).toBe(newId);
+    return newId;
   }
 
   /** Every acknowledged value is on every broker's replica (waits for followers to catch up). */
@@ -183,6 +236,19 @@ describe('LanceCluster e2e: 3 brokers forming a Raft cluster', () => {
           return false;
         }
       }, 120_000, 500).catch(async (e: unknown) => {
+        // Where the missing records are elsewhere, and what this replica holds there (a hole or a divergent log?).
+        let elsewhere = '';
+        try {
+          const here = await replicaValues(name);
+          const byPos = new Map([...here].map(([v, pos]) => [pos, v]));
+          for (const other of PODS.filter((p) => p !== name)) {
+            const there = await replicaValues(other);
+            const lost = acked.filter((v) => !there.has(v)).length;
+            elsewhere += ` | ${other}: missing ${lost}; ${missing.slice(0, 3).map((v) => `${v} at ${there.get(v) ?? '-'} (here: ${there.get(v) ? byPos.get(there.get(v)!) ?? 'nothing' : '?'})`).join(', ')}`;
+          }
+        } catch (err) {
+          elsewhere = ` (comparison failed: ${(err as Error).message})`;
+        }
         let where = '';
         try {
           const c = await new AdminClient(`${podIp(name)}:1992`, { timeoutMs: 5_000 }).cluster();
@@ -190,7 +256,7 @@ describe('LanceCluster e2e: 3 brokers forming a Raft cluster', () => {
         } catch (err) {
           where = (err as Error).message;
         }
-        throw new Error(`${(e as Error).message}; missing ${missing.length}: ${missing.slice(0, 10).join(', ')}; ${name} [partition, leader, LEO, HW]: ${where}; views: ${await diag()}`);
+        throw new Error(`${(e as Error).message}; missing ${missing.length}: ${missing.slice(0, 10).join(', ')}; ${name} [partition, leader, LEO, HW]: ${where}; views: ${await diag()}; elsewhere${elsewhere}`);
       });
     }
   }
@@ -267,6 +333,7 @@ describe('LanceCluster e2e: 3 brokers forming a Raft cluster', () => {
   it('annotating the leader with lance.dev/replace=true: leadership is transferred first, then its pod and PVC are replaced; caught up, nothing lost', async () => {
     const leader = (await lc()).status!.leader!;
     const uid = (await pod(leader)).metadata.uid;
+    const oldId = (await lc()).status!.members!.find((m) => m.pod === leader)!.nodeId!;
     const bg = await startProducer('replace');
     expect((await kubectl(env, ['annotate', 'pod', leader, 'lance.dev/replace=true'])).code).toBe(0);
     await waitFor('pod replaced', async () => { try { return (await pod(leader)).metadata.uid !== uid; } catch { return false; } }, 120_000, 500);
@@ -276,8 +343,34 @@ describe('LanceCluster e2e: 3 brokers forming a Raft cluster', () => {
     expect(ev.some((e) => e.reason === 'ReplacingNode' && e.message.includes(leader))).toBe(true);
     expect((await lc()).status!.leader).not.toBe(leader);
     expect((await pod(leader)).metadata.labels).not.toHaveProperty('lance.dev/replace');
+    await expectReplacedWithNewId(leader, oldId, usedIds);
+    const ev2 = await events();
+    expect(ev2.some((e) => e.reason === 'MemberRemoving' && e.message.includes(`removing node ${oldId}`))).toBe(true);
+    expect(ev2.some((e) => e.reason === 'NodeReplaced' && e.message.includes(`${leader} replaced: node ${oldId} removed`))).toBe(true);
     const r = await bg.stop();
     expect(r.acked).toBeGreaterThan(0);
+    await expectNothingLost();
+  }, 400_000);
+
+  it('deleting a pod\'s PVC: the node is replaced under a NEW node id (old id removed first), caught up, nothing lost', async () => {
+    await waitFor('Running 3/3', running3, 120_000, 500);
+    const leader = await metaLeader();
+    const victim = PODS.find((p) => p !== leader)!;
+    const uid = (await pod(victim)).metadata.uid;
+    const oldId = (await lc()).status!.members!.find((m) => m.pod === victim)!.nodeId!;
+    const bg = await startProducer('pvc');
+    await waitFor('some load', () => bg.count() > 5, 60_000, 100);
+    // The claim stays Terminating while the pod uses it (pvc-protection): the operator sees the volume lost.
+    expect((await kubectl(env, ['delete', 'pvc', `data-${victim}`, '--wait=false'])).code).toBe(0);
+    await waitFor('pod replaced', async () => { try { return (await pod(victim)).metadata.uid !== uid; } catch { return false; } }, 180_000, 500).catch(async (e: unknown) => {
+      const s = (await lc()).status;
+      throw new Error(`${(e as Error).message}: replacement ${JSON.stringify(s?.replacement)}, progressing ${JSON.stringify(condition(s, 'Progressing'))}; events ${(await events()).slice(-10).map((x) => `${x.reason}: ${x.message}`).join(' | ')}`);
+    });
+    await expectReplacedWithNewId(victim, oldId, usedIds);
+    await waitFor('Running 3/3', running3, 180_000, 500);
+    expect((await events()).some((e) => e.reason === 'ReplacingNode' && e.message.includes(`replacing ${victim} (pvc-lost): node ${oldId} → new node`))).toBe(true);
+    const r = await bg.stop();
+    expect(r.acked).toBeGreaterThan(5);
     await expectNothingLost();
   }, 400_000);
 
@@ -360,6 +453,8 @@ describe('LanceCluster e2e: 3 brokers forming a Raft cluster', () => {
   it('scale 3 → 5 → 3 through the admin API\'s membership changes, one at a time; data intact', async () => {
     const bg = await startProducer('scale');
     await waitFor('some load', () => bg.count() > 5, 60_000, 100);
+    const next = (await lc()).status!.nextNodeId!;
+    expect(usedIds.has(next)).toBe(false);
     for (const n of [5, 3]) {
       expect((await kubectl(env, ['patch', 'lc', 'demo', '--type', 'merge', '-p', JSON.stringify({ spec: { replicas: n } })])).code).toBe(0);
       await waitFor(`Running ${n}/${n}`, async () => {
@@ -368,10 +463,17 @@ describe('LanceCluster e2e: 3 brokers forming a Raft cluster', () => {
       }, 600_000, 1_000);
     }
     const ev = await events();
-    const added = ev.filter((e) => e.reason === 'MemberAdded').map((e) => e.message).sort();
-    expect(added).toEqual([expect.stringContaining('node 3 (demo-3)'), expect.stringContaining('node 4 (demo-4)')]);
-    expect(ev.some((e) => e.reason === 'MemberRemoved' && e.message.includes('node 4'))).toBe(true);
-    expect(ev.some((e) => e.reason === 'MemberRemoved' && e.message.includes('node 3'))).toBe(true);
+    // New, never-used ids for the added ordinals; the highest ordinals' members were removed first.
+    const added = ev.filter((e) => e.reason === 'MemberAdded' && e.message.startsWith('scaling')).map((e) => e.message).sort();
+    expect(added).toEqual([expect.stringContaining(`node ${next} (demo-3)`), expect.stringContaining(`node ${next + 1} (demo-4)`)]);
+    const removed = ev.filter((e) => e.reason === 'MemberRemoved').map((e) => e.message);
+    expect(removed.some((m) => m.includes(`node ${next + 1} left every group; removing demo-4`))).toBe(true);
+    expect(removed.some((m) => m.includes(`node ${next} left every group; removing demo-3`))).toBe(true);
+    const s = (await lc()).status!;
+    expect(Object.keys(s.nodeIds ?? {}).sort()).toEqual(['0', '1', '2']);
+    expect(s.nextNodeId).toBe(next + 2);
+    const ms = await membersList();
+    for (const id of [next, next + 1]) expect(ms.find((m) => m.nodeId === id)?.state ?? 'removed').toBe('removed');
     // The founders never change; the brokers' config did not roll while scaling.
     expect((await getJson<{ status: { bootstrapVoters?: number[] } }>(['lc', 'demo'])).status.bootstrapVoters).toEqual([0, 1, 2]);
     const r = await bg.stop();

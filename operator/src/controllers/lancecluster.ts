@@ -171,7 +171,9 @@ export class LanceClusterReconciler {
     const leaderAdmin = this.adminFor(cluster, pods.find((p) => p.name === leader));
     const membershipSupported = (leaderAdmin ?? anyAdmin)?.supports.membership ?? false;
     let membership: MemberState[] | undefined;
-    if ((current !== spec.replicas || ids.replacement || pods.some((p) => p.replaceRequested)) && leaderAdmin && membershipSupported && current > 1) {
+    // Pods to replace: the annotation, or a lost volume (the claim deleted under it).
+    const pvcMissing = pods.filter((p) => volumeLost(p, claims.get(names.pvc(name, p.ordinal)))).map((p) => p.name);
+    if ((current !== spec.replicas || ids.replacement || pods.some((p) => p.replaceRequested) || pvcMissing.length > 0) && leaderAdmin && membershipSupported && current > 1) {
       membership = await leaderAdmin.listMembers().catch((e: unknown) => { log.info({ err: e }, 'members list failed'); return undefined; });
     }
     const known = membership?.map((m) => m.nodeId);
@@ -282,7 +284,6 @@ export class LanceClusterReconciler {
 
     // Guard 6: node replacement (annotation or lost PVC), never the leader. In a Raft cluster the broker gets a NEW
     // node id: old id removed (transfer first) → ordinal mapped to a new id → pod + PVC deleted → successor added.
-    const pvcMissing = pods.filter((p) => volumeLost(p, claims.get(names.pvc(name, p.ordinal)))).map((p) => p.name);
     if (!ids.replacement && !scaling) {
       const repl = replaceStep({ pods, pvcMissing, leader, replicas: spec.replicas });
       if (repl.type === 'transfer-leader') {
