@@ -21,6 +21,7 @@ import { DR_FORMAT, MetadataUploader, type MetadataSnapshot } from '../../broker
 import { PartitionLog } from '../../broker/src/storage/partition-log.ts';
 import { EntryType } from '../../broker/src/storage/types.ts';
 import { freePort } from '../ports.ts';
+import { s3rverConfig } from '../s3/harness.ts';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -227,6 +228,17 @@ describe('clusterColdStart in process (file bucket, two nodes)', () => {
       expect(r4.restored).toBeNull();
       expect(r4).toMatchObject({ reason: expect.stringMatching(/node 2 is running with live state/) });
       expect(await readdir(d4)).toEqual([]);
+      // an unreadable object store does not keep a wiped node of a live cluster from joining...
+      const deadStore = s3rverConfig(`http://127.0.0.1:${await freePort()}`, 'nope', { maxAttempts: 1, connectTimeoutMs: 500 });
+      const d5 = await mkdtemp(path.join(tmpdir(), 'lance-cs-dead-'));
+      dirs.push(d5);
+      const joinOpts = {
+        dataDir: d5, storeConfig: deadStore, enabled: true, clusterId: 'c', nodeId: 1, logger, peerWaitMs: 60_000, pollMs: 20,
+        admin: { host: '127.0.0.1', port: ports[0]! }, peers: [{ nodeId: 2, host: '127.0.0.1', adminPort: ports[1]! }],
+      };
+      expect(await clusterColdStart(joinOpts)).toMatchObject({ restored: null, reason: expect.stringMatching(/node 2 is running/) });
+      // ... but without a running peer the error stands (the node cannot tell whether the cluster is gone)
+      await expect(clusterColdStart({ ...joinOpts, peers: [{ nodeId: 2, host: '127.0.0.1', adminPort: await freePort() }] })).rejects.toMatchObject({ code: expect.stringMatching(/IO|TIMEOUT/) });
     } finally {
       await new Promise<void>((r) => running.close(() => r()));
     }

@@ -201,6 +201,23 @@ export interface ClusterColdStartOptions {
   metrics?: DrMetrics;
 }
 
+/** Every peer's GET /v1/node; a peer answering for another cluster id (a stale address) counts as unreachable. */
+async function probeAll(opts: ClusterColdStartOptions): Promise<Map<number, PeerView>> {
+  const views = new Map<number, PeerView>();
+  await Promise.all(opts.peers.map(async (p) => {
+    const v = await probePeer(p, 1000);
+    views.set(p.nodeId, v.state !== 'unreachable' && v.clusterId !== opts.clusterId ? { state: 'unreachable', error: `answers for cluster ${v.clusterId}` } : v);
+  }));
+  return views;
+}
+
+/** What an interrupted restore left is not a usable data dir: the node starts empty (and catches up) instead. */
+async function discardInterrupted(dataDir: string, marker: string, log: Logger): Promise<void> {
+  await wipeForRestore(dataDir);
+  await fsp.rm(marker, { force: true });
+  log.warn({ path: dataDir }, 'cold start: removed what an interrupted restore left in the data dir');
+}
+
 export type ClusterColdStartResult =
   | { restored: ClusterRestoreReport; decision: Extract<ColdStartDecision, { action: 'restore' }>; seconds: number }
   | { restored: null; reason: string };
@@ -225,7 +242,14 @@ export async function clusterColdStart(opts: ClusterColdStartOptions): Promise<C
       const found = await findRestorePoint(store, { clusterId: opts.clusterId, sourceClusterId: opts.clusterId });
       own = { key: found.key, takenAtMs: found.takenAtMs };
     } catch (e) {
-      if (!isLanceError(e, 'NOT_FOUND')) throw e;
+      if (!isLanceError(e, 'NOT_FOUND')) {
+        // the bucket cannot be read: a wiped node of a LIVE cluster does not need it (it joins); otherwise fail
+        const d = decideColdStart({ nodeId: opts.nodeId, own: null, peers: await probeAll(opts), elapsedMs: 0, peerWaitMs: opts.peerWaitMs });
+        if (d.action !== 'join') throw e;
+        log.warn({ err: e, reason: d.reason }, `cold start: the object store is not readable, but ${d.reason}`);
+        if (interrupted) await discardInterrupted(opts.dataDir, marker, log);
+        return { restored: null, reason: d.reason };
+      }
     }
     if (!own) {
       if (interrupted) throw new LanceError('NOT_FOUND', `${marker}: an interrupted restore, but no restore point of cluster ${opts.clusterId} in ${store.url}`, { path: marker });
@@ -243,12 +267,7 @@ export async function clusterColdStart(opts: ClusterColdStartOptions): Promise<C
       let lastLog = 0;
       let decision: ColdStartDecision;
       for (;;) {
-        const views = new Map<number, PeerView>();
-        await Promise.all(opts.peers.map(async (p) => {
-          const v = await probePeer(p, 1000);
-          // a peer of another cluster (a stale address) is not one of ours
-          views.set(p.nodeId, v.state !== 'unreachable' && v.clusterId !== opts.clusterId ? { state: 'unreachable', error: `answers for cluster ${v.clusterId}` } : v);
-        }));
+        const views = await probeAll(opts);
         decision = decideColdStart({ nodeId: opts.nodeId, own, peers: views, elapsedMs: Date.now() - t0, peerWaitMs: opts.peerWaitMs });
         if (decision.action !== 'wait') break;
         if (decision.choice.key !== current.key) {
@@ -262,12 +281,7 @@ export async function clusterColdStart(opts: ClusterColdStartOptions): Promise<C
         await new Promise((r) => setTimeout(r, pollMs));
       }
       if (decision.action === 'join' || decision.action === 'skip') {
-        if (interrupted) {
-          // what an interrupted restore left is not a usable data dir: start empty (and catch up) instead
-          await wipeForRestore(opts.dataDir);
-          await fsp.rm(marker, { force: true });
-          log.warn({ path: opts.dataDir }, 'cold start: removed what an interrupted restore left in the data dir');
-        }
+        if (interrupted) await discardInterrupted(opts.dataDir, marker, log);
         log.warn({ reason: decision.reason }, `cold start: not restoring — ${decision.reason}`);
         return { restored: null, reason: decision.reason };
       }
