@@ -5,7 +5,9 @@
  * log, partition logs with the same Raft state on every replica), elect and serve: topics listed, offsets as
  * before, every record readable from the beginning through every node and from every replica (admin fetch), no
  * segment transferred between nodes, new acks=all produce works. RPO printed.
- * Then a single node wiped in the LIVE cluster does NOT cold-start: it catches up through Raft.
+ * Then a single node wiped in the LIVE cluster does NOT cold-start: it catches up through Raft. Then the whole
+ * (restored) cluster is lost again and only two machines come back: after the peer wait they restore as a majority,
+ * and the third, started later, joins through Raft.
  */
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { readFile } from 'node:fs/promises';
@@ -93,6 +95,18 @@ const metric = (text: string, name: string): number[] => text.split('\n').filter
 /** the log lines of a node since `t` whose message starts with `prefix` */
 async function linesSince(cl: TestCluster, node: number, t: number, prefix: string): Promise<LogLine[]> {
   return (await cl.logLines(node)).filter((l) => l.t >= t && l.msg.startsWith(prefix));
+}
+
+/** the newest restore point taken after `after` whose snapshot says every record of `want` is in the bucket */
+async function coveringRestorePoint(want: Record<string, string[][]>, after: number): Promise<ListedRestorePoint> {
+  return waitUntil('a restore point covering every record', async () => {
+    for (const p of (await listRestorePoints(store!, { newest: 3 })).reverse()) {
+      if (!p.point || p.takenAtMs < after || p.point.mode !== 'cluster' || p.point.groups < 1) continue;
+      const snap = decodeSnapshot(p.point.snapshot.key, await store!.get(p.point.snapshot.key), p.point.snapshot);
+      if (Object.entries(want).every(([topic, parts]) => parts.every((v, partition) => snap.partitions.find((x) => x.topic === topic && x.partition === partition)?.remoteEnd === v.length))) return p;
+    }
+    return undefined;
+  }, 180_000);
 }
 
 describe('multi-node cold start from the bucket', () => {
@@ -258,4 +272,45 @@ describe('multi-node cold start from the bucket', () => {
     expect(await linesSince(cl, 3, at, 'restoring this node of the cluster')).toEqual([]);
     expect(await linesSince(cl, 3, at, 'cold start: restored')).toEqual([]);
   }, 300_000);
+
+  it('one machine never comes back: after the peer wait a majority restores; the late node then joins through Raft', async () => {
+    const cl = c!;
+    const admin = await adminFor(cl.bootstrap());
+    expect(await offsetsOf(admin)).toEqual(offsetsBefore);
+    await coveringRestorePoint(data, Date.now());
+    await cl.stop();
+    for (const n of cl.nodes) await cl.wipe(n.nodeId);
+    const newest = (await listRestorePoints(store!, { newest: 1 })).at(-1)!;
+    // node 3 stays down: nodes 1 and 2 wait for it this long, then restore as a majority
+    process.env.LANCE_COLD_START_PEER_WAIT_MS = '3000';
+    const at = Date.now();
+    await Promise.all([cl.startNode(1), cl.startNode(2)]);
+    const restored = await waitUntil('nodes 1 and 2 restored', async () => {
+      const ls = await Promise.all([1, 2].map(async (id) => (await linesSince(cl, id, at, 'cold start: restored'))[0]));
+      return ls.every((l) => l !== undefined) ? ls : undefined;
+    }, 240_000);
+    for (const l of restored) {
+      expect(l.restorePoint).toBe(newest.key);
+      expect(l.agreedWith).toEqual([1, 2]);
+    }
+    await waitUntil('a controller agreed by nodes 1 and 2', () => cl.agreedLeader('__meta'), 120_000);
+    for (const [topic, parts] of Object.entries(data)) {
+      for (const [partition, values] of parts.entries()) {
+        expect(await readAll(`127.0.0.1:${cl.node(1).kafkaPort}`, topic, partition), `${topic}-${partition}`).toEqual(values);
+      }
+    }
+    // the late machine: fresh, but its peers run with live state → it joins and catches up from them
+    const lateAt = Date.now();
+    await cl.startNode(3);
+    const decided = await waitUntil('node 3 decided', async () => (await linesSince(cl, 3, lateAt, 'cold start: not restoring'))[0], 120_000);
+    expect(String(decided.reason)).toMatch(/running with live state/);
+    for (const [topic, parts] of Object.entries(data)) {
+      for (const [partition, values] of parts.entries()) {
+        await waitUntil(`node 3 caught up ${topic}-${partition}`, async () => (await replicaValues(cl, 3, topic, partition).catch(() => [])).length === values.length, 180_000);
+        expect(await replicaValues(cl, 3, topic, partition)).toEqual(values);
+      }
+    }
+    const admin2 = await adminFor(cl.bootstrap());
+    expect(await offsetsOf(admin2)).toEqual(offsetsBefore);
+  }, 600_000);
 });
