@@ -232,6 +232,29 @@ describe('wipe + rejoin with the same id during rolling restarts (real processes
       startProducer();
     }
     await stopProducer();
+    // the wiped node came back in vote hold and left it by catching up with a leader (rule 1), every round
+    const victimLines = await c.logLines(2);
+    const releases = victimLines.filter((l) => l.msg === 'raft: vote hold released');
+    const held = victimLines.filter((l) => l.msg.startsWith('raft: vote hold (fresh storage)'));
+    expect(held.filter((l) => l.group === '__meta').length).toBeGreaterThanOrEqual(ROUNDS);
+    expect(releases.filter((l) => l.group === '__meta' && l.reason === 'caught-up').length).toBeGreaterThanOrEqual(ROUNDS);
+    for (const g of groups) expect(releases.some((l) => l.group === g && l.reason === 'caught-up'), `${g} released on node 2`).toBe(true);
+    // never two leaders of one group in one term (every node logs its role changes, over all its starts)
+    const claims = new Map<string, Set<number>>();
+    for (const x of c.nodes) {
+      for (const l of await c.logLines(x.nodeId)) {
+        if (l.msg !== 'raft: role change' || l.role !== 'leader') continue;
+        const k = `${String(l.group)} term ${String(l.term)}`;
+        const s2 = claims.get(k) ?? new Set<number>();
+        s2.add(x.nodeId);
+        claims.set(k, s2);
+      }
+    }
+    const twice = [...claims.entries()].filter(([, ids]) => ids.size > 1).map(([k, ids]) => `${k}: nodes ${[...ids].join(',')}`);
+    expect(twice).toEqual([]);
+    expect(claims.size).toBeGreaterThan(0);
+    const heldMs = releases.map((l) => Number(l.heldMs)).sort((a, b) => a - b);
+    process.stdout.write(`wipe-rejoin: vote hold released ${releases.length} times on node 2 (held ${heldMs[0]}..${heldMs[heldMs.length - 1]} ms), ${claims.size} (group, term) leaderships, none claimed twice\n`);
     process.stdout.write(`wipe-rejoin: ${ROUNDS} rounds, acknowledged ${acked.map((s) => s.size).join('/')} records per partition, ${sendErrors} failed sends, ${duplicates} re-sent duplicates on the leaders\n`);
   }, 900_000);
 });
