@@ -545,12 +545,21 @@ export class PartitionRaftLog implements RaftLog {
     }
     if (this.installing) return; // stays at the install point until the segments are in place
     const segs = this.pl.segments();
+    const start = this.storedStart();
     const commit = Math.min(this.hardState.commit, this.last, this.pl.lastIndex);
-    const f = chooseSnapshotFloor(segs, this.base.index, commit, this.opts.transfer.minTailBytes ?? this.pl.options.segmentBytes);
+    const f = chooseSnapshotFloor(segs, start.index, commit, this.opts.transfer.minTailBytes ?? this.pl.options.segmentBytes);
     if (f === this.floor) return;
     this.floor = f;
     const seg = segs.findIndex((x) => x.firstIndex > 0 && x.lastIndex === f);
-    this.floorNext = f === this.base.index || seg < 0 ? this.base.nextOffset : (segs[seg + 1]?.baseOffset ?? segs[seg]!.lastOffset + 1);
+    this.floorNext = f === start.index || seg < 0 ? start.nextOffset : (segs[seg + 1]?.baseOffset ?? segs[seg]!.lastOffset + 1);
+  }
+
+  /**
+   * The log start as stored: `base`, except while a retention pass deletes segments — the PartitionLog drops them
+   * before the pass moves `base`, and in that window the stored log already starts at the pass's new start.
+   */
+  private storedStart(): LogStart {
+    return this.retentionStart && this.pl.firstIndex - 1 === this.retentionStart.index ? this.retentionStart : this.base;
   }
 
   /** the sealed segments of the log up to `upTo` as transfer references (terms from the view) */
@@ -693,9 +702,8 @@ export class PartitionRaftLog implements RaftLog {
     if (this.installing) return { meta: { index: this.installing.index, term: this.installing.term, config: this.base.config }, data: encodeDescriptor(this.installing) };
     const term = this.rawTerm(this.floor);
     if (term === undefined) return null;
-    // A retention pass deletes the segments (PartitionLog) before it moves `base`: in that window the stored log
-    // already starts at the pass's new log start. The descriptor must describe the segments as they are.
-    const start = this.retentionStart && this.pl.firstIndex - 1 === this.retentionStart.index ? this.retentionStart : this.base;
+    // the descriptor describes the segments as they are (see storedStart: a retention pass may be deleting some)
+    const start = this.storedStart();
     if (this.floor < start.index) return null;
     const segments = this.floor === start.index ? [] : this.segmentRefs(this.floor).filter((r) => r.baseIndex > start.index);
     if (segments.length > 0 && segments[0]!.baseIndex !== start.index + 1) return null;

@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { RaftEntry } from '../raft/types.ts';
 import { encodeRecordBatch } from '../server/records.ts';
 import { EntryType } from '../storage/types.ts';
-import { PartitionRaftLog } from './partition-raft-log.ts';
+import { PartitionRaftLog, type TransferOptions } from './partition-raft-log.ts';
 import { decodeDescriptor, type ChunkRequest } from './segment-transfer.ts';
 import { KafkaError, toKafkaError } from '../kafka/errors.ts';
 
@@ -37,10 +37,10 @@ function data(index: number, term: number): RaftEntry {
 }
 
 let seq = 0;
-async function openLog(dataDir: string, id: number, fetch: (src: number, req: ChunkRequest) => Promise<Buffer>): Promise<PartitionRaftLog> {
+async function openLog(dataDir: string, id: number, fetch: (src: number, req: ChunkRequest) => Promise<Buffer>, transfer: Partial<TransferOptions> = {}): Promise<PartitionRaftLog> {
   const log = await PartitionRaftLog.open({
     dir: path.join(dataDir, 'topic_1', '0'), dataDir, group: 'topic_1/0', logger: silent, logOptions: { segmentBytes: 4096 },
-    transfer: { nodeId: id, fetch, leaderHint: () => 1, chunkBytes: 1000, minTailBytes: 4096 },
+    transfer: Object.assign(transfer, { nodeId: id, fetch, leaderHint: () => 1, chunkBytes: 1000, minTailBytes: transfer.minTailBytes ?? 4096 }),
   });
   logs.push(log);
   return log;
@@ -75,6 +75,30 @@ describe('segment transfer races', () => {
     expect(d.logStart.index).toBe(log.pl.firstIndex - 1);
     expect(d.segments[0]?.baseIndex ?? d.index + 1).toBe(log.pl.firstIndex);
     expect(decodeDescriptor(log.snapshot()!.data, 'after')).toEqual(d);
+  }, 60_000);
+
+  it('the floor recomputed in that window never falls below the new log start (the core would get no snapshot at all)', async () => {
+    const transfer: Partial<TransferOptions> = {};
+    const log = await openLog(await tmp(), 1, async () => Buffer.alloc(0), transfer);
+    await fill(log, 1, 200);
+    const pl = log.pl;
+    const orig = pl.truncateBeforeOffset.bind(pl);
+    let during: ReturnType<PartitionRaftLog['snapshot']> | undefined;
+    pl.truncateBeforeOffset = async (...a) => {
+      const r = await orig(...a);
+      // a persist in that window recomputes the floor; with no sealed segment qualifying it falls to the log start
+      transfer.minTailBytes = 1 << 30;
+      log.refreshFloor();
+      during = log.snapshot();
+      return r;
+    };
+    await log.enforceRetention({ retentionBytes: 3 * 4096, retentionMs: 0 }, 200);
+    expect(during).toBeTruthy();
+    const d = decodeDescriptor(during!.data, 'during');
+    // the new log start itself: an empty descriptor (a follower starts empty there)
+    expect(d.index).toBe(log.pl.firstIndex - 1);
+    expect(d.segments).toEqual([]);
+    expect(log.snapshotIndex()).toBe(log.pl.firstIndex - 1);
   }, 60_000);
 });
 
