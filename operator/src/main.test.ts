@@ -12,6 +12,8 @@ describe('operator flags', () => {
     expect(() => parseOperatorArgs(['--health-port', '70000'])).toThrow(/--health-port/);
     expect(() => parseOperatorArgs(['--namespace', 'Bad_NS'])).toThrow(/--namespace/);
     expect(() => parseOperatorArgs(['--broker-bind-address', 'x'])).toThrow(/--broker-bind-address/);
+    expect(parseOperatorArgs(['--node-lost-grace-seconds', '30']).nodeLostGraceSeconds).toBe(30);
+    expect(() => parseOperatorArgs(['--node-lost-grace-seconds', '-1'])).toThrow(/--node-lost-grace-seconds/);
     expect(() => parseOperatorArgs(['--bogus'])).toThrow(/unknown flag --bogus/);
     expect(() => parseOperatorArgs(['--lease-name'])).toThrow(/--lease-name: needs a value/);
     let err: unknown;

@@ -31,6 +31,8 @@ export const operatorArgs = z.strictObject({
   leaseNamespace: z.string().min(1).optional(),
   brokerBindAddress: z.enum(['any', 'podIP']).default('any'),
   bindAddress: z.union([z.ipv4(), z.ipv6()]).optional(),
+  /** A broker pod whose node is unreachable this long is replaced under a new node id (default 300). */
+  nodeLostGraceSeconds: z.coerce.number().min(0).optional(),
 });
 export type OperatorArgs = z.output<typeof operatorArgs>;
 
@@ -40,6 +42,7 @@ export function parseOperatorArgs(argv: string[]): OperatorArgs {
   const flags: Record<string, string> = {
     '--kubeconfig': 'kubeconfig', '--health-port': 'healthPort', '--metrics-port': 'metricsPort', '--lease-name': 'leaseName',
     '--lease-namespace': 'leaseNamespace', '--broker-bind-address': 'brokerBindAddress', '--bind-address': 'bindAddress',
+    '--node-lost-grace-seconds': 'nodeLostGraceSeconds',
   };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i]!.split(/=(.*)/s, 2) as [string, string | undefined];
@@ -93,6 +96,7 @@ export async function runOperator(args: OperatorArgs): Promise<RunningOperator> 
   const identity = `${process.env.POD_NAME ?? process.env.HOSTNAME ?? os.hostname()}_${process.pid}`;
   const manager = new Manager({
     kubeConfig: kc, namespaces: args.namespaces, log, bindAddress: args.brokerBindAddress,
+    ...(args.nodeLostGraceSeconds !== undefined ? { nodeLostGraceMs: args.nodeLostGraceSeconds * 1000 } : {}),
     ...(args.leaderElect ? { leaderElection: { name: args.leaseName, namespace: args.leaseNamespace ?? process.env.POD_NAMESPACE ?? args.namespaces[0] ?? 'default', identity } } : {}),
   });
   const health: http.RequestListener = (req, res) => {

@@ -321,7 +321,7 @@ export const lanceClusterStatus = z
         podUid: z.string().max(64).describe('UID of the pod being replaced (its successor has another).'),
         oldNodeId: z.int().nonnegative(),
         newNodeId: z.int().nonnegative(),
-        reason: z.enum(['annotation', 'pvc-lost']),
+        reason: z.enum(['annotation', 'pvc-lost', 'node-lost']),
         phase: z.enum(['removing', 'joining']).describe('removing: the old id leaves every group; joining: the new pod is added as a learner, catches up, is promoted.'),
       })
       .optional()

@@ -5,7 +5,7 @@ import {
   detectStale, maxReplicationFactor, volumeLost, withLags, type BrokerGroupView,
   detectSplitBrain, fencingPlan, isPaused, leaderOf, members, nextRolloutStep, observePod, parseFencedAnnotation, phaseOf, planRollout,
   replaceStep, scaleStep, statusChanged, withCondition, type BrokerView, type PodObservation,
-  allocateNodeId, nodeIdOf, nodeIdTable, replacementStep, type MemberState, type ReplacementState,
+  allocateNodeId, nodeIdOf, nodeIdTable, nodeLost, replacementStep, type MemberState, type ReplacementState,
 } from './decisions.ts';
 
 const T = { image: 'lance/broker:v2', configHash: 'h2' };
@@ -300,5 +300,33 @@ describe('replacement with a new node id', () => {
 
   it('status members carry the recorded id of a pod whose broker does not answer', () => {
     expect(members([pod('demo-0'), pod('demo-1')], [view('demo-0')], { 0: 0, 1: 4 }).map((x) => x.nodeId)).toEqual([0, 4]);
+  });
+});
+
+describe('node lost beyond the grace period', () => {
+  it('a pod on an unreachable node is seen as lost from its Ready transition; replaced only after the grace period', () => {
+    const lostPod = observePod({
+      metadata: { name: 'demo-1', uid: 'u1', labels: { 'apps.kubernetes.io/pod-index': '1' } },
+      spec: { nodeName: 'node-1' },
+      status: { phase: 'Unknown', reason: 'NodeLost', conditions: [{ type: 'Ready', status: 'False', reason: 'NodeLost', lastTransitionTime: '2026-01-01T00:00:00Z' }] },
+    }, 'broker');
+    expect(lostPod.nodeLostSince).toBe('2026-01-01T00:00:00Z');
+    expect(nodeLost(lostPod, new Date('2026-01-01T00:04:59Z'), 300_000)).toBe(false);
+    expect(nodeLost(lostPod, new Date('2026-01-01T00:05:00Z'), 300_000)).toBe(true);
+    // a merely unready pod (probe failing on a healthy node) is not lost
+    const unready = observePod({ metadata: { name: 'demo-2' }, spec: { nodeName: 'node-2' }, status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'False', lastTransitionTime: '2026-01-01T00:00:00Z' }] } }, 'broker');
+    expect(unready.nodeLostSince).toBeUndefined();
+    expect(nodeLost(unready, new Date('2027-01-01T00:00:00Z'), 0)).toBe(false);
+  });
+
+  it('replaceStep takes a lost pod even while it is stuck terminating; the old pod is force-deleted', () => {
+    const pods = [pod('demo-0'), pod('demo-1', { deleting: true, ready: false }), pod('demo-2')];
+    expect(replaceStep({ pods, pvcMissing: [], nodeLost: ['demo-1'], leader: 'demo-0', replicas: 3 })).toEqual({ type: 'replace', pod: 'demo-1', reason: 'node-lost' });
+    expect(replaceStep({ pods, pvcMissing: [], leader: 'demo-0', replicas: 3 })).toEqual({ type: 'none' });
+    const r: ReplacementState = { pod: 'demo-1', ordinal: 1, podUid: 'u1', oldNodeId: 1, newNodeId: 5, reason: 'node-lost', phase: 'removing' };
+    const withUid = [pod('demo-0'), pod('demo-1', { uid: 'u1', deleting: true, ready: false }), pod('demo-2')];
+    const m: MemberState[] = [{ nodeId: 0, state: 'active' }, { nodeId: 1, state: 'removed' }, { nodeId: 2, state: 'active' }];
+    expect(replacementStep({ state: r, pods: withUid, membership: m, leader: 'demo-0', views: [] })).toEqual({ type: 'recreate', deletePod: true, force: true });
+    expect(replacementStep({ state: { ...r, phase: 'joining' }, pods: withUid, membership: m, leader: 'demo-0', views: [] })).toEqual({ type: 'recreate', deletePod: true, force: true });
   });
 });

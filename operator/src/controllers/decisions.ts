@@ -36,7 +36,7 @@ export function parseFencedAnnotation(value: string | undefined): { ok: true; po
 export interface PodLike {
   metadata?: { name?: string; uid?: string; labels?: Record<string, string>; annotations?: Record<string, string>; deletionTimestamp?: unknown; creationTimestamp?: unknown };
   spec?: { nodeName?: string; containers?: { name?: string; image?: string }[]; volumes?: { name?: string; persistentVolumeClaim?: { claimName?: string } }[] };
-  status?: { phase?: string; podIP?: string; conditions?: { type?: string; status?: string }[] };
+  status?: { phase?: string; reason?: string; podIP?: string; conditions?: { type?: string; status?: string; reason?: string; lastTransitionTime?: unknown }[] };
 }
 
 export interface PodObservation {
@@ -54,6 +54,8 @@ export interface PodObservation {
   /** metadata.creationTimestamp (ISO), when known */
   created?: string | undefined;
   scheduled?: boolean | undefined;
+  /** Since when (ISO) the pod's node is unreachable (phase Unknown / reason NodeLost / Ready=False for NodeLost or NodeNotReady), if it is. */
+  nodeLostSince?: string | undefined;
 }
 
 export function observePod(pod: PodLike, container: string): PodObservation {
@@ -72,7 +74,22 @@ export function observePod(pod: PodLike, container: string): PodObservation {
     podIP: pod.status?.podIP,
     created: timestamp(pod.metadata?.creationTimestamp),
     scheduled: pod.spec?.nodeName !== undefined && pod.spec.nodeName !== '',
+    nodeLostSince: nodeLostSince(pod),
   };
+}
+
+/** The kubelet stopped reporting: the node lifecycle controller marks the pod (phase Unknown, reason NodeLost, or Ready=False because of the node). */
+function nodeLostSince(pod: PodLike): string | undefined {
+  const ready = pod.status?.conditions?.find((c) => c.type === 'Ready');
+  const lost = pod.status?.phase === 'Unknown' || pod.status?.reason === 'NodeLost' || (ready?.status === 'False' && (ready.reason === 'NodeLost' || ready.reason === 'NodeNotReady'));
+  if (!lost) return undefined;
+  return timestamp(ready?.lastTransitionTime) ?? new Date(0).toISOString();
+}
+
+/** A pod whose node has been unreachable for at least `graceMs`: its broker is replaced (new id, new volume elsewhere). */
+export function nodeLost(pod: PodObservation, now: Date, graceMs: number): boolean {
+  if (pod.nodeLostSince === undefined) return false;
+  return now.getTime() - Date.parse(pod.nodeLostSince) >= graceMs;
 }
 
 function timestamp(v: unknown): string | undefined {
@@ -346,7 +363,7 @@ export interface ReplacementState {
   podUid: string;
   oldNodeId: number;
   newNodeId: number;
-  reason: 'annotation' | 'pvc-lost';
+  reason: 'annotation' | 'pvc-lost' | 'node-lost';
   phase: 'removing' | 'joining';
 }
 
@@ -356,8 +373,8 @@ export type ReplacementAction =
   | { type: 'transfer-leader'; pod: string }
   /** `members remove` of the old id (idempotent; the broker moves its replicas and drops it from every group) */
   | { type: 'remove'; nodeId: number }
-  /** the old id left every group: record ordinal → new id, render peers.yaml, delete the PVC and (if `deletePod`) the old pod */
-  | { type: 'recreate'; deletePod: boolean }
+  /** the old id left every group: record ordinal → new id, render peers.yaml, delete the PVC and (if `deletePod`) the old pod (`force`: at once, its kubelet is gone) */
+  | { type: 'recreate'; deletePod: boolean; force?: boolean }
   /** the successor pod exists: `members add` the new id (learner → caught up → promoted by the broker) */
   | { type: 'add'; nodeId: number }
   /** the new id is an active voter: the replacement is over */
@@ -375,12 +392,17 @@ export function replacementStep(args: { state: ReplacementState; pods: PodObserv
   const oldPod = pod?.uid === state.podUid ? pod : undefined;
   if (state.phase === 'removing') {
     const old = membership.find((m) => m.nodeId === state.oldNodeId)?.state;
-    if (old === undefined || old === 'removed') return { type: 'recreate', deletePod: oldPod !== undefined && !oldPod.deleting };
+    if (old === undefined || old === 'removed') {
+      // A pod on a lost node never finishes a graceful deletion: it is force-deleted (its broker is gone anyway).
+      if (state.reason === 'node-lost') return { type: 'recreate', deletePod: oldPod !== undefined, force: true };
+      return { type: 'recreate', deletePod: oldPod !== undefined && !oldPod.deleting };
+    }
     if (old === 'removing') return { type: 'wait', reason: `waiting for node ${state.oldNodeId} (${state.pod}) to leave every group` };
     if (oldPod && args.leader === oldPod.name && pods.length > 1) return { type: 'transfer-leader', pod: oldPod.name };
     return { type: 'remove', nodeId: state.oldNodeId };
   }
   // joining
+  if (oldPod && state.reason === 'node-lost') return { type: 'recreate', deletePod: true, force: true };
   if (oldPod && !oldPod.deleting) return { type: 'recreate', deletePod: true };
   if (!pod || pod.deleting || oldPod) return { type: 'wait', reason: `waiting for the StatefulSet to recreate ${state.pod}` };
   const view = views.find((v) => v.pod === pod.name);
@@ -453,16 +475,20 @@ export function fencingPlan(args: { pods: PodObservation[]; manual: string[]; sp
 
 // ---- node replacement ----
 
-export type ReplaceStep = { type: 'none' } | { type: 'transfer-leader'; pod: string } | { type: 'replace'; pod: string; reason: 'annotation' | 'pvc-lost' };
+export type ReplaceStep = { type: 'none' } | { type: 'transfer-leader'; pod: string } | { type: 'replace'; pod: string; reason: 'annotation' | 'pvc-lost' | 'node-lost' };
 
-/** One replacement at a time; never the current leader (its leadership is transferred first). */
-export function replaceStep(args: { pods: PodObservation[]; pvcMissing: string[]; leader: string | undefined; replicas: number }): ReplaceStep {
+/**
+ * One replacement at a time; never the current leader (its leadership is transferred first). `nodeLost`: pods whose
+ * node has been unreachable beyond the grace period (also when already marked for deletion: it never completes).
+ */
+export function replaceStep(args: { pods: PodObservation[]; pvcMissing: string[]; nodeLost?: string[]; leader: string | undefined; replicas: number }): ReplaceStep {
+  const lost = args.nodeLost ?? [];
   const candidates = args.pods
-    .filter((p) => !p.deleting && (p.replaceRequested || args.pvcMissing.includes(p.name)))
+    .filter((p) => (!p.deleting && (p.replaceRequested || args.pvcMissing.includes(p.name))) || lost.includes(p.name))
     .sort((a, b) => a.ordinal - b.ordinal);
   const first = candidates.find((p) => p.name !== args.leader) ?? candidates[0];
   if (!first) return { type: 'none' };
-  const reason = first.replaceRequested ? 'annotation' : 'pvc-lost';
+  const reason = first.replaceRequested && !first.deleting ? 'annotation' : args.pvcMissing.includes(first.name) && !first.deleting ? 'pvc-lost' : 'node-lost';
   if (first.name === args.leader && args.replicas > 1) return { type: 'transfer-leader', pod: first.name };
   return { type: 'replace', pod: first.name, reason };
 }

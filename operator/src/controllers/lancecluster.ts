@@ -19,7 +19,7 @@ import { isUnsupported, type BrokerAdmin, type BrokerAdminFactory } from './brok
 import {
   detectSplitBrain, detectStale, fencingPlan, withLags, isPaused, leaderOf, members, nextRolloutStep, observePod, parseFencedAnnotation, phaseOf, planRollout,
   replaceStep, scaleStep, statusChanged, volumeLost, withCondition, maxReplicationFactor, type MemberState, ANNOTATION_FENCED, type BrokerView, type PodLike, type PodObservation,
-  allocateNodeId, nodeIdOf, nodeIdTable, replacementStep, type NodeIdMap, type ReplacementState,
+  allocateNodeId, nodeIdOf, nodeIdTable, nodeLost, replacementStep, type NodeIdMap, type ReplacementState,
 } from './decisions.ts';
 
 /** Node ids as recorded in status: ordinal → id, the next free id, a replacement in progress. */
@@ -51,6 +51,8 @@ export interface ReconcilerOptions {
   staleConfirmMs?: number;
   /** Lag (entries) up to which a broker counts as caught up (rollout steps, unfencing); replication under load is never exactly 0. */
   maxLagEntries?: number;
+  /** A pod whose node is unreachable this long is replaced (new id, new volume); default 5 min (Kubernetes' eviction default). */
+  nodeLostGraceMs?: number;
   now?: () => Date;
 }
 
@@ -61,11 +63,13 @@ export class LanceClusterReconciler {
   private readonly now: () => Date;
   private readonly staleConfirmMs: number;
   private readonly maxLag: number;
+  private readonly nodeLostGraceMs: number;
 
   constructor(private readonly o: ReconcilerOptions) {
     this.log = o.log ?? silentLogger;
     this.staleConfirmMs = o.staleConfirmMs ?? 1_000;
     this.maxLag = o.maxLagEntries ?? 1_000;
+    this.nodeLostGraceMs = o.nodeLostGraceMs ?? 300_000;
     this.busy = o.busyRequeueMs ?? 2_000;
     this.idle = o.idleRequeueMs ?? 10_000;
     this.now = o.now ?? (() => new Date());
@@ -173,7 +177,8 @@ export class LanceClusterReconciler {
     let membership: MemberState[] | undefined;
     // Pods to replace: the annotation, or a lost volume (the claim deleted under it).
     const pvcMissing = pods.filter((p) => volumeLost(p, claims.get(names.pvc(name, p.ordinal)))).map((p) => p.name);
-    if ((current !== spec.replicas || ids.replacement || pods.some((p) => p.replaceRequested) || pvcMissing.length > 0) && leaderAdmin && membershipSupported && current > 1) {
+    const lostNode = pods.filter((p) => nodeLost(p, this.now(), this.nodeLostGraceMs)).map((p) => p.name);
+    if ((current !== spec.replicas || ids.replacement || pods.some((p) => p.replaceRequested) || pvcMissing.length > 0 || lostNode.length > 0) && leaderAdmin && membershipSupported && current > 1) {
       membership = await leaderAdmin.listMembers().catch((e: unknown) => { log.info({ err: e }, 'members list failed'); return undefined; });
     }
     const known = membership?.map((m) => m.nodeId);
@@ -285,13 +290,16 @@ export class LanceClusterReconciler {
     // Guard 6: node replacement (annotation or lost PVC), never the leader. In a Raft cluster the broker gets a NEW
     // node id: old id removed (transfer first) → ordinal mapped to a new id → pod + PVC deleted → successor added.
     if (!ids.replacement && !scaling) {
-      const repl = replaceStep({ pods, pvcMissing, leader, replicas: spec.replicas });
+      const repl = replaceStep({ pods, pvcMissing, nodeLost: lostNode, leader, replicas: spec.replicas });
       if (repl.type === 'transfer-leader') {
         await this.transferLeadership(cluster, pods, views, repl.pod, event, 'replacement');
       } else if (repl.type === 'replace') {
         const victim = pods.find((p) => p.name === repl.pod)!;
         if (spec.replicas === 1 && repl.reason === 'annotation') {
           await event('Warning', 'ReplaceRefused', `${repl.pod}: replacing the only broker of a single-broker cluster would lose all data`);
+        } else if (spec.replicas === 1 && repl.reason === 'node-lost') {
+          // Nowhere to copy the data from: the single broker waits for its node (or a restore).
+          await event('Warning', 'ReplaceRefused', `${repl.pod}: its node is lost, but replacing the only broker of a single-broker cluster would lose all data; restore it, or delete its PVC to start empty`);
         } else if (spec.replicas === 1) {
           // Standalone: no membership to change; the new disk starts empty under the same id.
           await this.replaceStandalone(cluster, victim, repl.reason, event);
@@ -354,7 +362,7 @@ export class LanceClusterReconciler {
         } catch (e) {
           if (!isNotFound(e)) throw e;
         }
-        if (step.deletePod) await rest.delete(KINDS.Pod, namespace, r.pod).catch((e: unknown) => { if (!isNotFound(e)) throw e; });
+        if (step.deletePod) await rest.delete(KINDS.Pod, namespace, r.pod, { propagationPolicy: 'Background', ...(step.force ? { gracePeriodSeconds: 0 } : {}) }).catch((e: unknown) => { if (!isNotFound(e)) throw e; });
         await event('Normal', 'ReplacingNode', `replacing ${r.pod}: node ${r.oldNodeId} left every group; deleted ${r.pod} and its PVC, the StatefulSet recreates them as node ${r.newNodeId}`);
         cond('Progressing', 'True', 'ReplacingNode', `replacing ${r.pod}: waiting for ${r.pod} to start as node ${r.newNodeId}`);
       } else {

@@ -31,6 +31,8 @@ export interface ManagerOptions {
   admin?: BrokerAdminFactory;
   busyRequeueMs?: number;
   idleRequeueMs?: number;
+  /** A broker pod whose node is unreachable this long is replaced (LanceClusterReconciler option). */
+  nodeLostGraceMs?: number;
   log?: Logger;
   metrics?: OperatorMetrics;
 }
@@ -70,6 +72,7 @@ export class Manager {
       ...(o.bindAddress ? { bindAddress: o.bindAddress } : {}),
       ...(o.busyRequeueMs ? { busyRequeueMs: o.busyRequeueMs } : {}),
       ...(o.idleRequeueMs ? { idleRequeueMs: o.idleRequeueMs } : {}),
+      ...(o.nodeLostGraceMs !== undefined ? { nodeLostGraceMs: o.nodeLostGraceMs } : {}),
     });
     this.restores = new RestoreController({
       rest: this.rest, events: new EventRecorder(this.rest, 'lance-operator', this.log), log: this.log, isLeader: () => this.leading,
