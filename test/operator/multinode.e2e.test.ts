@@ -265,7 +265,7 @@ describe('LanceCluster e2e: 3 brokers forming a Raft cluster', () => {
     k = await startStandIn();
     env = toolEnv(k.kubeconfigPath);
     expect((await kubectl(env, ['apply', '-f', path.join(REPO_ROOT, 'crds')])).code).toBe(0);
-    op = await runOperator({ kubeconfig: k.kubeconfigPath, namespaces: [NS], healthPort: 0, metricsPort: 0, leaderElect: false, leaseName: 'lance-operator', brokerBindAddress: 'podIP' });
+    op = await runOperator({ kubeconfig: k.kubeconfigPath, namespaces: [NS], healthPort: 0, metricsPort: 0, leaderElect: false, leaseName: 'lance-operator', brokerBindAddress: 'podIP', nodeLostGraceSeconds: 3 });
     expect((await kubectl(env, ['apply', '-f', path.join(REPO_ROOT, 'examples', 'cluster.yaml')])).code).toBe(0);
   }, 120_000);
   afterAll(async () => {
@@ -369,6 +369,32 @@ describe('LanceCluster e2e: 3 brokers forming a Raft cluster', () => {
     await expectReplacedWithNewId(victim, oldId, usedIds);
     await waitFor('Running 3/3', running3, 180_000, 500);
     expect((await events()).some((e) => e.reason === 'ReplacingNode' && e.message.includes(`replacing ${victim} (pvc-lost): node ${oldId} → new node`))).toBe(true);
+    const r = await bg.stop();
+    expect(r.acked).toBeGreaterThan(5);
+    await expectNothingLost();
+  }, 400_000);
+
+  it('a node lost beyond the grace period: its broker pod is force-deleted and replaced elsewhere under a NEW node id; nothing lost', async () => {
+    await waitFor('Running 3/3', running3, 120_000, 500);
+    const leader = await metaLeader();
+    const victim = [...PODS].reverse().find((p) => p !== leader)!;
+    const uid = (await pod(victim)).metadata.uid;
+    const oldId = (await lc()).status!.members!.find((m) => m.pod === victim)!.nodeId!;
+    const node = k.faults.nodeOf(NS, victim);
+    const bg = await startProducer('nodelost');
+    await waitFor('some load', () => bg.count() > 5, 60_000, 100);
+    k.faults.loseNode(node);
+    try {
+      await waitFor('pod replaced on another node', async () => { try { const p = await pod(victim); return p.metadata.uid !== uid && k.faults.nodeOf(NS, victim) !== node; } catch { return false; } }, 180_000, 500).catch(async (e: unknown) => {
+        const s = (await lc()).status;
+        throw new Error(`${(e as Error).message}: replacement ${JSON.stringify(s?.replacement)}, progressing ${JSON.stringify(condition(s, 'Progressing'))}; events ${(await events()).slice(-10).map((x) => `${x.reason}: ${x.message}`).join(' | ')}`);
+      });
+      await expectReplacedWithNewId(victim, oldId, usedIds);
+      await waitFor('Running 3/3', running3, 180_000, 500);
+      expect((await events()).some((e) => e.reason === 'ReplacingNode' && e.message.includes(`replacing ${victim} (node-lost): node ${oldId} → new node`))).toBe(true);
+    } finally {
+      k.faults.restoreNode(node);
+    }
     const r = await bg.stop();
     expect(r.acked).toBeGreaterThan(5);
     await expectNothingLost();
