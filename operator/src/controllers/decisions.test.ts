@@ -282,6 +282,8 @@ describe('replacement with a new node id', () => {
     expect(replacementStep({ ...base, membership: m([[0, 'active'], [1, 'removed'], [2, 'active']]) })).toEqual({ type: 'recreate', deletePod: true });
     // the old pod is already gone (deleted by hand, or the PVC-lost pod was evicted): nothing to delete
     expect(replacementStep({ ...base, pods: [pods[0]!, pods[2]!], membership: m([[0, 'active'], [1, 'removed'], [2, 'active']]) })).toEqual({ type: 'recreate', deletePod: false });
+    // a pod recreated meanwhile (deleted by hand) started under the old mapping: it goes too
+    expect(replacementStep({ ...base, pods: [pods[0]!, pod('demo-1', { uid: 'other' }), pods[2]!], membership: m([[0, 'active'], [1, 'removed'], [2, 'active']]) })).toEqual({ type: 'recreate', deletePod: true });
   });
 
   it('joining: the old pod still there (crash before its deletion) is deleted again; the successor is added, then done once active', () => {
@@ -292,8 +294,8 @@ describe('replacement with a new node id', () => {
     expect(replacementStep({ ...j, pods: [pods[0]!, pods[2]!], membership: mem() })).toMatchObject({ type: 'wait', reason: expect.stringContaining('recreate demo-1') });
     const successor = [pods[0]!, pod('demo-1', { uid: 'new-uid', ready: false }), pods[2]!];
     expect(replacementStep({ ...j, pods: successor, membership: mem() })).toEqual({ type: 'add', nodeId: 3 });
-    // a successor that came up under the wrong id is not added (peers.yaml not updated?)
-    expect(replacementStep({ ...j, pods: successor, views: [view('demo-1', { nodeId: 1 })], membership: mem() })).toMatchObject({ type: 'wait', reason: expect.stringContaining('runs as node 1, expected node 3') });
+    // a successor that came up under the wrong id (stale peers.yaml) is not added: its pod and volume go again
+    expect(replacementStep({ ...j, pods: successor, views: [view('demo-1', { nodeId: 1 })], membership: mem() })).toEqual({ type: 'recreate', deletePod: true, wrongId: 1 });
     expect(replacementStep({ ...j, pods: successor, membership: mem('joining') })).toMatchObject({ type: 'wait', reason: expect.stringContaining('catching up') });
     expect(replacementStep({ ...j, pods: successor, views: [view('demo-1', { nodeId: 3 })], membership: mem('active') })).toEqual({ type: 'done' });
   });

@@ -374,7 +374,7 @@ export type ReplacementAction =
   /** `members remove` of the old id (idempotent; the broker moves its replicas and drops it from every group) */
   | { type: 'remove'; nodeId: number }
   /** the old id left every group: record ordinal → new id, render peers.yaml, delete the PVC and (if `deletePod`) the old pod (`force`: at once, its kubelet is gone) */
-  | { type: 'recreate'; deletePod: boolean; force?: boolean }
+  | { type: 'recreate'; deletePod: boolean; force?: boolean; wrongId?: number }
   /** the successor pod exists: `members add` the new id (learner → caught up → promoted by the broker) */
   | { type: 'add'; nodeId: number }
   /** the new id is an active voter: the replacement is over */
@@ -394,8 +394,10 @@ export function replacementStep(args: { state: ReplacementState; pods: PodObserv
     const old = membership.find((m) => m.nodeId === state.oldNodeId)?.state;
     if (old === undefined || old === 'removed') {
       // A pod on a lost node never finishes a graceful deletion: it is force-deleted (its broker is gone anyway).
-      if (state.reason === 'node-lost') return { type: 'recreate', deletePod: oldPod !== undefined, force: true };
-      return { type: 'recreate', deletePod: oldPod !== undefined && !oldPod.deleting };
+      if (state.reason === 'node-lost') return { type: 'recreate', deletePod: pod !== undefined, force: true };
+      // Whatever pod is at the ordinal now started before the new id was mapped (the old one, or one recreated
+      // meanwhile under the old id): it goes.
+      return { type: 'recreate', deletePod: pod !== undefined && !pod.deleting };
     }
     if (old === 'removing') return { type: 'wait', reason: `waiting for node ${state.oldNodeId} (${state.pod}) to leave every group` };
     if (oldPod && args.leader === oldPod.name && pods.length > 1) return { type: 'transfer-leader', pod: oldPod.name };
@@ -406,7 +408,9 @@ export function replacementStep(args: { state: ReplacementState; pods: PodObserv
   if (oldPod && !oldPod.deleting) return { type: 'recreate', deletePod: true };
   if (!pod || pod.deleting || oldPod) return { type: 'wait', reason: `waiting for the StatefulSet to recreate ${state.pod}` };
   const view = views.find((v) => v.pod === pod.name);
-  if (view && view.nodeId !== state.newNodeId) return { type: 'wait', reason: `${pod.name} runs as node ${view.nodeId}, expected node ${state.newNodeId} (peers.yaml not updated yet?)` };
+  // Started under another id (a kubelet that mounted a stale peers.yaml): its fresh volume now names that id, so
+  // volume and pod go again; the next pod reads the current peers.yaml.
+  if (view && view.nodeId !== state.newNodeId) return { type: 'recreate', deletePod: !pod.deleting, wrongId: view.nodeId };
   const now = membership.find((m) => m.nodeId === state.newNodeId)?.state;
   if (now === undefined) return { type: 'add', nodeId: state.newNodeId };
   if (now === 'active') return { type: 'done' };

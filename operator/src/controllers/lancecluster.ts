@@ -363,7 +363,8 @@ export class LanceClusterReconciler {
           if (!isNotFound(e)) throw e;
         }
         if (step.deletePod) await rest.delete(KINDS.Pod, namespace, r.pod, { propagationPolicy: 'Background', ...(step.force ? { gracePeriodSeconds: 0 } : {}) }).catch((e: unknown) => { if (!isNotFound(e)) throw e; });
-        await event('Normal', 'ReplacingNode', `replacing ${r.pod}: node ${r.oldNodeId} left every group; deleted ${r.pod} and its PVC, the StatefulSet recreates them as node ${r.newNodeId}`);
+        if (step.wrongId !== undefined) await event('Warning', 'ReplacingNode', `replacing ${r.pod}: it started as node ${step.wrongId} instead of ${r.newNodeId} (stale peers.yaml); deleting its pod and PVC again`);
+        else await event('Normal', 'ReplacingNode', `replacing ${r.pod}: node ${r.oldNodeId} left every group; deleted ${r.pod} and its PVC, the StatefulSet recreates them as node ${r.newNodeId}`);
         cond('Progressing', 'True', 'ReplacingNode', `replacing ${r.pod}: waiting for ${r.pod} to start as node ${r.newNodeId}`);
       } else {
         await persistIds({ ...ids, replacement: undefined });
