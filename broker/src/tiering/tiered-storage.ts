@@ -94,6 +94,11 @@ export function continuesRemote(last: { lastOffset: number; lastIndex?: number |
 interface PartitionState {
   tp: TieredPartition;
   manifest: Manifest | null;
+  /**
+   * the newest manifest known to be in the bucket (loaded or written); `manifest` can run ahead of it in memory (a
+   * takeover drops remote segments before the manifest without them is written): restore points report this one
+   */
+  persisted: Manifest | null;
   /** a manifest load in flight (shared by passes and readers) */
   loading: Promise<void> | null;
   /** highest manifest version seen in the bucket (the next write uses +1) */
@@ -172,7 +177,7 @@ export class TieredStorage {
 
   addPartition(tp: TieredPartition): void {
     this.parts.set(keyOf(tp.topic, tp.ref.partition), {
-      tp, manifest: null, loading: null, lastVersion: 0, fenced: false, running: null, nextDueAt: 0, failures: 0, removed: false,
+      tp, manifest: null, persisted: null, loading: null, lastVersion: 0, fenced: false, running: null, nextDueAt: 0, failures: 0, removed: false,
     });
   }
 
@@ -205,8 +210,10 @@ export class TieredStorage {
   }
 
   /** The latest manifest this node knows (null until the first pass loaded it). */
+  /** What the bucket holds for a partition (restore points): its newest written manifest, else the placeholder. */
   manifest(topic: string, partition: number): Manifest | null {
-    return this.state(topic, partition)?.manifest ?? null;
+    const st = this.state(topic, partition);
+    return st?.persisted ?? st?.manifest ?? null;
   }
 
   /** For PartitionLog.enforceRetention / truncateBeforeOffset: only segments recorded in the manifest (or expired remotely). */
@@ -316,6 +323,7 @@ export class TieredStorage {
       this.log.warn({ topic: s.tp.topic, partition: ref.partition, manifestTerm: found.term, term }, 'a newer leader term owns this partition\'s manifest; not uploading');
     }
     s.manifest = found ?? emptyManifest(ref, term, this.nodeId, s.tp.log.logStartOffset);
+    s.persisted = found;
   }
 
   private async writeManifest(s: PartitionState, segments: RemoteSegment[]): Promise<void> {
@@ -332,6 +340,7 @@ export class TieredStorage {
     await this.store.putVerified(key, encodeManifest(m), { contentType: 'application/json' });
     s.lastVersion = version;
     s.manifest = m;
+    s.persisted = m;
     this.metrics?.lastSuccess.set(this.now() / 1000);
     // Keep a few older versions (a reader racing this write, or a damaged newest one, falls back to them).
     const keys: string[] = [];
@@ -349,6 +358,7 @@ export class TieredStorage {
     if (s.removed || this.stopped) return;
     if (s.tp.active && !s.tp.active()) {
       s.manifest = null;
+      s.persisted = null;
       s.fenced = false;
       return;
     }
