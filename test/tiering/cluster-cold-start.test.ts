@@ -204,12 +204,16 @@ describe('clusterColdStart in process (file bucket, two nodes)', () => {
       const code = await runCli(argv, commands, { stdout, stderr, stdin: new PassThrough() });
       return { code, out: Buffer.concat(out).toString(), err: Buffer.concat(err).toString() };
     };
-    const usage = await cli(['restore', '--from', `file://${bucket}`, '--data-dir', d3, '--cluster-layout', '--node-id', '2']);
+    const usage = await cli(['restore', '--from', `file://${bucket}`, '--data-dir', d3, '--cluster-layout', '--node-id', '2', '--time', '2026-11-22T09:00:00Z']);
     expect(usage.code).not.toBe(0);
-    expect(usage.err).toMatch(/--cluster-layout needs --cluster-id/);
-    const r = await cli(['restore', '--from', `file://${bucket}`, '--data-dir', d3, '--cluster-layout', '--cluster-id', 'c', '--node-id', '2', '--json']);
+    expect(usage.err).toMatch(/--time and --topics do not apply/);
+    const wrongNode = await cli(['restore', '--from', `file://${bucket}`, '--data-dir', d3, '--cluster-layout', '--node-id', '7']);
+    expect(wrongNode.code).not.toBe(0);
+    expect(wrongNode.err).toMatch(/node 7 is not a member .* \(members: 1, 2\)/);
+    // --cluster-id defaults to the backup's
+    const r = await cli(['restore', '--from', `file://${bucket}`, '--data-dir', d3, '--cluster-layout', '--node-id', '2', '--json']);
     expect(r.code, r.err).toBe(0);
-    expect(JSON.parse(r.out)).toMatchObject({ mode: 'cluster', nodeId: 2, restorePoint: { key: r2.restored!.restorePoint.key } });
+    expect(JSON.parse(r.out)).toMatchObject({ mode: 'cluster', clusterId: 'c', nodeId: 2, restorePoint: { key: r2.restored!.restorePoint.key } });
     expect(await entries(d3)).toEqual(w1);
     expect(await readFile(path.join(d3, 'topic_3', '0', 'raft.json'), 'utf8')).toBe(await readFile(path.join(d2, 'topic_3', '0', 'raft.json'), 'utf8'));
 

@@ -176,7 +176,8 @@ export function partitionRaftState(
 export interface ClusterRestoreOptions {
   store: ObjectStore;
   dataDir: string;
-  clusterId: string;
+  /** node.json's cluster id; default: the restore point's (the id a cluster with the same peers derives) */
+  clusterId?: string;
   nodeId: number;
   /** the restore point (its restore-point.json key) the nodes agreed on; default: the newest readable one */
   restorePointKey?: string;
@@ -224,11 +225,12 @@ export async function restoreClusterNode(opts: ClusterRestoreOptions): Promise<C
   if (!entries.includes(RESTORE_MARKER) && !isFreshDataDir(entries)) {
     throw new LanceError('CONFLICT', `--data-dir ${dataDir}: not empty (${entries.slice(0, 5).join(', ')}); a restore writes a fresh data dir — move this one away first`, { path: dataDir });
   }
-  const key = opts.restorePointKey ?? (await findRestorePoint(store, { clusterId: opts.clusterId })).key;
+  const key = opts.restorePointKey ?? (await findRestorePoint(store, opts.clusterId !== undefined ? { clusterId: opts.clusterId } : {})).key;
   const rp = await loadRestorePoint(store, key);
   const snap = decodeSnapshot(rp.snapshot.key, await store.get(rp.snapshot.key), rp.snapshot);
   const meta = parseClusterMetadata(snap, key);
   const plan = planClusterRestore(snap, meta, opts.nodeId, key);
+  const clusterId = opts.clusterId ?? snap.clusterId;
   log?.info({ from: store.url, restorePoint: key, takenAt: rp.takenAt, topics: Object.keys(meta.topics).length, groups: snap.groups.length, replicas: plan.partitions.filter((p) => p.local).length }, 'restoring this node of the cluster');
 
   await mkdirDurable(dataDir);
@@ -316,14 +318,14 @@ export async function restoreClusterNode(opts: ClusterRestoreOptions): Promise<C
   const report: ClusterRestoreReport = {
     mode: 'cluster', from: store.url,
     restorePoint: { key, clusterId: snap.clusterId, takenAt: rp.takenAt, takenAtMs: rp.takenAtMs, node: rp.node },
-    clusterId: opts.clusterId, nodeId: opts.nodeId, metaTerm: plan.metaTerm, metaVoters: plan.metaVoters,
+    clusterId, nodeId: opts.nodeId, metaTerm: plan.metaTerm, metaVoters: plan.metaVoters,
     topics: Object.values(meta.topics).sort((a, b) => a.id - b.id).map((t) => ({ name: t.name, id: t.id, partitions: t.assignment.length })),
     partitions: restored, groups: plan.groups, producerIdNext: snap.producerIdNext,
     bytes: total, objects: tasks.length, durationMs: Date.now() - t0, warnings,
   };
   await atomicWriteJson(path.join(dataDir, RESTORE_INFO), { ...report, finishedAt: new Date().toISOString() });
   // node.json last: from here on the data dir is a normal one (a restarted node's, not a wiped one's)
-  await atomicWriteJson(path.join(dataDir, NODE_FILE), { version: 1, clusterId: opts.clusterId, nodeId: opts.nodeId, createdAt: new Date().toISOString() });
+  await atomicWriteJson(path.join(dataDir, NODE_FILE), { version: 1, clusterId, nodeId: opts.nodeId, createdAt: new Date().toISOString() });
   await fsp.rm(path.join(dataDir, RESTORE_MARKER), { force: true });
   await fsyncDir(dataDir);
   log?.info({ restorePoint: key, topics: report.topics.length, replicas: restored.length, groups: plan.groups.length, bytes: total, durationMs: report.durationMs }, 'cluster node restore complete');

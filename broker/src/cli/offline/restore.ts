@@ -2,7 +2,7 @@
  * `lnc restore --from <url> --data-dir <dir> [--cluster-id <id>] [--node-id <n>] [--time <RFC3339>] [--topics a,b]`
  * — writes a fresh data dir from the object store's restore points (broker/src/tiering/restore.ts; cold-start
  * recovery runs the same code). The operator's restore Job runs exactly this command.
- * `--cluster-layout --cluster-id <id> --node-id <n>` writes node n's share of a cluster instead
+ * `--cluster-layout --node-id <n> [--cluster-id <id>]` writes node n's share of a cluster instead
  * (broker/src/tiering/cluster-restore.ts, the code of the multi-node cold start): run it once per broker, with the
  * same restore point (`--restore-point <key>`, default the newest) on every one.
  */
@@ -78,7 +78,7 @@ function humanClusterReport(r: ClusterRestoreReport): string {
 export const restoreCommand = defineCommand({
   name: 'restore',
   summary: 'write a fresh data dir from the object store (newest restore point, or the newest at or before --time)',
-  usage: '--from <s3://bucket/prefix | file:///dir> --data-dir <dir> [--cluster-id <id>] [--node-id <n>] [--time <RFC3339>] [--topics a,b]',
+  usage: '--from <s3://bucket/prefix | file:///dir> --data-dir <dir> [--cluster-id <id>] [--node-id <n>] [--time <RFC3339>] [--topics a,b] | ... --cluster-layout --node-id <n> [--cluster-id <id>] [--restore-point <key>]',
   details: [
     'Chooses the newest restore point taken at or before --time (default: the newest), downloads every partition\'s',
     'segments from the bucket (each checked against its recorded size and CRC32C), cuts each partition after the last',
@@ -100,7 +100,7 @@ export const restoreCommand = defineCommand({
     time: z.string().min(1).optional().describe('point in time, RFC 3339 (e.g. 2026-11-22T09:00:00Z)'),
     topics: z.array(z.string()).optional().describe('only these topics (comma-separated, repeatable)'),
     concurrency: z.coerce.number().int().min(1).max(64).default(8).describe('parallel downloads (default 8)'),
-    clusterLayout: z.boolean().default(false).describe('write this node\'s share of a cluster (needs --cluster-id and --node-id)'),
+    clusterLayout: z.boolean().default(false).describe('write the share of broker --node-id of a cluster (--cluster-id default: the backup\'s, which brokers with the same peers derive)'),
     restorePoint: z.string().min(1).optional().describe('cluster layout: the restore point key (default: the newest); the same on every broker'),
   }),
   async run(args, io) {
@@ -108,7 +108,6 @@ export const restoreCommand = defineCommand({
     const topics = parseTopicList(args.topics);
     await refuseIfBrokerRunning(args.dataDir, '--data-dir');
     if (args.clusterLayout) {
-      if (args.clusterId === undefined) throw new LanceError('USAGE', '--cluster-layout needs --cluster-id (the id the brokers run with: their clusterId setting)', { flag: '--cluster-id' });
       if (atMs !== undefined || topics) throw new LanceError('USAGE', '--cluster-layout restores a whole restore point: --time and --topics do not apply (choose one with --restore-point)', { flag: atMs !== undefined ? '--time' : '--topics' });
     } else if (args.restorePoint !== undefined) {
       throw new LanceError('USAGE', '--restore-point applies to --cluster-layout only (a standalone restore chooses with --time)', { flag: '--restore-point' });
@@ -125,7 +124,8 @@ export const restoreCommand = defineCommand({
     try {
       if (args.clusterLayout) {
         const report = await restoreClusterNode({
-          store, dataDir: args.dataDir, clusterId: args.clusterId!, nodeId: args.nodeId, concurrency: args.concurrency, progress,
+          store, dataDir: args.dataDir, nodeId: args.nodeId, concurrency: args.concurrency, progress,
+          ...(args.clusterId !== undefined ? { clusterId: args.clusterId } : {}),
           ...(args.restorePoint !== undefined ? { restorePointKey: args.restorePoint } : {}),
         });
         io.emit(report, () => humanClusterReport(report));
