@@ -6,6 +6,7 @@
  */
 import type { Logger } from '../../../broker/src/common/log.ts';
 import { silentLogger } from '../../../broker/src/common/log.ts';
+import { LanceError } from '../../../broker/src/common/errors.ts';
 import { safeParseLanceCluster, type LanceCluster, type LanceClusterStatus, readyText } from '../api/lancecluster.ts';
 import { bootstrapVoters, configMap } from '../resources/configmap.ts';
 import { desiredResources } from '../resources/desired.ts';
@@ -345,7 +346,7 @@ export class LanceClusterReconciler {
           } catch (e) {
             // The broker refuses a removal that would break a group's majority (or a membership change in flight):
             // a condition + Event, and the next reconcile retries.
-            if (!(e instanceof Error && 'code' in e && (e as { code: string }).code === 'CONFLICT')) throw e;
+            if (!(e instanceof LanceError && e.code === 'CONFLICT')) throw e;
             cond('Progressing', 'False', 'ReplaceRefused', `replacing ${r.pod}: ${e.message}`);
             await event('Warning', 'ReplaceRefused', `replacing ${r.pod}: members ${step.type} ${step.nodeId} refused: ${e.message}; retrying`);
           }
