@@ -129,9 +129,13 @@ describe('segment transfer catch-up (real processes)', () => {
     await c.kill(victim);
     await produce(40); // more data while it is down
     await c.wipe(victim);
+    const skip = (await readFile(c.node(victim).logFile, 'utf8').catch(() => '')).split('\n').length;
     await c.startNode(victim);
     const want = await waitUntil('leader log end', async () => (await groupOn(c.node((await leaderOf()) ?? leader)))?.lastIndex);
     await waitUntil(`node ${victim} refilled to index ${want}`, async () => ((await groupOn(c.node(victim)))?.lastIndex ?? 0) >= want, 120_000);
+    // the view's last index jumps to the snapshot point (and on with queued appends) before the segments arrive:
+    // wait for the install itself to complete before counting what went over the wire
+    await waitUntil(`node ${victim} completed its segment install`, async () => (await readFile(c.node(victim).logFile, 'utf8')).split('\n').slice(skip).some((l) => l.includes('segment install complete')), 120_000);
     const after = await servedBy(others);
     const got = await transfers(c.node(victim), 'in');
     // segments, not only entries: whole sealed files went over the wire
