@@ -8,7 +8,7 @@ import { decodeMessage, encodeMessage } from '../kafka/protocol/schema.ts';
 import { Reader, Writer } from '../kafka/protocol/wire.ts';
 import type { FindCoordinatorResponse } from '../kafka/protocol/messages.ts';
 import { groupErrorResponse, NOT_COORDINATOR } from '../groups/responses.ts';
-import { ClusterGroups, PRODUCER_ID_BLOCK, type GroupsClusterHost } from './cluster-groups.ts';
+import { ClusterGroups, PRODUCER_ID_BLOCK, ReadBarrier, type GroupsClusterHost } from './cluster-groups.ts';
 import { applyCommand, decodeCommand, emptyMetadata, encodeCommand, restoreMetadata, snapshotMetadata, type MetaCommand } from './metadata.ts';
 
 /** The metadata state machine of one node with the controller role set by the test; proposals apply at once. */
@@ -127,6 +127,52 @@ describe('ClusterGroups (coordinator on the controller, replicated through metad
     // the optimistic 11 is gone: the rebuilt coordinator has what was committed
     expect((await fetched(groups)).topics[0]!.partitions[0]!.committedOffset).toBe(10);
     await groups.close();
+  });
+
+  it('a read (OffsetFetch) is answered only after a barrier committed in its term; a deposed controller that does not know it answers NOT_COORDINATOR, never stale offsets', async () => {
+    const { host, groups } = setup();
+    host.ctl = 1;
+    host.readyTerm = 3;
+    host.change();
+    await until(() => groups.coordinator !== null);
+    expect((await commit(groups, 7)).topics[0]!.partitions[0]!.errorCode).toBe(0);
+    const before = host.lastIndex;
+    expect((await fetched(groups)).topics[0]!.partitions[0]).toMatchObject({ committedOffset: 7, errorCode: 0 });
+    // the barrier is an empty groups entry in the metadata log
+    expect(host.lastIndex).toBe(before + 1);
+    // another controller took over but this node has not heard of it: its barrier cannot commit
+    host.failProposals = 1;
+    const r = await fetched(groups);
+    expect(r.topics[0]!.partitions[0]!.errorCode).toBe(NOT_COORDINATOR);
+    expect(r.topics[0]!.partitions[0]!.committedOffset).toBe(-1);
+    await groups.close();
+  });
+
+  it('ReadBarrier: reads share barriers, but never one proposed before they arrived', async () => {
+    const proposals: Array<() => void> = [];
+    let term: number | null = 4;
+    const barrier = new ReadBarrier({
+      controllerReadyTerm: () => term,
+      proposeMetadata: () => new Promise((resolve) => proposals.push(() => resolve({ ok: true }))),
+    });
+    const done: string[] = [];
+    const a = barrier.confirm(4).then(() => done.push('a'));
+    expect(proposals.length).toBe(1);
+    // b and c arrive while a's barrier is in flight: they wait for the next one, proposed after a's commits
+    const b = barrier.confirm(4).then(() => done.push('b'));
+    const c = barrier.confirm(4).then(() => done.push('c'));
+    expect(proposals.length).toBe(1);
+    proposals[0]!();
+    await a;
+    await until(() => proposals.length === 2);
+    expect(done).toEqual(['a']);
+    proposals[1]!();
+    await Promise.all([b, c]);
+    expect(done).toEqual(['a', 'b', 'c']);
+    // no longer the controller of that term: refused without a proposal
+    term = 5;
+    await expect(barrier.confirm(4)).rejects.toThrow(/term 4/);
+    expect(proposals.length).toBe(2);
   });
 
   it('producer ids come from disjoint blocks reserved in the metadata log, on any node', async () => {

@@ -130,6 +130,49 @@ export function producerIdBlockServer(host: GroupsClusterHost): (body: unknown) 
   };
 }
 
+/**
+ * Group requests that only read the coordinator's state. Their answers wait for a read barrier: Kafka's contract is
+ * that once OffsetCommit answered NONE, every later OffsetFetch from any coordinator returns that offset or a newer
+ * one — a controller that was deposed without knowing it yet (a long pause, cut off from the others) still runs its
+ * coordinator and would answer from state that lacks commits the new controller acknowledged.
+ */
+const READ_ONLY_APIS: ReadonlySet<number> = new Set([GroupApiKey.OffsetFetch, GroupApiKey.DescribeGroups, GroupApiKey.ListGroups]);
+
+/**
+ * Raft read barrier by log: an empty `{op: 'groups', cmds: []}` entry proposed in the coordinator's term AFTER the
+ * reads it covers; once it commits in that term, no other controller could have committed anything before those
+ * reads (a majority accepted our term after them). Reads share barriers: one in flight, and one queued for every read
+ * that arrived after the in-flight one was proposed (so a read never relies on a barrier proposed before it).
+ */
+export class ReadBarrier {
+  private inflight: { term: number; done: Promise<void> } | null = null;
+  private queued: { term: number; done: Promise<void> } | null = null;
+  constructor(private readonly host: Pick<GroupsClusterHost, 'proposeMetadata' | 'controllerReadyTerm'>) {}
+
+  /** resolves when a barrier proposed now (or later) committed in `term`; rejects if this node is not its controller */
+  confirm(term: number): Promise<void> {
+    if (this.inflight === null) {
+      const done = this.propose(term).finally(() => {
+        if (this.inflight?.done === done) this.inflight = null;
+      });
+      this.inflight = { term, done };
+      return done;
+    }
+    if (this.queued !== null && this.queued.term === term) return this.queued.done;
+    const after = this.inflight.done.catch(() => undefined);
+    const queued = { term, done: after.then(() => { if (this.queued === queued) this.queued = null; return this.confirm(term); }) };
+    this.queued = queued;
+    return queued.done;
+  }
+
+  private async propose(term: number): Promise<void> {
+    if (this.host.controllerReadyTerm() !== term) throw new LanceError('NOT_LEADER', `the controller of term ${term} is gone`);
+    // proposeMetadata rejects when the entry at that index ends up from another term (a new controller)
+    const r = await this.host.proposeMetadata({ op: 'groups', cmds: [] });
+    if (!r.ok || this.host.controllerReadyTerm() !== term) throw new LanceError('NOT_LEADER', `read barrier of term ${term} not confirmed`);
+  }
+}
+
 export interface ClusterGroupsOptions {
   host: GroupsClusterHost;
   logger: Logger;
@@ -151,17 +194,19 @@ export class ClusterGroups implements KafkaGroupApi {
   private stopping: Promise<void> = Promise.resolve();
   private closed = false;
   private readonly unsubscribe: () => void;
+  private readonly readBarrier: ReadBarrier;
 
   constructor(private readonly opts: ClusterGroupsOptions) {
     this.host = opts.host;
+    this.readBarrier = new ReadBarrier(this.host);
     this.logger = opts.logger;
     this.metrics = registerGroupMetrics(opts.registry);
     this.producerIds = new MetadataProducerIdAllocator(this.host);
     this.host.registerControllerOp('producerIds.block', producerIdBlockServer(this.host));
-    this.host.registerControllerOp('groups.list', () => this.onControllerService().then((s) => this.adminOf(s).list()));
+    this.host.registerControllerOp('groups.list', () => this.confirmedRead((s) => this.adminOf(s).list()));
     this.host.registerControllerOp('groups.describe', (body) => {
       const group = z.object({ group: z.string().min(1) }).parse(body).group;
-      return this.onControllerService().then((s) => this.adminOf(s).describe(group));
+      return this.confirmedRead((s) => this.adminOf(s).describe(group));
     });
     this.host.registerControllerOp('groups.resetOffsets', (body) => {
       const b = z.object({ group: z.string().min(1), req: ResetOffsetsRequestSchema }).parse(body);
@@ -241,8 +286,17 @@ export class ClusterGroups implements KafkaGroupApi {
       return findCoordinatorResponse(req as FindCoordinatorRequest, version, id >= 0 ? this.host.kafkaEndpointOf(id) : null);
     }
     if (apiKey === GroupApiKey.InitProducerId) return initProducerIdResponse(req as InitProducerIdRequest, this.producerIds);
-    const svc = this.service?.svc;
-    if (svc) return svc.handle(apiKey, version, req, ctx);
+    const running = this.service;
+    if (running) {
+      if (!READ_ONLY_APIS.has(apiKey)) return running.svc.handle(apiKey, version, req, ctx);
+      // a read answered from this node's state is only as fresh as its leadership: confirm it AFTER the answer was
+      // computed (a controller deposed without knowing it — paused, cut off — would otherwise serve stale offsets)
+      return Promise.resolve(running.svc.handle(apiKey, version, req, ctx)).then((body) =>
+        this.readBarrier.confirm(running.term).then(
+          () => body,
+          () => groupErrorResponse(apiKey, version, req, NOT_COORDINATOR),
+        ));
+    }
     if (apiKey === GroupApiKey.ListGroups) return { throttleTimeMs: 0, errorCode: 0, groups: [] };
     const loading = this.host.controllerId() === this.host.nodeId;
     return groupErrorResponse(apiKey, version, req, loading ? COORDINATOR_LOAD_IN_PROGRESS : NOT_COORDINATOR);
@@ -256,6 +310,16 @@ export class ClusterGroups implements KafkaGroupApi {
       highWatermarkOf: (t, p) => this.host.highWatermarkOf(t, p),
       listOffsets: (t, p, ts) => this.host.listOffsets(t, p, ts),
     });
+  }
+
+  /** an admin read on the coordinator, answered once a barrier proposed after it committed (see READ_ONLY_APIS) */
+  private async confirmedRead<T>(read: (svc: GroupService) => Promise<T> | T): Promise<T> {
+    const svc = await this.onControllerService();
+    const term = this.service?.svc === svc ? this.service.term : null;
+    const out = await read(svc);
+    if (term === null) throw new LanceError('NOT_LEADER', `node ${this.host.nodeId} is no longer the controller; retry`, { leader: this.host.controllerId() });
+    await this.readBarrier.confirm(term);
+    return out;
   }
 
   /** the controller's running coordinator (waits briefly while it loads) */
