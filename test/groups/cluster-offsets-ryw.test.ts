@@ -8,6 +8,9 @@
  * 2. Wire level (exact requests): FindCoordinator asked of a random node, OffsetCommit (generation -1, several
  *    topics and partitions in one request), then FindCoordinator of another random node and OffsetFetch — while the
  *    controller (the coordinator) is moved with `transfer-leader` and SIGKILLed.
+ * 3. The controller SIGSTOPped and cut off (raft proxies) while the two others elect a new one that acknowledges a
+ *    commit; an OffsetFetch written to the old one's socket meanwhile is the first thing it reads on SIGCONT. Without
+ *    the read barrier (broker/src/cluster/cluster-groups.ts) it answered the offsets from before the commit.
  */
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -144,7 +147,7 @@ function valuesFor(round: number): Offsets {
 }
 
 describe('committed offsets read back after OffsetCommit answered NONE (3 nodes, any coordinator)', () => {
-  it('kafkajs setOffsets → fetchOffsets, then wire commit → fetch across transfer-leader and SIGKILL of the controller', async () => {
+  it('kafkajs setOffsets → fetchOffsets; wire commit → fetch across transfer-leader, SIGKILL, and a frozen (SIGSTOP) cut-off controller', async () => {
     cluster = await TestCluster.start(3, { raftProxies: true });
     const c = cluster;
     await controllerOf(c);
