@@ -66,7 +66,7 @@ describe('charts/lance-operator with real helm', () => {
     expect(c.volumeMounts).toContainEqual({ name: 'tmp', mountPath: '/tmp' });
     expect(c.env.map((e) => e.name)).toEqual(expect.arrayContaining(['POD_NAME', 'POD_NAMESPACE']));
     // The operator's own parser accepts what the chart passes.
-    expect(parseOperatorArgs(c.args)).toMatchObject({ namespaces: [], healthPort: 8081, metricsPort: 8080, leaderElect: true, leaseName: 'lance-operator', brokerBindAddress: 'any' });
+    expect(parseOperatorArgs(c.args)).toMatchObject({ namespaces: [], healthPort: 8081, metricsPort: 8080, leaderElect: true, leaseName: 'lance-operator', brokerBindAddress: 'any', nodeLostGraceSeconds: 300 });
     expect(one<K8sDoc & { spec: { ports: { port: number; targetPort: string }[] } }>(docs, 'Service').spec.ports).toEqual([{ name: 'metrics', port: 8080, targetPort: 'metrics', protocol: 'TCP' }]);
   });
 
