@@ -4,36 +4,19 @@
  * and every removed entry must be in the log or in quarantine/ — never in neither — and, once the leader's
  * operation is redone, exactly once in quarantine/.
  */
-import { readdir, readFile, rm, mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { RaftEntry } from '../raft/types.ts';
-import { encodeRecordBatch } from '../server/records.ts';
 import { EntryType } from '../storage/types.ts';
+import { CONFIG, dataEntry, useTempLogs } from './partition-log.testkit.ts';
 import { PartitionRaftLog, pendingQuarantineAction, QUARANTINE_PENDING_PREFIX, readQuarantine, type RemovalStep } from './partition-raft-log.ts';
 import type { ChunkRequest } from './segment-transfer.ts';
 
 const silent = pino({ level: 'silent' });
-const dirs: string[] = [];
-const open: PartitionRaftLog[] = [];
-afterEach(async () => {
-  for (const l of open.splice(0)) await l.close().catch(() => undefined);
-  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
-});
-
-async function tmp(): Promise<string> {
-  const d = await mkdtemp(path.join(tmpdir(), 'qcrash-'));
-  dirs.push(d);
-  return d;
-}
-
-const CONFIG = Buffer.from('{"voters":[1,2,3],"learners":[]}');
-function data(index: number, term: number): RaftEntry {
-  const recs = Array.from({ length: 3 }, (_, i) => ({ key: null, value: Buffer.from(`record ${index}.${i} term ${term} ${'x'.repeat(100)}`), headers: [], timestamp: 1000 + index }));
-  return { index, term, type: EntryType.DATA, data: encodeRecordBatch(recs).bytes };
-}
+const { tmp, track } = useTempLogs('qcrash-');
+const data = dataEntry;
 
 class Crash extends Error {}
 
@@ -50,7 +33,7 @@ async function openLog(dataDir: string, id: number, fetch: (src: number, req: Ch
       }
     },
   });
-  open.push(log);
+  track(log);
   return log;
 }
 
@@ -198,7 +181,7 @@ describe('quarantine is crash-safe', () => {
         }
       },
     });
-    open.push(log);
+    track(log);
     follower = log;
     await fill(follower, 1, 40, 1, 40);
     follower.append(DIVERGENT.map((i) => data(i, 2)));
